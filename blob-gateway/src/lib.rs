@@ -1,0 +1,21 @@
+//! cargohold's object-storage boundary. Every byte that touches storage goes through here.
+//!
+//! - [`ObjectStore`]: the one store trait, S3-shaped (conditional puts, multipart, ranges,
+//!   presigned URLs); its module doc states the contract each backend keeps.
+//! - [`FsStore`]: the filesystem backend, the embedded default.
+//! - [`Uploads`]: OCI upload sessions kept in the store, so any process can continue them.
+//! - [`DigestWriter`]: SHA-256/512 computed while bytes stream, never by a second read.
+#![forbid(unsafe_code)]
+
+mod digest;
+mod fs;
+mod store;
+mod uploads;
+
+pub use digest::{DigestWriter, HashState};
+pub use fs::FsStore;
+pub use store::{
+    ByteRange, ByteStream, CompletedPart, ETag, ListPage, MultipartId, ObjectBody, ObjectInfo,
+    ObjectStore, PutCondition, PutMeta, StoreError, get_bytes, put_bytes,
+};
+pub use uploads::{StoredBlob, UploadError, UploadState, Uploads};

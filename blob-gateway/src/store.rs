@@ -1,0 +1,276 @@
+//! The object-store contract every backend implements, shaped after S3 so that the
+//! filesystem and S3 backends are interchangeable behind `Arc<dyn ObjectStore>`.
+//!
+//! Contract, per method (the shared test suite in `tests/store_suite.rs` checks each):
+//! - `head`/`get`: `NotFound` when the key does not exist. `get` with a range returns exactly
+//!   those bytes; a range starting at or past the end is `InvalidRange`.
+//! - `put`: atomic: readers see the old object or the whole new one, never a part, even
+//!   when the writer crashes. `PutCondition::IfNoneMatch` fails with `PreconditionFailed` if
+//!   the key exists; `IfMatch(etag)` fails unless the current ETag equals `etag`. Conditions
+//!   hold against concurrent writers in other tasks and other processes.
+//! - `delete`: idempotent; deleting a missing key is `Ok`.
+//! - `list`: keys under a prefix in lexical order, at most `limit`, strictly after `after`.
+//! - `copy`: server-side; the destination appears atomically, under the same conditions as
+//!   `put`. The source is unchanged.
+//! - multipart: parts are numbered from 1; `complete` assembles the given parts in order
+//!   and publishes the object atomically; `abort` is idempotent.
+
+use std::fmt;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::Stream;
+use index_format::{KeyPrefix, StorageKey};
+
+/// A stream of body bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// An entity tag: opaque, compared for equality only. Stored without quotes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(pub String);
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the store knows about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub etag: ETag,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub last_modified: Option<SystemTime>,
+}
+
+/// An object's bytes, streamed, with what is known about it.
+pub struct ObjectBody {
+    pub info: ObjectInfo,
+    /// The byte range returned, inclusive; `None` for the whole object.
+    pub range: Option<(u64, u64)>,
+    pub stream: ByteStream,
+}
+
+/// A byte range request: `start..=end`, or `start..` when `end` is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+/// A precondition on a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCondition {
+    /// Write unconditionally.
+    None,
+    /// Create only: fail if the key exists (`If-None-Match: *`).
+    IfNoneMatch,
+    /// Replace only if the current object has this ETag (`If-Match`).
+    IfMatch(ETag),
+}
+
+/// Metadata stored with an object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PutMeta {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+}
+
+impl PutMeta {
+    /// The content type and cache-control the layout assigns to `key`; `content_type`
+    /// supplies what the layout leaves to the writer (a manifest's media type).
+    pub fn for_key(key: &StorageKey, content_type: Option<&str>) -> Self {
+        Self {
+            content_type: content_type.or(key.content_type()).map(str::to_owned),
+            cache_control: Some(key.cache_control().to_owned()),
+        }
+    }
+}
+
+/// A multipart upload in progress, as the backend names it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MultipartId(pub String);
+
+/// A finished part: its number and the ETag the backend gave it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CompletedPart {
+    pub number: u32,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPage {
+    /// Keys relative to the store root, in lexical order.
+    pub keys: Vec<String>,
+    /// Set when more keys follow; pass the last key as `after` to continue.
+    pub truncated: bool,
+}
+
+/// A store failure. Every variant names the key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{key}: not found")]
+    NotFound { key: String },
+    #[error("{key}: precondition failed (the object changed or already exists)")]
+    PreconditionFailed { key: String },
+    #[error("{key}: range {start}- is not satisfiable for size {size}")]
+    InvalidRange { key: String, start: u64, size: u64 },
+    #[error("{key}: multipart upload {upload} is unknown")]
+    NoSuchUpload { key: String, upload: String },
+    #[error("{key}: {message}")]
+    InvalidPart { key: String, message: String },
+    #[error("{key}: I/O error")]
+    Io {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key}: storage backend unavailable")]
+    Unavailable {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+
+    pub fn is_precondition_failed(&self) -> bool {
+        matches!(self, Self::PreconditionFailed { .. })
+    }
+}
+
+/// The object store. See the module doc for the contract of each method.
+#[async_trait::async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// A short name for logs: `filesystem` or `s3`.
+    fn backend(&self) -> &'static str;
+
+    async fn head(&self, key: &StorageKey) -> Result<ObjectInfo, StoreError>;
+
+    async fn get(
+        &self,
+        key: &StorageKey,
+        range: Option<ByteRange>,
+    ) -> Result<ObjectBody, StoreError>;
+
+    async fn put(
+        &self,
+        key: &StorageKey,
+        body: ByteStream,
+        meta: PutMeta,
+        condition: PutCondition,
+    ) -> Result<ObjectInfo, StoreError>;
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError>;
+
+    async fn list(
+        &self,
+        prefix: &KeyPrefix,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StoreError>;
+
+    async fn copy(
+        &self,
+        from: &StorageKey,
+        to: &StorageKey,
+        meta: PutMeta,
+        condition: PutCondition,
+    ) -> Result<ObjectInfo, StoreError>;
+
+    async fn create_multipart(
+        &self,
+        key: &StorageKey,
+        meta: PutMeta,
+    ) -> Result<MultipartId, StoreError>;
+
+    /// Uploads part `number` (from 1). `size`, when given, is the exact byte count of
+    /// `body`; backends that need it up front (S3) are only called with it.
+    async fn upload_part(
+        &self,
+        key: &StorageKey,
+        upload: &MultipartId,
+        number: u32,
+        body: ByteStream,
+        size: Option<u64>,
+    ) -> Result<CompletedPart, StoreError>;
+
+    /// The exact size every non-final part must have (S3 and R2 need equal parts of at
+    /// least 5 MiB), or `None` when parts may be any size.
+    fn part_size(&self) -> Option<u64> {
+        None
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &StorageKey,
+        upload: &MultipartId,
+        parts: &[CompletedPart],
+    ) -> Result<ObjectInfo, StoreError>;
+
+    async fn abort_multipart(
+        &self,
+        key: &StorageKey,
+        upload: &MultipartId,
+    ) -> Result<(), StoreError>;
+
+    /// A URL a client can GET the object from directly, valid for `expires`; `None` when
+    /// the backend cannot presign (the filesystem), and the API streams instead.
+    async fn presign_get(
+        &self,
+        key: &StorageKey,
+        expires: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = (key, expires);
+        Ok(None)
+    }
+}
+
+/// Reads a whole (small) object into memory, refusing anything over `max` bytes.
+pub async fn get_bytes(
+    store: &dyn ObjectStore,
+    key: &StorageKey,
+    max: u64,
+) -> Result<(Bytes, ObjectInfo), StoreError> {
+    use futures::TryStreamExt;
+    let body = store.get(key, None).await?;
+    if body.info.size > max {
+        return Err(StoreError::InvalidPart {
+            key: key.key(),
+            message: format!(
+                "object of {} bytes exceeds the {max}-byte limit",
+                body.info.size
+            ),
+        });
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(body.info.size).unwrap_or(0));
+    let mut stream = body.stream;
+    while let Some(chunk) = stream.try_next().await.map_err(|source| StoreError::Io {
+        key: key.key(),
+        source,
+    })? {
+        buf.extend_from_slice(&chunk);
+    }
+    Ok((Bytes::from(buf), body.info))
+}
+
+/// Writes small in-memory bytes.
+pub async fn put_bytes(
+    store: &dyn ObjectStore,
+    key: &StorageKey,
+    bytes: Bytes,
+    meta: PutMeta,
+    condition: PutCondition,
+) -> Result<ObjectInfo, StoreError> {
+    let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok(bytes) }));
+    store.put(key, stream, meta, condition).await
+}

@@ -1,0 +1,348 @@
+//! Where every object lives in the bucket (or under `--root` on the filesystem).
+//!
+//! ```text
+//! <bucket>/[<prefix>/]
+//! ├── config.json                          root config: format version, base URLs
+//! ├── blobs/
+//! │   └── <alg>/<hex>                      blob bytes, stored once per digest
+//! ├── index/
+//! │   ├── _catalog                         {"repositories": [...]}
+//! │   └── <name>/                          the repository name, '/' and all
+//! │       ├── _manifests/<tag>             the manifest bytes the tag points to
+//! │       ├── _manifests/<alg>:<hex>       a manifest by digest
+//! │       ├── _tags/list                   {"name": ..., "tags": [...]}
+//! │       ├── _referrers/<alg>:<hex>       image index of the manifests whose subject is <digest>
+//! │       └── _blobs/<alg>:<hex>           blob link: this repository may serve that blob
+//! └── uploads/<uuid>/
+//!     ├── state.json                       upload session: repository, parts, hash state
+//!     └── data                             the object being assembled
+//! ```
+//!
+//! Repository components start with `[a-z0-9]`, so the `_`-prefixed folders can never clash
+//! with a nested repository (`a/_tags` is not a valid name). Digests keep their colon so a
+//! static host maps `/v2/<name>/manifests/<ref>` to `index/<name>/_manifests/<ref>` by a
+//! single rewrite. Every index file is exactly the body of the API response it stands for.
+
+use std::fmt;
+
+use crate::names::{Digest, Reference, RepoName};
+
+/// Cache-control of content addressed by digest: it can never change.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Cache-control of mutable index files (tags, lists): caches must revalidate by ETag.
+pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
+/// Cache-control of objects that are never served to clients.
+pub const PRIVATE: &str = "private, no-store";
+
+/// One object in the store. Store methods take this type, never a string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StorageKey {
+    /// The root `config.json`.
+    Config,
+    /// A blob's bytes, shared by every repository.
+    Blob(Digest),
+    /// The repository catalog.
+    Catalog,
+    /// A manifest under a tag or a digest.
+    Manifest(RepoName, Reference),
+    /// The tag list of a repository.
+    TagList(RepoName),
+    /// The referrers index of a subject digest.
+    Referrers(RepoName, Digest),
+    /// Marks that a repository may serve a blob; holds a [`crate::documents::BlobLink`].
+    BlobLink(RepoName, Digest),
+    /// The state of an upload session.
+    UploadState(UploadId),
+    /// The bytes of an upload session.
+    UploadData(UploadId),
+}
+
+/// A prefix to list objects under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPrefix {
+    /// Every upload session.
+    Uploads,
+    /// Every index object of one repository (and of repositories nested below it).
+    Repository(RepoName),
+    /// Every blob.
+    Blobs,
+}
+
+impl StorageKey {
+    /// The object key, relative to the store's root or prefix.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Config => "config.json".to_owned(),
+            Self::Blob(d) => format!("blobs/{}/{}", d.algorithm().as_str(), d.hex()),
+            Self::Catalog => "index/_catalog".to_owned(),
+            Self::Manifest(n, r) => format!("index/{n}/_manifests/{}", r.as_str()),
+            Self::TagList(n) => format!("index/{n}/_tags/list"),
+            Self::Referrers(n, d) => format!("index/{n}/_referrers/{d}"),
+            Self::BlobLink(n, d) => format!("index/{n}/_blobs/{d}"),
+            Self::UploadState(u) => format!("uploads/{u}/state.json"),
+            Self::UploadData(u) => format!("uploads/{u}/data"),
+        }
+    }
+
+    /// The registry URL path a static host answers with this object, if it is served.
+    pub fn url_path(&self) -> Option<String> {
+        match self {
+            Self::Config => Some("/config.json".to_owned()),
+            Self::Blob(_) => Some(format!("/{}", self.key())),
+            Self::Catalog => Some("/v2/_catalog".to_owned()),
+            Self::Manifest(n, r) => Some(format!("/v2/{n}/manifests/{}", r.as_str())),
+            Self::TagList(n) => Some(format!("/v2/{n}/tags/list")),
+            Self::Referrers(n, d) => Some(format!("/v2/{n}/referrers/{d}")),
+            // A link is not served itself: it gates `/v2/<name>/blobs/<digest>`.
+            Self::BlobLink(..) | Self::UploadState(_) | Self::UploadData(_) => None,
+        }
+    }
+
+    /// The `Content-Type` stored with the object. Manifests carry their own media type,
+    /// which the writer supplies; `None` here means "given at write time".
+    pub fn content_type(&self) -> Option<&'static str> {
+        match self {
+            Self::Manifest(..) => None,
+            Self::Referrers(..) => Some("application/vnd.oci.image.index.v1+json"),
+            Self::Blob(_) | Self::UploadData(_) => Some("application/octet-stream"),
+            Self::Config
+            | Self::Catalog
+            | Self::TagList(_)
+            | Self::BlobLink(..)
+            | Self::UploadState(_) => Some("application/json"),
+        }
+    }
+
+    /// The `Cache-Control` stored with the object, and sent by any host serving it.
+    pub fn cache_control(&self) -> &'static str {
+        match self {
+            Self::Blob(_) | Self::Manifest(_, Reference::Digest(_)) => IMMUTABLE,
+            Self::Config
+            | Self::Catalog
+            | Self::Manifest(_, Reference::Tag(_))
+            | Self::TagList(_)
+            | Self::Referrers(..) => REVALIDATE,
+            Self::BlobLink(..) | Self::UploadState(_) | Self::UploadData(_) => PRIVATE,
+        }
+    }
+}
+
+impl fmt::Display for StorageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+impl KeyPrefix {
+    /// The key prefix, always ending in `/`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Uploads => "uploads/".to_owned(),
+            Self::Repository(n) => format!("index/{n}/"),
+            Self::Blobs => "blobs/".to_owned(),
+        }
+    }
+}
+
+/// The id of an upload session: a lowercase hyphenated UUID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UploadId(String);
+
+impl UploadId {
+    /// Checks the 8-4-4-4-12 lowercase-hex shape, so an id from a URL can never name
+    /// anything but an upload folder.
+    pub fn new(s: &str) -> Option<Self> {
+        let groups: Vec<&str> = s.split('-').collect();
+        let lens = [8, 4, 4, 4, 12];
+        let ok = groups.len() == lens.len()
+            && groups.iter().zip(lens).all(|(g, n)| {
+                g.len() == n
+                    && g.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            });
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StorageKey {
+    /// Parses an object key back into a `StorageKey` (for listing, GC and rebuilds).
+    pub fn parse(key: &str) -> Option<Self> {
+        if key == "config.json" {
+            return Some(Self::Config);
+        }
+        if key == "index/_catalog" {
+            return Some(Self::Catalog);
+        }
+        if let Some(rest) = key.strip_prefix("blobs/") {
+            let (alg, hex) = rest.split_once('/')?;
+            return Digest::new(&format!("{alg}:{hex}")).ok().map(Self::Blob);
+        }
+        if let Some(rest) = key.strip_prefix("uploads/") {
+            let (id, file) = rest.split_once('/')?;
+            let id = UploadId::new(id)?;
+            return match file {
+                "state.json" => Some(Self::UploadState(id)),
+                "data" => Some(Self::UploadData(id)),
+                _ => None,
+            };
+        }
+        let rest = key.strip_prefix("index/")?;
+        // Names never contain '/_', so the first one splits name from the index folder.
+        let (name, tail) = rest.split_once("/_")?;
+        let name = RepoName::new(name).ok()?;
+        let (folder, leaf) = tail.split_once('/')?;
+        match folder {
+            "manifests" => Reference::new(leaf).ok().map(|r| Self::Manifest(name, r)),
+            "tags" if leaf == "list" => Some(Self::TagList(name)),
+            "referrers" => Digest::new(leaf).ok().map(|d| Self::Referrers(name, d)),
+            "blobs" => Digest::new(leaf).ok().map(|d| Self::BlobLink(name, d)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::Tag;
+
+    /// key, object key, URL path, content type, cache-control.
+    type Row = (StorageKey, String, Option<String>, Option<&'static str>, &'static str);
+
+    fn hex() -> String {
+        "0123456789abcdef".repeat(4)
+    }
+
+    /// Pins every key, URL path, content type and cache-control string.
+    #[test]
+    fn every_key_and_path() {
+        let n = RepoName::new("library/alpine").expect("name");
+        let d = Digest::new(&format!("sha256:{}", hex())).expect("digest");
+        let u = UploadId::new("0f0e0d0c-0b0a-4908-8706-050403020100").expect("id");
+        let tag = Reference::Tag(Tag::new("v1").expect("tag"));
+        let h = hex();
+        let table: Vec<Row> = vec![
+            (
+                StorageKey::Config,
+                "config.json".into(),
+                Some("/config.json".into()),
+                Some("application/json"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::Blob(d.clone()),
+                format!("blobs/sha256/{h}"),
+                Some(format!("/blobs/sha256/{h}")),
+                Some("application/octet-stream"),
+                IMMUTABLE,
+            ),
+            (
+                StorageKey::Catalog,
+                "index/_catalog".into(),
+                Some("/v2/_catalog".into()),
+                Some("application/json"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::Manifest(n.clone(), tag),
+                "index/library/alpine/_manifests/v1".into(),
+                Some("/v2/library/alpine/manifests/v1".into()),
+                None,
+                REVALIDATE,
+            ),
+            (
+                StorageKey::Manifest(n.clone(), Reference::Digest(d.clone())),
+                format!("index/library/alpine/_manifests/sha256:{h}"),
+                Some(format!("/v2/library/alpine/manifests/sha256:{h}")),
+                None,
+                IMMUTABLE,
+            ),
+            (
+                StorageKey::TagList(n.clone()),
+                "index/library/alpine/_tags/list".into(),
+                Some("/v2/library/alpine/tags/list".into()),
+                Some("application/json"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::Referrers(n.clone(), d.clone()),
+                format!("index/library/alpine/_referrers/sha256:{h}"),
+                Some(format!("/v2/library/alpine/referrers/sha256:{h}")),
+                Some("application/vnd.oci.image.index.v1+json"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::BlobLink(n.clone(), d.clone()),
+                format!("index/library/alpine/_blobs/sha256:{h}"),
+                None,
+                Some("application/json"),
+                PRIVATE,
+            ),
+            (
+                StorageKey::UploadState(u.clone()),
+                "uploads/0f0e0d0c-0b0a-4908-8706-050403020100/state.json".into(),
+                None,
+                Some("application/json"),
+                PRIVATE,
+            ),
+            (
+                StorageKey::UploadData(u),
+                "uploads/0f0e0d0c-0b0a-4908-8706-050403020100/data".into(),
+                None,
+                Some("application/octet-stream"),
+                PRIVATE,
+            ),
+        ];
+        for (key, k, url, ct, cc) in table {
+            assert_eq!(key.key(), k);
+            assert_eq!(key.url_path(), url, "{k}");
+            assert_eq!(key.content_type(), ct, "{k}");
+            assert_eq!(key.cache_control(), cc, "{k}");
+            assert_eq!(StorageKey::parse(&k), Some(key), "parse {k}");
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        let n = RepoName::new("a/b").expect("name");
+        assert_eq!(KeyPrefix::Repository(n).key(), "index/a/b/");
+        assert_eq!(KeyPrefix::Uploads.key(), "uploads/");
+        assert_eq!(KeyPrefix::Blobs.key(), "blobs/");
+    }
+
+    #[test]
+    fn upload_ids() {
+        assert!(UploadId::new("0f0e0d0c-0b0a-4908-8706-050403020100").is_some());
+        for bad in [
+            "",
+            "../etc",
+            "0F0E0D0C-0B0A-4908-8706-050403020100",
+            "0f0e0d0c0b0a490887060504030201000000",
+        ] {
+            assert!(UploadId::new(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_rejects_foreign_keys() {
+        for k in [
+            "index/a/_other/x",
+            "blobs/md5/abc",
+            "uploads/x/data",
+            "index/_x/_tags/list",
+            "random",
+        ] {
+            assert_eq!(StorageKey::parse(k), None, "{k}");
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Repository names, tags, digests and references, checked once in their constructors.
+//!
+//! Grammar (OCI distribution spec v1.1.1, "Pulling manifests"):
+//! - name: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`
+//! - tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`
+//! - digest: `algorithm ":" encoded`, of which we accept `sha256` (64 lowercase hex) and
+//!   `sha512` (128 lowercase hex).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Longest repository name we accept. The spec lets registries limit it; 255 matches
+/// CNCF distribution and keeps every derived object key well under S3's 1024-byte limit.
+pub const MAX_NAME_LEN: usize = 255;
+const MAX_TAG_LEN: usize = 128;
+
+/// Why a name, tag, digest or reference was rejected. Each variant carries the bad input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error(
+        "invalid repository name {0:?}: lowercase components of [a-z0-9] joined by '.', '_', '__' or '-', separated by '/', at most 255 characters"
+    )]
+    Name(String),
+    #[error("invalid tag {0:?}: [a-zA-Z0-9_] then up to 127 of [a-zA-Z0-9._-]")]
+    Tag(String),
+    #[error("invalid digest {0:?}: expected algorithm:hex, e.g. sha256:<64 hex digits>")]
+    Digest(String),
+    #[error("unsupported digest algorithm {0:?}: cargohold accepts sha256 and sha512")]
+    UnsupportedAlgorithm(String),
+}
+
+/// A repository name such as `library/alpine`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoName(String);
+
+impl RepoName {
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        if s.is_empty() || s.len() > MAX_NAME_LEN || !s.split('/').all(valid_component) {
+            return Err(NameError::Name(s.to_owned()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One path component: alphanumeric runs joined by exactly one separator (`.`, `_`, `__` or
+/// any number of `-`).
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return false;
+    };
+    if !alnum(first) || !alnum(last) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: '.', '_', '__', or '-'+; must be followed by an alphanumeric.
+        let start = i;
+        match b[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if b.get(i) == Some(&b'_') {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        if i == start || !b.get(i).is_some_and(|&x| alnum(x)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A tag such as `v1.2.3` or `latest`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tag(String);
+
+impl Tag {
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        let b = s.as_bytes();
+        let first_ok = b
+            .first()
+            .is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'_');
+        let rest_ok = b
+            .iter()
+            .skip(1)
+            .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'));
+        if !first_ok || !rest_ok || b.len() > MAX_TAG_LEN {
+            return Err(NameError::Tag(s.to_owned()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The digest algorithms cargohold verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DigestAlgorithm {
+    Sha256,
+    Sha512,
+}
+
+impl DigestAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    fn hex_len(self) -> usize {
+        match self {
+            Self::Sha256 => 64,
+            Self::Sha512 => 128,
+        }
+    }
+}
+
+/// A content digest, `sha256:<hex>` or `sha512:<hex>`, lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest {
+    algorithm: DigestAlgorithm,
+    /// The whole `algorithm:hex` string, kept so `as_str` borrows.
+    full: String,
+}
+
+impl Digest {
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        let Some((alg, hex)) = s.split_once(':') else {
+            return Err(NameError::Digest(s.to_owned()));
+        };
+        // The spec's algorithm grammar: [a-z0-9]+([+._-][a-z0-9]+)*
+        let alg_ok = !alg.is_empty()
+            && alg
+                .bytes()
+                .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || b"+._-".contains(&x));
+        let encoded_ok = !hex.is_empty()
+            && hex
+                .bytes()
+                .all(|x| x.is_ascii_alphanumeric() || b"=_-".contains(&x));
+        if !alg_ok || !encoded_ok {
+            return Err(NameError::Digest(s.to_owned()));
+        }
+        let algorithm = match alg {
+            "sha256" => DigestAlgorithm::Sha256,
+            "sha512" => DigestAlgorithm::Sha512,
+            other => return Err(NameError::UnsupportedAlgorithm(other.to_owned())),
+        };
+        let lower_hex = hex
+            .bytes()
+            .all(|x| x.is_ascii_digit() || (b'a'..=b'f').contains(&x));
+        if hex.len() != algorithm.hex_len() || !lower_hex {
+            return Err(NameError::Digest(s.to_owned()));
+        }
+        Ok(Self {
+            algorithm,
+            full: s.to_owned(),
+        })
+    }
+
+    /// Builds a digest from a hash the caller computed; `hex` must be the lowercase encoding.
+    pub fn from_hex(algorithm: DigestAlgorithm, hex: &str) -> Result<Self, NameError> {
+        Self::new(&format!("{}:{hex}", algorithm.as_str()))
+    }
+
+    pub fn algorithm(&self) -> DigestAlgorithm {
+        self.algorithm
+    }
+
+    /// The encoded part after the colon.
+    pub fn hex(&self) -> &str {
+        &self.full[self.algorithm.as_str().len() + 1..]
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+}
+
+/// What follows `/manifests/` in a URL: a tag or a digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Reference {
+    Tag(Tag),
+    Digest(Digest),
+}
+
+impl Reference {
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        // A colon can only appear in a digest, never in a tag.
+        if s.contains(':') {
+            Digest::new(s).map(Self::Digest)
+        } else {
+            Tag::new(s).map(Self::Tag)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Tag(t) => t.as_str(),
+            Self::Digest(d) => d.as_str(),
+        }
+    }
+}
+
+macro_rules! string_impls {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                Self::new(s)
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+string_impls!(RepoName, Tag, Digest, Reference);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_names() {
+        let ok = [
+            "a",
+            "library/alpine",
+            "a/b/c/d",
+            "foo.bar",
+            "foo_bar",
+            "foo__bar",
+            "foo---bar",
+            "0/1",
+        ];
+        for n in ok {
+            assert!(RepoName::new(n).is_ok(), "{n} should be valid");
+        }
+        let long = "a".repeat(256);
+        let bad = [
+            "",
+            "A",
+            "Foo/bar",
+            "foo/",
+            "/foo",
+            "foo//bar",
+            "..",
+            "a/../b",
+            "foo.",
+            "_foo",
+            "foo___bar",
+            "foo._bar",
+            "foo bar",
+            "foo:bar",
+            &long,
+        ];
+        for n in bad {
+            assert!(RepoName::new(n).is_err(), "{n:?} should be invalid");
+        }
+        assert!(RepoName::new(&"a".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn tags() {
+        for t in ["latest", "v1.0", "_x", "A-b_c.d", &"a".repeat(128)] {
+            assert!(Tag::new(t).is_ok(), "{t}");
+        }
+        for t in ["", ".x", "-x", "a:b", "a/b", &"a".repeat(129)] {
+            assert!(Tag::new(t).is_err(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn digests() {
+        let h = "a".repeat(64);
+        let d = Digest::new(&format!("sha256:{h}")).expect("valid");
+        assert_eq!(d.hex(), h);
+        assert_eq!(d.algorithm(), DigestAlgorithm::Sha256);
+        assert!(Digest::new(&format!("sha512:{}", "0".repeat(128))).is_ok());
+        assert_eq!(
+            Digest::new("md5:abc"),
+            Err(NameError::UnsupportedAlgorithm("md5".into()))
+        );
+        for bad in [
+            "sha256".to_owned(),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "a".repeat(63)),
+            format!("sha512:{h}"),
+            format!(":{h}"),
+            format!("sha256:{h}/x"),
+        ] {
+            assert!(Digest::new(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn references_split_on_colon() {
+        assert!(matches!(Reference::new("v1"), Ok(Reference::Tag(_))));
+        let d = format!("sha256:{}", "b".repeat(64));
+        assert!(matches!(Reference::new(&d), Ok(Reference::Digest(_))));
+        assert!(Reference::new("a:b").is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! The OCI error envelope: one closed [`OciCode`] enum and one [`ApiError`] that every
+//! handler returns. 5xx bodies never carry internal details; those go to the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use blob_gateway::{StoreError, UploadError};
+use index_format::NameError;
+use serde_json::json;
+
+/// The error codes of the distribution spec (code-1 .. code-14), plus the statuses we
+/// answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OciCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    TooManyRequests,
+}
+
+impl OciCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BlobUnknown => "BLOB_UNKNOWN",
+            Self::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            Self::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            Self::DigestInvalid => "DIGEST_INVALID",
+            Self::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            Self::ManifestInvalid => "MANIFEST_INVALID",
+            Self::ManifestUnknown => "MANIFEST_UNKNOWN",
+            Self::NameInvalid => "NAME_INVALID",
+            Self::NameUnknown => "NAME_UNKNOWN",
+            Self::SizeInvalid => "SIZE_INVALID",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Denied => "DENIED",
+            Self::Unsupported => "UNSUPPORTED",
+            Self::TooManyRequests => "TOOMANYREQUESTS",
+        }
+    }
+
+    /// The status a code is sent with unless the situation calls for another.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BlobUnknown
+            | Self::BlobUploadUnknown
+            | Self::ManifestUnknown
+            | Self::NameUnknown => StatusCode::NOT_FOUND,
+            Self::BlobUploadInvalid
+            | Self::DigestInvalid
+            | Self::ManifestBlobUnknown
+            | Self::ManifestInvalid
+            | Self::NameInvalid
+            | Self::SizeInvalid => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Denied => StatusCode::FORBIDDEN,
+            Self::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+}
+
+/// Every failure a handler can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A client error with its spec code, status and message.
+    #[error("{code:?}: {message}")]
+    Oci {
+        code: OciCode,
+        status: StatusCode,
+        message: String,
+        detail: Option<serde_json::Value>,
+    },
+    /// The chunk does not continue the upload: 416 with the current range.
+    #[error("chunk out of order: upload has {offset} bytes")]
+    RangeNotSatisfiable { offset: u64 },
+    /// Storage could not answer: 503, retry later.
+    #[error("storage unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Anything else: 500, details to the log only.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn new(code: OciCode, message: impl Into<String>) -> Self {
+        Self::Oci {
+            code,
+            status: code.status(),
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_status(code: OciCode, status: StatusCode, message: impl Into<String>) -> Self {
+        Self::Oci {
+            code,
+            status,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn detail(mut self, value: serde_json::Value) -> Self {
+        if let Self::Oci { detail, .. } = &mut self {
+            *detail = Some(value);
+        }
+        self
+    }
+
+    /// A store error where a missing object means `not_found`.
+    pub fn store(err: StoreError, not_found: OciCode) -> Self {
+        match err {
+            StoreError::NotFound { .. } => Self::new(not_found, not_found_message(not_found)),
+            StoreError::Unavailable { .. } => Self::Unavailable(err),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+fn not_found_message(code: OciCode) -> &'static str {
+    match code {
+        OciCode::BlobUnknown => "blob unknown to registry",
+        OciCode::ManifestUnknown => "manifest unknown to registry",
+        OciCode::NameUnknown => "repository name not known to registry",
+        OciCode::BlobUploadUnknown => "blob upload unknown to registry",
+        _ => "not found",
+    }
+}
+
+impl From<NameError> for ApiError {
+    fn from(e: NameError) -> Self {
+        let code = match e {
+            NameError::Name(_) => OciCode::NameInvalid,
+            NameError::Tag(_) => OciCode::ManifestInvalid,
+            NameError::Digest(_) | NameError::UnsupportedAlgorithm(_) => OciCode::DigestInvalid,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::Unknown(_) => Self::new(OciCode::BlobUploadUnknown, e.to_string()),
+            UploadError::OutOfOrder { expected, .. } => {
+                Self::RangeNotSatisfiable { offset: expected }
+            }
+            UploadError::DigestMismatch { .. } => Self::new(OciCode::DigestInvalid, e.to_string()),
+            UploadError::Conflict => Self::with_status(
+                OciCode::BlobUploadInvalid,
+                StatusCode::CONFLICT,
+                e.to_string(),
+            ),
+            UploadError::Store(s) => match s {
+                StoreError::InvalidPart { .. } => {
+                    Self::new(OciCode::BlobUploadInvalid, s.to_string())
+                }
+                other => Self::store(other, OciCode::BlobUploadUnknown),
+            },
+        }
+    }
+}
+
+fn envelope(code: OciCode, message: &str, detail: Option<serde_json::Value>) -> String {
+    let mut err = json!({ "code": code.as_str(), "message": message });
+    if let Some(d) = detail {
+        err["detail"] = d;
+    }
+    json!({ "errors": [err] }).to_string()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            Self::Oci {
+                code,
+                status,
+                message,
+                detail,
+            } => (*status, envelope(*code, message, detail.clone())),
+            Self::RangeNotSatisfiable { offset } => {
+                let mut r = (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    envelope(
+                        OciCode::BlobUploadInvalid,
+                        &self.to_string(),
+                        Some(json!({ "offset": offset })),
+                    ),
+                )
+                    .into_response();
+                let range = format!("0-{}", offset.saturating_sub(1));
+                if let Ok(v) = HeaderValue::from_str(&range) {
+                    r.headers_mut().insert(header::RANGE, v);
+                }
+                return r;
+            }
+            Self::Unavailable(source) => {
+                tracing::error!(error = %format!("{source:#}"), "storage unavailable");
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    envelope(
+                        OciCode::TooManyRequests,
+                        "storage temporarily unavailable",
+                        None,
+                    ),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
+            Self::Internal(source) => {
+                tracing::error!(error = %format!("{source:#}"), "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "errors": [{ "code": "UNKNOWN", "message": "internal server error" }] })
+                        .to_string(),
+                )
+            }
+        };
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+/// `Result` for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

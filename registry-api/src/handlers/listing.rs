@@ -1,0 +1,124 @@
+//! `GET` of `/v2/<name>/tags/list`, `/v2/_catalog` and `/v2/<name>/referrers/<digest>`.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use index_format::documents::{Catalog, TagList, to_bytes};
+use index_format::{Digest, ManifestMediaType, RepoName};
+
+use super::{OCI_FILTERS_APPLIED, Params, hv};
+use crate::error::{ApiError, ApiResult, OciCode};
+use crate::state::AppState;
+
+/// `n` as a count: absent means "all", anything but a non-negative integer is an error.
+fn page_size(params: &Params) -> ApiResult<Option<usize>> {
+    params
+        .n
+        .as_deref()
+        .map(|n| {
+            n.parse::<usize>().map_err(|_| {
+                ApiError::with_status(
+                    OciCode::Unsupported,
+                    StatusCode::BAD_REQUEST,
+                    format!("n={n:?} is not a count"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Takes the page after `last` of `n` items from a sorted list; `Some(last item)` when
+/// more follow, for the `Link` header.
+fn page<T: Clone + Ord>(items: &[T], last: Option<&T>, n: Option<usize>) -> (Vec<T>, Option<T>) {
+    let start = last.map_or(0, |l| items.partition_point(|x| x <= l));
+    let rest = &items[start..];
+    let take = n.unwrap_or(rest.len()).min(rest.len());
+    let page = rest[..take].to_vec();
+    let more = (take < rest.len() && take > 0).then(|| rest[take - 1].clone());
+    (page, more)
+}
+
+fn json_response(body: Vec<u8>, link: Option<String>) -> Response {
+    let mut r = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if let Some(link) = link {
+        r.headers_mut().insert(header::LINK, hv(link));
+    }
+    r
+}
+
+pub async fn tags(app: AppState, repo: RepoName, params: Params) -> ApiResult<Response> {
+    let n = page_size(&params)?;
+    let list = app.index.tag_list(&repo).await?.ok_or_else(|| {
+        ApiError::new(
+            OciCode::NameUnknown,
+            format!("repository {repo} not known to registry"),
+        )
+    })?;
+    let last = params
+        .last
+        .as_deref()
+        .map(index_format::Tag::new)
+        .transpose()?;
+    let (tags, more) = page(&list.tags, last.as_ref(), n);
+    let link = more.map(|t| {
+        format!(
+            "</v2/{repo}/tags/list?n={}&last={t}>; rel=\"next\"",
+            n.unwrap_or(0)
+        )
+    });
+    Ok(json_response(to_bytes(&TagList { name: repo, tags }), link))
+}
+
+pub async fn catalog(app: AppState, params: Params) -> ApiResult<Response> {
+    let n = page_size(&params)?;
+    let catalog = app.index.catalog().await?;
+    let last = params.last.as_deref().map(RepoName::new).transpose()?;
+    let (repositories, more) = page(&catalog.repositories, last.as_ref(), n);
+    let link = more.map(|r| format!("</v2/_catalog?n={}&last={r}>; rel=\"next\"", n.unwrap_or(0)));
+    Ok(json_response(to_bytes(&Catalog { repositories }), link))
+}
+
+pub async fn referrers(
+    app: AppState,
+    repo: RepoName,
+    subject: Digest,
+    params: Params,
+) -> ApiResult<Response> {
+    let index = app.index.referrers(&repo, &subject).await?;
+    let (index, filtered) = match params.artifact_type.as_deref() {
+        Some(t) if !t.is_empty() => (index.filtered(t), true),
+        _ => (index, false),
+    };
+    let mut r = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, ManifestMediaType::OciIndex.as_str())],
+        to_bytes(&index),
+    )
+        .into_response();
+    if filtered {
+        r.headers_mut()
+            .insert(OCI_FILTERS_APPLIED, hv("artifactType"));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging() {
+        let items = [1, 2, 3, 4, 5];
+        assert_eq!(page(&items, None, None), (vec![1, 2, 3, 4, 5], None));
+        assert_eq!(page(&items, None, Some(2)), (vec![1, 2], Some(2)));
+        assert_eq!(page(&items, Some(&2), Some(2)), (vec![3, 4], Some(4)));
+        assert_eq!(page(&items, Some(&4), Some(2)), (vec![5], None));
+        assert_eq!(page(&items, None, Some(0)), (vec![], None));
+        assert_eq!(page(&items, Some(&9), None), (vec![], None));
+        assert_eq!(page(&items, None, Some(5)), (vec![1, 2, 3, 4, 5], None));
+    }
+}

@@ -1,0 +1,190 @@
+//! `GET`, `HEAD`, `PUT` and `DELETE` of `/v2/<name>/manifests/<reference>`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use index_format::manifest::ParsedManifest;
+use index_format::{DigestAlgorithm, ManifestMediaType, Reference, RepoName, StorageKey};
+use serde_json::json;
+
+use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, hv};
+use crate::error::{ApiError, ApiResult, OciCode};
+use crate::index::{MAX_MANIFEST_BYTES, PushedManifest, digest_of};
+use crate::state::AppState;
+
+fn unknown(repo: &RepoName, reference: &Reference) -> ApiError {
+    ApiError::new(
+        OciCode::ManifestUnknown,
+        format!("manifest {reference} unknown to {repo}"),
+    )
+}
+
+/// Whether a client's `Accept` allows `media_type`. No header, wildcards, or a header naming
+/// no manifest type at all accept anything; otherwise the type must be listed, so an old
+/// client that only knows Docker manifests is not handed an OCI index it cannot read.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    let listed: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split(';').next().unwrap_or("").trim())
+        .collect();
+    let names_manifests = listed.iter().any(|t| ManifestMediaType::parse(t).is_ok());
+    !names_manifests
+        || listed
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(media_type) || *t == "*/*" || *t == "application/*")
+}
+
+pub async fn get(
+    app: AppState,
+    repo: RepoName,
+    reference: Reference,
+    headers: &HeaderMap,
+    with_body: bool,
+) -> ApiResult<Response> {
+    let manifest = app
+        .index
+        .manifest(&repo, &reference)
+        .await?
+        .ok_or_else(|| unknown(&repo, &reference))?;
+    if !accepts(headers, &manifest.media_type) {
+        return Err(unknown(&repo, &reference).detail(json!({
+            "reason": format!("stored as {}, which the Accept header does not list", manifest.media_type)
+        })));
+    }
+    let key = StorageKey::Manifest(repo, reference);
+    let etag = format!("\"{}\"", manifest.digest);
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let status = if not_modified {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    let head = [
+        (header::CONTENT_TYPE, hv(&manifest.media_type)),
+        (header::CONTENT_LENGTH, hv(manifest.bytes.len().to_string())),
+        (DOCKER_CONTENT_DIGEST, hv(manifest.digest.as_str())),
+        (header::ETAG, hv(etag)),
+        (header::CACHE_CONTROL, hv(key.cache_control())),
+    ];
+    if with_body && !not_modified {
+        Ok((status, head, Body::from(manifest.bytes)).into_response())
+    } else {
+        Ok((status, head).into_response())
+    }
+}
+
+pub async fn put(
+    app: AppState,
+    repo: RepoName,
+    reference: Reference,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::with_status(
+                OciCode::ManifestInvalid,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"),
+            )
+        })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let (tag, digest) = match &reference {
+        Reference::Digest(d) => {
+            let computed = digest_of(&bytes, d.algorithm());
+            if &computed != d {
+                return Err(ApiError::new(
+                    OciCode::DigestInvalid,
+                    format!("manifest digest is {computed}, not {d}"),
+                ));
+            }
+            (None, computed)
+        }
+        Reference::Tag(t) => (Some(t.clone()), digest_of(&bytes, DigestAlgorithm::Sha256)),
+    };
+    let parsed = ParsedManifest::parse(&bytes, content_type)
+        .map_err(|e| ApiError::new(OciCode::ManifestInvalid, e.to_string()))?;
+    let missing = app.index.missing_references(&repo, &parsed).await?;
+    if let Some(first) = missing.first() {
+        return Err(ApiError::new(
+            OciCode::ManifestBlobUnknown,
+            format!("{} referenced by the manifest is unknown to {repo}", first),
+        )
+        .detail(json!({ "missing": missing })));
+    }
+    let push = PushedManifest {
+        repo: repo.clone(),
+        tag,
+        digest: digest.clone(),
+        bytes,
+        parsed,
+    };
+    app.index.put_manifest(&push).await?;
+    let mut response = (
+        StatusCode::CREATED,
+        [
+            (
+                header::LOCATION,
+                hv(format!("/v2/{repo}/manifests/{digest}")),
+            ),
+            (DOCKER_CONTENT_DIGEST, hv(digest.as_str())),
+            (header::CONTENT_LENGTH, hv("0")),
+        ],
+    )
+        .into_response();
+    if let Some(subject) = &push.parsed.subject {
+        response
+            .headers_mut()
+            .insert(OCI_SUBJECT, hv(subject.digest.as_str()));
+    }
+    Ok(response)
+}
+
+pub async fn delete(app: AppState, repo: RepoName, reference: Reference) -> ApiResult<Response> {
+    let found = match &reference {
+        Reference::Digest(d) => app.index.delete_manifest(&repo, d).await?,
+        Reference::Tag(t) => app.index.delete_tag(&repo, t).await?,
+    };
+    if !found {
+        return Err(unknown(&repo, &reference));
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, hv(v));
+        h
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let oci_index = ManifestMediaType::OciIndex.as_str();
+        assert!(accepts(&HeaderMap::new(), oci_index));
+        assert!(accepts(&with_accept("*/*"), oci_index));
+        assert!(accepts(&with_accept("application/json"), oci_index));
+        let docker_only = "application/vnd.docker.distribution.manifest.v2+json";
+        assert!(!accepts(&with_accept(docker_only), oci_index));
+        assert!(accepts(
+            &with_accept(&format!("{docker_only}, {oci_index}")),
+            oci_index
+        ));
+        assert!(accepts(
+            &with_accept(&format!("{docker_only};q=0.5, */*")),
+            oci_index
+        ));
+    }
+}

@@ -1,0 +1,185 @@
+//! The HTTP handlers. [`dispatch`] parses the path once into a [`Route`] and matches it with
+//! the method exhaustively; each handler is a few calls into the index or `blob-gateway`.
+
+mod blobs;
+mod listing;
+mod manifests;
+mod uploads;
+
+use std::io;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use blob_gateway::ByteStream;
+use futures::TryStreamExt;
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult, OciCode};
+use crate::index::DocumentError;
+use crate::route::Route;
+use crate::state::AppState;
+
+pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+pub const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+pub const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+pub const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
+
+/// Every query parameter any endpoint reads.
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    pub digest: Option<String>,
+    pub mount: Option<String>,
+    pub from: Option<String>,
+    pub n: Option<String>,
+    pub last: Option<String>,
+    #[serde(rename = "artifactType")]
+    pub artifact_type: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<Params>::from_request_parts(parts, state)
+            .await
+            .map(|Query(p)| p)
+            .map_err(|e| {
+                ApiError::new(OciCode::Unsupported, format!("bad query: {e}")).status_400()
+            })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Route {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let rest = match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(rest)) => rest,
+            Err(_) => String::new(),
+        };
+        Route::parse(&rest)?.ok_or_else(not_found)
+    }
+}
+
+impl ApiError {
+    fn status_400(self) -> Self {
+        match self {
+            Self::Oci {
+                code,
+                message,
+                detail,
+                ..
+            } => Self::Oci {
+                code,
+                status: StatusCode::BAD_REQUEST,
+                message,
+                detail,
+            },
+            other => other,
+        }
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::with_status(
+        OciCode::NameUnknown,
+        StatusCode::NOT_FOUND,
+        "no such endpoint",
+    )
+}
+
+impl From<DocumentError> for ApiError {
+    fn from(e: DocumentError) -> Self {
+        match e {
+            DocumentError::Store(s) => ApiError::store(s, OciCode::NameUnknown),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// `GET /v2/`: the registry speaks the distribution API.
+pub async fn base() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+}
+
+/// Every `/v2/<rest>` request.
+pub async fn dispatch(
+    State(app): State<AppState>,
+    method: Method,
+    route: Route,
+    params: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    use Route as R;
+    let m = &method;
+    match route {
+        R::Base if m == Method::GET || m == Method::HEAD => Ok(base().await.into_response()),
+        R::Catalog if m == Method::GET => listing::catalog(app, params).await,
+        R::Tags(repo) if m == Method::GET => listing::tags(app, repo, params).await,
+        R::Referrers(repo, d) if m == Method::GET => listing::referrers(app, repo, d, params).await,
+        R::Manifest(repo, r) if m == Method::GET => {
+            manifests::get(app, repo, r, &headers, true).await
+        }
+        R::Manifest(repo, r) if m == Method::HEAD => {
+            manifests::get(app, repo, r, &headers, false).await
+        }
+        R::Manifest(repo, r) if m == Method::PUT => {
+            manifests::put(app, repo, r, &headers, body).await
+        }
+        R::Manifest(repo, r) if m == Method::DELETE => manifests::delete(app, repo, r).await,
+        R::Blob(repo, d) if m == Method::GET => blobs::get(app, repo, d, &headers).await,
+        R::Blob(repo, d) if m == Method::HEAD => blobs::head(app, repo, d).await,
+        R::Blob(repo, d) if m == Method::DELETE => blobs::delete(app, repo, d).await,
+        R::UploadStart(repo) if m == Method::POST => {
+            uploads::start(app, repo, params, &headers, body).await
+        }
+        R::Upload(repo, id) if m == Method::PATCH => {
+            uploads::patch(app, repo, id, &headers, body).await
+        }
+        R::Upload(repo, id) if m == Method::PUT => {
+            uploads::put(app, repo, id, params, &headers, body).await
+        }
+        R::Upload(repo, id) if m == Method::GET => uploads::status(app, repo, id).await,
+        R::Upload(repo, id) if m == Method::DELETE => uploads::cancel(app, repo, id).await,
+        R::Base
+        | R::Catalog
+        | R::Tags(_)
+        | R::Referrers(..)
+        | R::Manifest(..)
+        | R::Blob(..)
+        | R::UploadStart(_)
+        | R::Upload(..) => Err(ApiError::with_status(
+            OciCode::Unsupported,
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not supported here"),
+        )),
+    }
+}
+
+/// A request body as a byte stream.
+pub fn body_stream(body: Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(io::Error::other))
+}
+
+/// The request's `Content-Length`, if it sent a valid one.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// A header value from a string we built; values with control characters are dropped.
+pub fn hv(s: impl AsRef<str>) -> HeaderValue {
+    HeaderValue::from_str(s.as_ref()).unwrap_or(HeaderValue::from_static(""))
+}

@@ -1,0 +1,206 @@
+//! Blob uploads: `POST` (session, monolithic, mount), `PATCH`, `PUT`, `GET`, `DELETE` of
+//! `/v2/<name>/blobs/uploads/...`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use blob_gateway::UploadState;
+use index_format::{Digest, RepoName, UploadId};
+
+use super::{DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Params, body_stream, content_length, hv};
+use crate::error::{ApiError, ApiResult, OciCode};
+use crate::state::AppState;
+
+/// `202` with where to continue the session and what it holds.
+fn session_response(status: StatusCode, repo: &RepoName, id: &UploadId, offset: u64) -> Response {
+    // As CNCF distribution does, an empty session reports `0-0`.
+    let end = offset.saturating_sub(1);
+    (
+        status,
+        [
+            (
+                header::LOCATION,
+                hv(format!("/v2/{repo}/blobs/uploads/{id}")),
+            ),
+            (header::RANGE, hv(format!("0-{end}"))),
+            (DOCKER_UPLOAD_UUID, hv(id.as_str())),
+            (header::CONTENT_LENGTH, hv("0")),
+        ],
+    )
+        .into_response()
+}
+
+/// `201` for a blob now in the repository.
+fn created(repo: &RepoName, digest: &Digest) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, hv(format!("/v2/{repo}/blobs/{digest}"))),
+            (DOCKER_CONTENT_DIGEST, hv(digest.as_str())),
+            (header::CONTENT_LENGTH, hv("0")),
+        ],
+    )
+        .into_response()
+}
+
+fn digest_param(params: &Params) -> ApiResult<Digest> {
+    let raw = params.digest.as_deref().ok_or_else(|| {
+        ApiError::new(
+            OciCode::DigestInvalid,
+            "the digest query parameter is required",
+        )
+    })?;
+    Ok(Digest::new(raw)?)
+}
+
+pub async fn start(
+    app: AppState,
+    repo: RepoName,
+    params: Params,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    if let Some(mount) = &params.mount {
+        let digest = Digest::new(mount)?;
+        if let Some(response) = try_mount(&app, &repo, &digest, params.from.as_deref()).await? {
+            return Ok(response);
+        }
+    }
+    if params.digest.is_some() {
+        // Monolithic: the whole blob in this request.
+        let digest = digest_param(&params)?;
+        let (id, _) = app.uploads.start(&repo).await?;
+        let size = content_length(headers);
+        let blob = app
+            .uploads
+            .finish(&repo, &id, Some((body_stream(body), size)), &digest)
+            .await?;
+        return Ok(created(&repo, &blob.digest));
+    }
+    let (id, state) = app.uploads.start(&repo).await?;
+    Ok(session_response(
+        StatusCode::ACCEPTED,
+        &repo,
+        &id,
+        state.offset(),
+    ))
+}
+
+/// Links a blob from `from` into `repo`; `None` (start a session instead) when `from`
+/// cannot serve it.
+async fn try_mount(
+    app: &AppState,
+    repo: &RepoName,
+    digest: &Digest,
+    from: Option<&str>,
+) -> ApiResult<Option<Response>> {
+    let Some(from) = from.and_then(|f| RepoName::new(f).ok()) else {
+        return Ok(None);
+    };
+    let Some(link) = app.index.blob_link(&from, digest).await? else {
+        return Ok(None);
+    };
+    app.uploads
+        .link(repo, digest, link.size)
+        .await
+        .map_err(|e| ApiError::store(e, OciCode::BlobUnknown))?;
+    Ok(Some(created(repo, digest)))
+}
+
+/// Parses `Content-Range: <start>-<end>` (the spec's form; a `bytes ` prefix is tolerated).
+fn content_range(headers: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::with_status(
+            OciCode::BlobUploadInvalid,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "malformed Content-Range",
+        )
+    };
+    let s = value.to_str().map_err(|_| bad())?;
+    let s = s
+        .trim()
+        .trim_start_matches("bytes ")
+        .trim_start_matches("bytes=");
+    let s = s.split('/').next().unwrap_or(s);
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if b < a {
+        return Err(bad());
+    }
+    Ok(Some((a, b)))
+}
+
+pub async fn patch(
+    app: AppState,
+    repo: RepoName,
+    id: UploadId,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let range = content_range(headers)?;
+    let mut size = content_length(headers);
+    if let Some((start, end)) = range {
+        let len = end - start + 1;
+        if size.is_some_and(|s| s != len) {
+            return Err(ApiError::new(
+                OciCode::SizeInvalid,
+                format!("Content-Range covers {len} bytes but Content-Length is {size:?}"),
+            ));
+        }
+        size = Some(len);
+    }
+    let state = app
+        .uploads
+        .append(&repo, &id, range.map(|r| r.0), body_stream(body), size)
+        .await?;
+    Ok(session_response(
+        StatusCode::ACCEPTED,
+        &repo,
+        &id,
+        state.offset(),
+    ))
+}
+
+pub async fn put(
+    app: AppState,
+    repo: RepoName,
+    id: UploadId,
+    params: Params,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let digest = digest_param(&params)?;
+    let range = content_range(headers)?;
+    if let Some((start, _)) = range {
+        let (state, _) = app.uploads.status(&repo, &id).await?;
+        if start != state.offset() {
+            return Err(ApiError::RangeNotSatisfiable {
+                offset: state.offset(),
+            });
+        }
+    }
+    let size = content_length(headers);
+    let blob = app
+        .uploads
+        .finish(&repo, &id, Some((body_stream(body), size)), &digest)
+        .await?;
+    Ok(created(&repo, &blob.digest))
+}
+
+pub async fn status(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Response> {
+    let (state, _): (UploadState, _) = app.uploads.status(&repo, &id).await?;
+    Ok(session_response(
+        StatusCode::NO_CONTENT,
+        &repo,
+        &id,
+        state.offset(),
+    ))
+}
+
+pub async fn cancel(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Response> {
+    app.uploads.cancel(&repo, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

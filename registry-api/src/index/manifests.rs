@@ -1,0 +1,251 @@
+//! Manifests: stored byte for byte under their digest, copied under their tag, and
+//! recorded in the tag list, the subject's referrers index and the catalog.
+
+use blob_gateway::{DigestWriter, PutCondition, PutMeta, get_bytes, put_bytes};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, stream};
+use index_format::documents::{Catalog, ReferrersIndex, TagList};
+use index_format::manifest::{Descriptor, ParsedManifest};
+use index_format::{
+    Digest, DigestAlgorithm, ManifestMediaType, Reference, RepoName, StorageKey, Tag,
+};
+
+use super::documents::DocumentError;
+use super::{Index, MAX_MANIFEST_BYTES};
+
+/// How many existence checks or tag reads run at once.
+const PARALLEL_READS: usize = 16;
+
+/// A manifest as read back from the index.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub bytes: Bytes,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+/// A manifest accepted for a push.
+#[derive(Debug, Clone)]
+pub struct PushedManifest {
+    pub repo: RepoName,
+    pub tag: Option<Tag>,
+    pub digest: Digest,
+    pub bytes: Bytes,
+    pub parsed: ParsedManifest,
+}
+
+/// The digest of `bytes` with `algorithm`.
+pub fn digest_of(bytes: &[u8], algorithm: DigestAlgorithm) -> Digest {
+    let mut w = DigestWriter::new(algorithm);
+    w.update(bytes);
+    w.digest()
+}
+
+impl Index {
+    /// The manifest under a tag or digest, `None` if absent.
+    pub async fn manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>, DocumentError> {
+        let key = StorageKey::Manifest(repo.clone(), reference.clone());
+        let max = MAX_MANIFEST_BYTES as u64;
+        let (bytes, info) = match get_bytes(self.store.as_ref(), &key, max).await {
+            Ok(x) => x,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(_) => digest_of(&bytes, DigestAlgorithm::Sha256),
+        };
+        // The type recorded at push; for objects placed without metadata, the body's own.
+        let media_type = info
+            .content_type
+            .filter(|t| ManifestMediaType::parse(t).is_ok())
+            .or_else(|| {
+                ParsedManifest::parse(&bytes, None)
+                    .ok()
+                    .map(|m| m.media_type.as_str().to_owned())
+            })
+            .unwrap_or_else(|| ManifestMediaType::OciManifest.as_str().to_owned());
+        Ok(Some(StoredManifest {
+            bytes,
+            media_type,
+            digest,
+        }))
+    }
+
+    /// The references of `parsed` that `repo` cannot serve: blobs without a link, or
+    /// child manifests not stored in the repository. Foreign layers are not checked.
+    pub async fn missing_references(
+        &self,
+        repo: &RepoName,
+        parsed: &ParsedManifest,
+    ) -> Result<Vec<Digest>, DocumentError> {
+        let is_index = parsed.media_type.is_index();
+        let keys: Vec<(StorageKey, Digest)> = parsed
+            .references
+            .iter()
+            .filter(|d| !d.is_foreign())
+            .map(|d| {
+                let key = if is_index {
+                    StorageKey::Manifest(repo.clone(), Reference::Digest(d.digest.clone()))
+                } else {
+                    StorageKey::BlobLink(repo.clone(), d.digest.clone())
+                };
+                (key, d.digest.clone())
+            })
+            .collect();
+        let store = self.store.clone();
+        let found: Vec<Option<Digest>> = stream::iter(keys)
+            .map(move |(key, digest)| {
+                let store = store.clone();
+                async move {
+                    match store.head(&key).await {
+                        Ok(_) => Ok(None),
+                        Err(e) if e.is_not_found() => Ok(Some(digest)),
+                        Err(e) => Err(DocumentError::from(e)),
+                    }
+                }
+            })
+            .buffered(PARALLEL_READS)
+            .try_collect()
+            .await?;
+        let mut missing: Vec<Digest> = found.into_iter().flatten().collect();
+        missing.dedup();
+        Ok(missing)
+    }
+
+    /// Records a pushed manifest: bytes by digest, then tag, tag list, referrers, catalog.
+    pub async fn put_manifest(&self, push: &PushedManifest) -> Result<(), DocumentError> {
+        let media_type = push.parsed.media_type.as_str();
+        let by_digest =
+            StorageKey::Manifest(push.repo.clone(), Reference::Digest(push.digest.clone()));
+        self.put_manifest_bytes(&by_digest, push, media_type)
+            .await?;
+        if let Some(subject) = &push.parsed.subject {
+            let key = StorageKey::Referrers(push.repo.clone(), subject.digest.clone());
+            let descriptor = Descriptor {
+                media_type: media_type.to_owned(),
+                digest: push.digest.clone(),
+                size: push.bytes.len() as u64,
+                urls: None,
+                annotations: push.parsed.annotations.clone(),
+                artifact_type: push.parsed.artifact_type.clone(),
+                platform: None,
+            };
+            self.update(&key, ReferrersIndex::default, |r| {
+                r.upsert(descriptor.clone())
+            })
+            .await?;
+        }
+        if let Some(tag) = &push.tag {
+            let by_tag = StorageKey::Manifest(push.repo.clone(), Reference::Tag(tag.clone()));
+            self.put_manifest_bytes(&by_tag, push, media_type).await?;
+            let key = StorageKey::TagList(push.repo.clone());
+            let repo = push.repo.clone();
+            self.update(
+                &key,
+                || TagList::new(repo.clone()),
+                |l| l.insert(tag.clone()),
+            )
+            .await?;
+        }
+        let repo = push.repo.clone();
+        self.update(&StorageKey::Catalog, Catalog::default, |c| {
+            c.insert(repo.clone())
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn put_manifest_bytes(
+        &self,
+        key: &StorageKey,
+        push: &PushedManifest,
+        media_type: &str,
+    ) -> Result<(), DocumentError> {
+        let meta = PutMeta::for_key(key, Some(media_type));
+        put_bytes(
+            self.store.as_ref(),
+            key,
+            push.bytes.clone(),
+            meta,
+            PutCondition::None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a manifest by digest, with every tag that points at it and its entry in
+    /// its subject's referrers. `false` if the repository has no such manifest.
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, DocumentError> {
+        let reference = Reference::Digest(digest.clone());
+        let Some(stored) = self.manifest(repo, &reference).await? else {
+            return Ok(false);
+        };
+        for tag in self.tags_pointing_at(repo, digest).await? {
+            self.delete_tag(repo, &tag).await?;
+        }
+        let subject = ParsedManifest::parse(&stored.bytes, Some(&stored.media_type))
+            .ok()
+            .and_then(|p| p.subject);
+        if let Some(subject) = subject {
+            let key = StorageKey::Referrers(repo.clone(), subject.digest);
+            self.update(&key, ReferrersIndex::default, |r| r.remove(digest))
+                .await?;
+        }
+        self.store
+            .delete(&StorageKey::Manifest(repo.clone(), reference))
+            .await?;
+        Ok(true)
+    }
+
+    async fn tags_pointing_at(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Vec<Tag>, DocumentError> {
+        let Some(list) = self.tag_list(repo).await? else {
+            return Ok(Vec::new());
+        };
+        let index = self.clone();
+        let (repo, digest) = (repo.clone(), digest.clone());
+        let tags: Vec<Option<Tag>> = stream::iter(list.tags)
+            .map(move |tag| {
+                let (index, repo, digest) = (index.clone(), repo.clone(), digest.clone());
+                async move {
+                    let found = index.manifest(&repo, &Reference::Tag(tag.clone())).await?;
+                    let points =
+                        found.is_some_and(|m| digest_of(&m.bytes, digest.algorithm()) == digest);
+                    Ok::<_, DocumentError>(points.then_some(tag))
+                }
+            })
+            .buffered(PARALLEL_READS)
+            .try_collect()
+            .await?;
+        Ok(tags.into_iter().flatten().collect())
+    }
+
+    /// Deletes a tag (not the manifest it points at). `false` if there was no such tag.
+    pub async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, DocumentError> {
+        let key = StorageKey::Manifest(repo.clone(), Reference::Tag(tag.clone()));
+        let existed = match self.store.head(&key).await {
+            Ok(_) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e.into()),
+        };
+        // The list first: a crash in between leaves an unlisted tag, never a listed ghost.
+        let list_key = StorageKey::TagList(repo.clone());
+        let repo2 = repo.clone();
+        self.update(&list_key, || TagList::new(repo2.clone()), |l| l.remove(tag))
+            .await?;
+        self.store.delete(&key).await?;
+        Ok(existed)
+    }
+}

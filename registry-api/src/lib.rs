@@ -1,0 +1,36 @@
+//! cargohold's OCI Distribution v1.1 API server.
+//!
+//! [`router`] builds the axum app for an [`AppState`]; the `cargohold` binary in `main.rs`
+//! wires it to configuration, logging and a listener. Paths are parsed once into a
+//! [`route::Route`]; handlers answer from the sparse [`index`] and the `blob-gateway` store,
+//! and every failure is an [`error::ApiError`] in the spec's error envelope.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+mod handlers;
+pub mod index;
+mod logging;
+pub mod route;
+mod state;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue};
+use axum::routing::{any, get};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use state::AppState;
+
+/// The registry's HTTP application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v2", get(handlers::base).head(handlers::base))
+        .route("/v2/", get(handlers::base).head(handlers::base))
+        .route("/v2/{*rest}", any(handlers::dispatch))
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("docker-distribution-api-version"),
+            HeaderValue::from_static("registry/2.0"),
+        ))
+        .layer(axum::middleware::from_fn(logging::log_request))
+}

@@ -1,0 +1,138 @@
+//! Repository names contain `/`, so every `/v2/...` path goes through one parser that
+//! returns a typed [`Route`]; handlers are chosen by matching it exhaustively.
+
+use index_format::{Digest, Reference, RepoName, UploadId};
+
+use crate::error::{ApiError, OciCode};
+
+/// A parsed `/v2/<rest>` path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/v2/`
+    Base,
+    /// `/v2/_catalog`
+    Catalog,
+    /// `/v2/<name>/tags/list`
+    Tags(RepoName),
+    /// `/v2/<name>/manifests/<reference>`
+    Manifest(RepoName, Reference),
+    /// `/v2/<name>/blobs/<digest>`
+    Blob(RepoName, Digest),
+    /// `/v2/<name>/blobs/uploads/`
+    UploadStart(RepoName),
+    /// `/v2/<name>/blobs/uploads/<id>`
+    Upload(RepoName, UploadId),
+    /// `/v2/<name>/referrers/<digest>`
+    Referrers(RepoName, Digest),
+}
+
+impl Route {
+    /// Parses the path after `/v2/`. Unknown shapes are `None` (404); a known shape with a
+    /// bad name, digest or reference is the matching spec error.
+    pub fn parse(rest: &str) -> Result<Option<Self>, ApiError> {
+        if rest.is_empty() {
+            return Ok(Some(Self::Base));
+        }
+        if rest == "_catalog" {
+            return Ok(Some(Self::Catalog));
+        }
+        let name = |n: &str| RepoName::new(n).map_err(ApiError::from);
+        if let Some(n) = rest.strip_suffix("/tags/list") {
+            return Ok(Some(Self::Tags(name(n)?)));
+        }
+        if let Some(n) = rest
+            .strip_suffix("/blobs/uploads/")
+            .or(rest.strip_suffix("/blobs/uploads"))
+        {
+            return Ok(Some(Self::UploadStart(name(n)?)));
+        }
+        let Some((head, last)) = rest.rsplit_once('/') else {
+            return Ok(None);
+        };
+        let Some((n, kind)) = head.rsplit_once('/') else {
+            return Ok(None);
+        };
+        Ok(Some(match kind {
+            "manifests" => {
+                let reference = Reference::new(last).map_err(|e| {
+                    ApiError::new(OciCode::ManifestInvalid, format!("invalid reference: {e}"))
+                })?;
+                Self::Manifest(name(n)?, reference)
+            }
+            "blobs" => Self::Blob(name(n)?, Digest::new(last)?),
+            "referrers" => Self::Referrers(name(n)?, Digest::new(last)?),
+            "uploads" => {
+                let Some(n) = n.strip_suffix("/blobs") else {
+                    return Ok(None);
+                };
+                let id = UploadId::new(last).ok_or_else(|| {
+                    ApiError::new(
+                        OciCode::BlobUploadUnknown,
+                        format!("upload {last:?} is unknown"),
+                    )
+                })?;
+                Self::Upload(name(n)?, id)
+            }
+            _ => return Ok(None),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn ok(path: &str) -> Route {
+        match Route::parse(path) {
+            Ok(Some(r)) => r,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_every_shape() {
+        assert_eq!(ok(""), Route::Base);
+        assert_eq!(ok("_catalog"), Route::Catalog);
+        assert!(matches!(ok("a/b/tags/list"), Route::Tags(n) if n.as_str() == "a/b"));
+        assert!(
+            matches!(ok("a/manifests/latest"), Route::Manifest(n, Reference::Tag(_)) if n.as_str() == "a")
+        );
+        assert!(matches!(
+            ok(&format!("a/b/manifests/{D}")),
+            Route::Manifest(_, Reference::Digest(_))
+        ));
+        assert!(matches!(ok(&format!("x/blobs/{D}")), Route::Blob(..)));
+        assert!(matches!(ok("x/y/blobs/uploads/"), Route::UploadStart(n) if n.as_str() == "x/y"));
+        assert!(matches!(
+            ok("x/blobs/uploads/0f0e0d0c-0b0a-4908-8706-050403020100"),
+            Route::Upload(..)
+        ));
+        assert!(matches!(
+            ok(&format!("x/referrers/{D}")),
+            Route::Referrers(..)
+        ));
+        // A repository may itself be called "manifests" or "blobs".
+        assert!(
+            matches!(ok("manifests/manifests/v1"), Route::Manifest(n, _) if n.as_str() == "manifests")
+        );
+    }
+
+    #[test]
+    fn errors_carry_spec_codes() {
+        let code = |p: &str| match Route::parse(p) {
+            Err(ApiError::Oci { code, .. }) => code,
+            other => panic!("{p}: {other:?}"),
+        };
+        assert_eq!(code("UPPER/manifests/v1"), OciCode::NameInvalid);
+        assert_eq!(code("a/manifests/bad:ref"), OciCode::ManifestInvalid);
+        assert_eq!(code("a/blobs/sha256:xyz"), OciCode::DigestInvalid);
+        assert_eq!(
+            code("a/blobs/uploads/not-a-uuid"),
+            OciCode::BlobUploadUnknown
+        );
+        assert!(matches!(Route::parse("a/unknown/x"), Ok(None)));
+        assert!(matches!(Route::parse("nothing"), Ok(None)));
+    }
+}

@@ -1,0 +1,166 @@
+//! Pull and delete of blobs (end-2, end-10), and per-repository visibility.
+
+use reqwest::{Method, StatusCode};
+
+use crate::util::*;
+
+#[tokio::test]
+async fn base_endpoint_answers_200_with_api_version() {
+    let s = TestServer::spawn().await;
+    let r = s.get("/v2/").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        header(&r, "docker-distribution-api-version"),
+        "registry/2.0"
+    );
+}
+
+#[tokio::test]
+async fn get_and_head_blob_return_bytes_digest_and_length() {
+    let s = TestServer::spawn().await;
+    let data = bytes(10_000, 1);
+    let d = s.push_blob("r", &data).await;
+    let r = s.head(&format!("/v2/r/blobs/{d}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-length"), "10000");
+    assert_eq!(header(&r, "docker-content-digest"), d);
+    let r = s.get(&format!("/v2/r/blobs/{d}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "docker-content-digest"), d);
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &data[..]);
+}
+
+#[tokio::test]
+async fn missing_blob_is_404_blob_unknown() {
+    let s = TestServer::spawn().await;
+    let d = digest(b"nothing");
+    assert_oci_error(
+        s.get(&format!("/v2/r/blobs/{d}")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UNKNOWN",
+    )
+    .await;
+    assert_eq!(
+        s.head(&format!("/v2/r/blobs/{d}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn blob_pushed_to_one_repository_is_unknown_in_another() {
+    let s = TestServer::spawn().await;
+    let d = s.push_blob("a", b"private").await;
+    assert_oci_error(
+        s.get(&format!("/v2/b/blobs/{d}")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UNKNOWN",
+    )
+    .await;
+    // Pushing the same bytes to b stores nothing new but makes it visible there.
+    s.push_blob("b", b"private").await;
+    assert_eq!(
+        s.get(&format!("/v2/b/blobs/{d}")).await.status(),
+        StatusCode::OK
+    );
+    let files: Vec<_> = walk(&s.root.join("blobs")).into_iter().collect();
+    assert_eq!(files.len(), 1, "stored once: {files:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn range_requests_return_206_and_416() {
+    let s = TestServer::spawn().await;
+    let data = bytes(1000, 2);
+    let d = s.push_blob("r", &data).await;
+    let path = format!("/v2/r/blobs/{d}");
+    let r = s
+        .req(Method::GET, &path)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(header(&r, "content-range"), "bytes 10-19/1000");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &data[10..20]);
+    let r = s
+        .req(Method::GET, &path)
+        .header("range", "bytes=990-")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &data[990..]);
+    let r = s
+        .req(Method::GET, &path)
+        .header("range", "bytes=-5")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &data[995..]);
+    let r = s
+        .req(Method::GET, &path)
+        .header("range", "bytes=1000-")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header(&r, "content-range"), "bytes */1000");
+}
+
+#[tokio::test]
+async fn delete_blob_answers_202_then_404() {
+    let s = TestServer::spawn().await;
+    let d = s.push_blob("r", b"gone soon").await;
+    s.push_blob("other", b"gone soon").await;
+    let r = s
+        .req(Method::DELETE, &format!("/v2/r/blobs/{d}"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_oci_error(
+        s.get(&format!("/v2/r/blobs/{d}")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UNKNOWN",
+    )
+    .await;
+    let r = s
+        .req(Method::DELETE, &format!("/v2/r/blobs/{d}"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+    // The other repository still serves the shared bytes.
+    assert_eq!(
+        s.get(&format!("/v2/other/blobs/{d}")).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn unknown_endpoint_and_wrong_method() {
+    let s = TestServer::spawn().await;
+    assert_eq!(
+        s.get("/v2/r/unknown/thing").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = s
+        .req(Method::POST, "/v2/r/tags/list")
+        .send()
+        .await
+        .expect("POST");
+    assert_oci_error(r, StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED").await;
+}

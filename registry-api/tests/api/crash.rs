@@ -1,0 +1,109 @@
+//! SIGKILL at any point keeps completed pushes, shows no partial blob or index file, and
+//! leaves an interrupted chunked upload resumable after a restart. SIGTERM drains.
+
+use reqwest::{Method, StatusCode};
+
+use crate::util::*;
+
+#[tokio::test]
+async fn chunked_upload_resumes_after_kill_and_restart() {
+    let mut s = TestServer::spawn().await;
+    let (_, done) = s.push_image("r", "v1", b"kept").await;
+    let data = bytes(200_000, 9);
+    let d = digest(&data);
+    let loc = s.start_upload("r").await;
+    let r = s
+        .req(Method::PATCH, &loc)
+        .header("content-range", "0-99999")
+        .body(data[..100_000].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let dir = s.keep_dir();
+    s.kill();
+
+    let s2 = TestServer::spawn_on(&s.root).await;
+    assert_eq!(
+        s2.get(&format!("/v2/r/manifests/{done}")).await.status(),
+        StatusCode::OK,
+        "completed push kept"
+    );
+    let st = s2.get(&loc).await;
+    assert_eq!(st.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&st, "range"), "0-99999");
+    let r = s2
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .header("content-range", "100000-199999")
+        .body(data[100_000..].to_vec())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        s2.get(&format!("/v2/r/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .expect("b")
+            .as_ref(),
+        &data[..]
+    );
+    drop(dir);
+}
+
+#[tokio::test]
+async fn kill_during_streamed_upload_leaves_no_partial_blob() {
+    let mut s = TestServer::spawn().await;
+    let data = bytes(8 << 20, 7);
+    let d = digest(&data);
+    let url = s.url(&format!("/v2/r/blobs/uploads/?digest={d}"));
+    // Send half the body, then kill the server mid-request.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let client = s.client.clone();
+    let req = tokio::spawn(async move {
+        client
+            .post(url)
+            .header("content-length", (8 << 20).to_string())
+            .body(body)
+            .send()
+            .await
+    });
+    for chunk in data[..4 << 20].chunks(1 << 20) {
+        tx.send(Ok(chunk.to_vec())).await.expect("send");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let dir = s.keep_dir();
+    s.kill();
+    drop(tx);
+    let _ = req.await;
+
+    let s2 = TestServer::spawn_on(&s.root).await;
+    assert_eq!(
+        s2.head(&format!("/v2/r/blobs/{d}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let blobs = s.root.join("blobs/sha256");
+    let n = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(n, 0, "no blob file visible");
+    drop(dir);
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_core_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_core_stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+mod futures_core_stream {
+    pub use futures::stream::{Stream, poll_fn};
+}
+
+#[tokio::test]
+async fn sigterm_exits_cleanly() {
+    let mut s = TestServer::spawn().await;
+    s.push_image("r", "v1", b"x").await;
+    let status = s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}

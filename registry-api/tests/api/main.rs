@@ -1,0 +1,11 @@
+//! Integration tests: each talks HTTP to a real `cargohold serve` on a loopback port.
+//! One module per area of the distribution spec; `util` holds the harness.
+
+mod blobs;
+mod concurrency;
+mod crash;
+mod discovery;
+mod manifests;
+mod names;
+mod uploads;
+mod util;

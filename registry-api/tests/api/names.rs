@@ -1,0 +1,59 @@
+//! Names, tags and references: invalid input gets the spec's error envelope.
+
+use reqwest::{Method, StatusCode};
+
+use crate::util::*;
+
+#[tokio::test]
+async fn invalid_repository_names_are_name_invalid() {
+    let s = TestServer::spawn().await;
+    let long = "a".repeat(256);
+    for name in [
+        "Upper",
+        "a/.hidden/b",
+        "a/b..c",
+        "a//b",
+        "a/",
+        "-a",
+        "a__-b",
+        "a.",
+        long.as_str(),
+    ] {
+        let r = s.get(&format!("/v2/{name}/tags/list")).await;
+        assert_oci_error(r, StatusCode::BAD_REQUEST, "NAME_INVALID").await;
+        let r = s
+            .req(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
+            .send()
+            .await
+            .expect("POST");
+        assert_oci_error(r, StatusCode::BAD_REQUEST, "NAME_INVALID").await;
+    }
+}
+
+#[tokio::test]
+async fn deeply_nested_names_work() {
+    let s = TestServer::spawn().await;
+    s.push_image("a/b/c/d-e/f.g/h__i", "v1", b"x").await;
+    assert_eq!(
+        s.get("/v2/a/b/c/d-e/f.g/h__i/manifests/v1").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn invalid_tags_are_rejected() {
+    let s = TestServer::spawn().await;
+    let c = s.push_blob("r", b"{}").await;
+    let m = image_manifest(&c, 2, &[], None);
+    let long = "t".repeat(129);
+    for tag in [".hidden", "-x", long.as_str()] {
+        let r = s.put_manifest("r", tag, OCI_MANIFEST, &m).await;
+        assert_oci_error(r, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+    }
+    assert_eq!(
+        s.put_manifest("r", &"t".repeat(128), OCI_MANIFEST, &m)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+}

@@ -1,0 +1,356 @@
+//! Pushing blobs (end-4a, end-4b, end-5, end-6, end-11, end-13) and their error cases.
+
+use reqwest::{Method, StatusCode};
+
+use crate::util::*;
+
+#[tokio::test]
+async fn post_then_put_monolithic() {
+    let s = TestServer::spawn().await;
+    let loc = s.start_upload("r").await;
+    assert!(loc.starts_with("/v2/r/blobs/uploads/"), "{loc}");
+    let data = bytes(5000, 3);
+    let d = digest(&data);
+    let r = s
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .body(data.clone())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(header(&r, "location"), format!("/v2/r/blobs/{d}"));
+    assert_eq!(header(&r, "docker-content-digest"), d);
+    assert_eq!(
+        s.get(&format!("/v2/r/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .expect("b")
+            .as_ref(),
+        &data[..]
+    );
+}
+
+#[tokio::test]
+async fn single_post_monolithic_returns_201_with_location() {
+    let s = TestServer::spawn().await;
+    let d = digest(b"abc");
+    let r = s
+        .req(Method::POST, &format!("/v2/r/blobs/uploads/?digest={d}"))
+        .body("abc")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(header(&r, "location"), format!("/v2/r/blobs/{d}"));
+}
+
+#[tokio::test]
+async fn chunked_upload_with_status_and_close() {
+    let s = TestServer::spawn().await;
+    let data = bytes(300_000, 4);
+    let d = digest(&data);
+    let mut loc = s.start_upload("a/b").await;
+    for (i, chunk) in data.chunks(100_000).enumerate() {
+        let start = i * 100_000;
+        let end = start + chunk.len() - 1;
+        let r = s
+            .req(Method::PATCH, &loc)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("{start}-{end}"))
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .expect("PATCH");
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert_eq!(header(&r, "range"), format!("0-{end}"));
+        loc = header(&r, "location");
+        let st = s.get(&loc).await;
+        assert_eq!(st.status(), StatusCode::NO_CONTENT);
+        assert_eq!(header(&st, "range"), format!("0-{end}"));
+        assert!(!header(&st, "location").is_empty());
+    }
+    let r = s
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.get(&format!("/v2/a/b/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .expect("b")
+            .as_ref(),
+        &data[..]
+    );
+}
+
+#[tokio::test]
+async fn streamed_patch_without_content_range_then_put_with_final_chunk() {
+    let s = TestServer::spawn().await;
+    let data = bytes(70_000, 5);
+    let d = digest(&data);
+    let loc = s.start_upload("r").await;
+    let r = s
+        .req(Method::PATCH, &loc)
+        .body(data[..50_000].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let loc = header(&r, "location");
+    let r = s
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .header("content-range", "50000-69999")
+        .body(data[50_000..].to_vec())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.get(&format!("/v2/r/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .expect("b")
+            .as_ref(),
+        &data[..]
+    );
+}
+
+#[tokio::test]
+async fn out_of_order_chunk_is_416_and_upload_survives() {
+    let s = TestServer::spawn().await;
+    let loc = s.start_upload("r").await;
+    let r = s
+        .req(Method::PATCH, &loc)
+        .header("content-range", "0-2")
+        .body("abc")
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = s
+        .req(Method::PATCH, &loc)
+        .header("content-range", "5-7")
+        .body("xyz")
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header(&r, "range"), "0-2");
+    let r = s
+        .req(Method::PATCH, &loc)
+        .header("content-range", "3-5")
+        .body("def")
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let d = digest(b"abcdef");
+    let r = s
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn wrong_digest_is_digest_invalid_and_stores_nothing() {
+    let s = TestServer::spawn().await;
+    let wrong = digest(b"something else");
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/r/blobs/uploads/?digest={wrong}"),
+        )
+        .body("actual")
+        .send()
+        .await
+        .expect("POST");
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    assert_eq!(
+        s.head(&format!("/v2/r/blobs/{wrong}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.head(&format!("/v2/r/blobs/{}", digest(b"actual")))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !s.root.join("blobs").exists()
+            || std::fs::read_dir(s.root.join("blobs/sha256"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+                == 0
+    );
+    let loc = s.start_upload("r").await;
+    let r = s
+        .req(Method::PUT, &format!("{loc}?digest={wrong}"))
+        .body("actual")
+        .send()
+        .await
+        .expect("PUT");
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+}
+
+#[tokio::test]
+async fn bad_digests_are_rejected() {
+    let s = TestServer::spawn().await;
+    for bad in [
+        "sha256:xyz",
+        "md5:d41d8cd98f00b204e9800998ecf8427e",
+        "nocolon",
+    ] {
+        let r = s
+            .req(Method::POST, &format!("/v2/r/blobs/uploads/?digest={bad}"))
+            .body("x")
+            .send()
+            .await
+            .expect("POST");
+        assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+        assert_oci_error(
+            s.get(&format!("/v2/r/blobs/{bad}")).await,
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+        )
+        .await;
+    }
+    let loc = s.start_upload("r").await;
+    let r = s
+        .req(Method::PUT, &loc)
+        .body("x")
+        .send()
+        .await
+        .expect("PUT");
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+}
+
+#[tokio::test]
+async fn unknown_upload_is_blob_upload_unknown() {
+    let s = TestServer::spawn().await;
+    let path = "/v2/r/blobs/uploads/0f0e0d0c-0b0a-4908-8706-050403020100";
+    assert_oci_error(
+        s.get(path).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    let r = s
+        .req(Method::PATCH, path)
+        .body("x")
+        .send()
+        .await
+        .expect("PATCH");
+    assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    assert_oci_error(
+        s.get("/v2/r/blobs/uploads/not-a-uuid").await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    // A session belongs to its repository.
+    let loc = s.start_upload("r").await;
+    let other = loc.replace("/v2/r/", "/v2/q/");
+    assert_oci_error(
+        s.get(&other).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cancel_upload_then_it_is_unknown() {
+    let s = TestServer::spawn().await;
+    let loc = s.start_upload("r").await;
+    s.req(Method::PATCH, &loc)
+        .body("abc")
+        .send()
+        .await
+        .expect("PATCH");
+    let r = s.req(Method::DELETE, &loc).send().await.expect("DELETE");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_oci_error(
+        s.get(&loc).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn mount_from_another_repository() {
+    let s = TestServer::spawn().await;
+    let d = s.push_blob("src", b"shared layer").await;
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/dst/blobs/uploads/?mount={d}&from=src"),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(header(&r, "location"), format!("/v2/dst/blobs/{d}"));
+    assert_eq!(header(&r, "docker-content-digest"), d);
+    assert_eq!(
+        s.get(&format!("/v2/dst/blobs/{d}")).await.status(),
+        StatusCode::OK
+    );
+    // Not mountable (unknown source): a session starts instead.
+    let other = digest(b"not anywhere");
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/dst/blobs/uploads/?mount={other}&from=src"),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert!(header(&r, "location").contains("/blobs/uploads/"));
+    let r = s
+        .req(Method::POST, &format!("/v2/dst2/blobs/uploads/?mount={d}"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn content_length_mismatch_with_content_range_is_rejected() {
+    let s = TestServer::spawn().await;
+    let loc = s.start_upload("r").await;
+    let r = s
+        .req(Method::PATCH, &loc)
+        .header("content-range", "0-9")
+        .body("abc")
+        .send()
+        .await
+        .expect("PATCH");
+    assert!(r.status().is_client_error());
+    let st = s.get(&loc).await;
+    assert_eq!(header(&st, "range"), "0-0", "nothing appended");
+}
+
+#[tokio::test]
+async fn empty_blob_can_be_pushed() {
+    let s = TestServer::spawn().await;
+    let d = digest(b"");
+    let loc = s.start_upload("r").await;
+    let r = s
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s.get(&format!("/v2/r/blobs/{d}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.expect("b").len(), 0);
+}

@@ -1,0 +1,255 @@
+//! The shared harness: a real `cargohold serve` process on a loopback port, and helpers
+//! that push blobs and manifests over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, Response, StatusCode};
+use sha2::{Digest as _, Sha256};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// A `cargohold serve` child process with its own data directory.
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    pub root: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh temporary directory.
+    pub async fn spawn() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("data");
+        let mut s = Self::spawn_on(&root).await;
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts a server on `root` (e.g. to restart on the same data, or share it).
+    pub async fn spawn_on(root: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cargohold"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--root",
+            ])
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cargohold");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Read the address from the start-up line, then keep draining the pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let addr = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v["fields"]["listen"].as_str().map(str::to_owned));
+                if let (Some(t), Some(addr)) = (tx.as_ref(), addr) {
+                    let _ = t.send(addr);
+                    tx = None;
+                }
+                if std::env::var_os("CARGOHOLD_TEST_LOG").is_some() {
+                    eprintln!("{line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server did not report its address");
+        Self {
+            child: Some(child),
+            base: format!("http://{addr}"),
+            root: root.to_owned(),
+            _dir: None,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().expect("wait")
+    }
+
+    /// Takes the data directory so it outlives this server (for restarts).
+    pub fn keep_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._dir.take()
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path).send().await.expect("GET")
+    }
+
+    pub async fn head(&self, path: &str) -> Response {
+        self.req(Method::HEAD, path).send().await.expect("HEAD")
+    }
+
+    /// Pushes a blob monolithically (`POST ?digest=`); returns its digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let d = digest(data);
+        let r = self
+            .req(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            )
+            .body(data.to_vec())
+            .send()
+            .await
+            .expect("POST blob");
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "push blob: {}",
+            r.text().await.unwrap_or_default()
+        );
+        d
+    }
+
+    /// Starts an upload session; returns its Location.
+    pub async fn start_upload(&self, repo: &str) -> String {
+        let r = self
+            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        header(&r, "location")
+    }
+
+    /// Pushes a manifest; returns the response.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Response {
+        self.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
+            .header("content-type", media_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("PUT manifest")
+    }
+
+    /// Pushes config and one layer, then an OCI manifest under `tag`; returns the
+    /// manifest's bytes and digest.
+    pub async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> (Vec<u8>, String) {
+        let config = self.push_blob(repo, b"{}").await;
+        let layer_d = self.push_blob(repo, layer).await;
+        let m = image_manifest(&config, 2, &[(&layer_d, layer.len())], None);
+        let r = self.put_manifest(repo, tag, OCI_MANIFEST, &m).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+        let d = digest(&m);
+        (m, d)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+pub fn header(r: &Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// An OCI image manifest with the given config and layers, and an optional subject.
+pub fn image_manifest(
+    config: &str,
+    config_size: usize,
+    layers: &[(&str, usize)],
+    subject: Option<(&str, usize)>,
+) -> Vec<u8> {
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(d, s)| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": s}))
+        .collect();
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+        "layers": layers,
+    });
+    if let Some((d, s)) = subject {
+        m["subject"] = serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d, "size": s});
+    }
+    serde_json::to_vec(&m).expect("json")
+}
+
+/// Asserts the response is the spec's error envelope with `code` and `status`.
+pub async fn assert_oci_error(r: Response, status: StatusCode, code: &str) {
+    assert_eq!(r.status(), status, "expected {status} {code}");
+    let body: serde_json::Value =
+        serde_json::from_slice(&r.bytes().await.expect("body")).expect("JSON error body");
+    let codes: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors array")
+        .iter()
+        .filter_map(|e| e["code"].as_str())
+        .collect();
+    assert!(codes.contains(&code), "expected {code}, got {codes:?}");
+}
+
+/// Deterministic pseudo-random bytes (no RNG crate needed).
+pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9 ^ u32::from(seed);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
