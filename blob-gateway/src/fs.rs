@@ -55,6 +55,9 @@ struct Sidecar {
 #[derive(Debug, Clone)]
 pub struct FsStore {
     root: Arc<PathBuf>,
+    /// When set, parts must follow R2's rule (every part but the last exactly this size),
+    /// so the filesystem can stand in for R2 in tests of the upload path.
+    part_size: Option<u64>,
 }
 
 fn io_err(key: &str) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -98,7 +101,14 @@ impl FsStore {
         }
         Ok(Self {
             root: Arc::new(root),
+            part_size: None,
         })
+    }
+
+    /// Enforces R2's multipart rule: every part but the last is exactly `size` bytes.
+    pub fn with_part_size(mut self, size: u64) -> Self {
+        self.part_size = Some(size).filter(|&s| s > 0);
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -309,6 +319,10 @@ impl FsStore {
 impl ObjectStore for FsStore {
     fn backend(&self) -> &'static str {
         "filesystem"
+    }
+
+    fn part_size(&self) -> Option<u64> {
+        self.part_size
     }
 
     async fn head(&self, key: &StorageKey) -> Result<ObjectInfo, StoreError> {
@@ -535,6 +549,19 @@ impl ObjectStore for FsStore {
             return Err(StoreError::NoSuchUpload {
                 key: k,
                 upload: upload.0.clone(),
+            });
+        }
+        let uneven = self.part_size.and_then(|n| {
+            let last = parts.len().saturating_sub(1);
+            parts[..last].iter().find(|p| p.size != n).map(|p| (p, n))
+        });
+        if let Some((p, n)) = uneven {
+            return Err(StoreError::InvalidPart {
+                key: k,
+                message: format!(
+                    "part {} has {} bytes; every part but the last must have {n}",
+                    p.number, p.size
+                ),
             });
         }
         for p in parts {

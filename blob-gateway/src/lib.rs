@@ -3,17 +3,22 @@
 //! - [`ObjectStore`]: the one store trait, S3-shaped (conditional puts, multipart, ranges,
 //!   presigned URLs); its module doc states the contract each backend keeps.
 //! - [`FsStore`]: the filesystem backend, the embedded default.
+//! - [`S3Store`]: the S3 backend (feature `s3`, on by default), configured by [`S3Config`].
 //! - [`Uploads`]: OCI upload sessions kept in the store, so any process can continue them.
 //! - [`DigestWriter`]: SHA-256/512 computed while bytes stream, never by a second read.
 #![forbid(unsafe_code)]
 
 mod digest;
 mod fs;
+#[cfg(feature = "s3")]
+mod s3;
 mod store;
 mod uploads;
 
 pub use digest::{DigestWriter, HashState};
 pub use fs::FsStore;
+#[cfg(feature = "s3")]
+pub use s3::{ConditionalWrites, S3Config, S3ConfigError, S3Store};
 pub use store::{
     ByteRange, ByteStream, CompletedPart, ETag, ListPage, MultipartId, ObjectBody, ObjectInfo,
     ObjectStore, PutCondition, PutMeta, StoreError, get_bytes, put_bytes,

@@ -15,7 +15,8 @@
 //! │       └── _blobs/<alg>:<hex>           blob link: this repository may serve that blob
 //! └── uploads/<uuid>/
 //!     ├── state.json                       upload session: repository, parts, hash state
-//!     └── data                             the object being assembled
+//!     ├── data                             the object being assembled
+//!     └── tail-<uuid>                      bytes short of a whole part (S3/R2 part sizes)
 //! ```
 //!
 //! Repository components start with `[a-z0-9]`, so the `_`-prefixed folders can never clash
@@ -55,6 +56,9 @@ pub enum StorageKey {
     UploadState(UploadId),
     /// The bytes of an upload session.
     UploadData(UploadId),
+    /// Bytes of an upload not yet a whole part, on stores that need equal-sized parts;
+    /// the second id names this generation of the tail.
+    UploadTail(UploadId, UploadId),
 }
 
 /// A prefix to list objects under.
@@ -62,6 +66,8 @@ pub enum StorageKey {
 pub enum KeyPrefix {
     /// Every upload session.
     Uploads,
+    /// Every object of one upload session.
+    Upload(UploadId),
     /// Every index object of one repository (and of repositories nested below it).
     Repository(RepoName),
     /// Every blob.
@@ -81,6 +87,7 @@ impl StorageKey {
             Self::BlobLink(n, d) => format!("index/{n}/_blobs/{d}"),
             Self::UploadState(u) => format!("uploads/{u}/state.json"),
             Self::UploadData(u) => format!("uploads/{u}/data"),
+            Self::UploadTail(u, t) => format!("uploads/{u}/tail-{t}"),
         }
     }
 
@@ -94,7 +101,10 @@ impl StorageKey {
             Self::TagList(n) => Some(format!("/v2/{n}/tags/list")),
             Self::Referrers(n, d) => Some(format!("/v2/{n}/referrers/{d}")),
             // A link is not served itself: it gates `/v2/<name>/blobs/<digest>`.
-            Self::BlobLink(..) | Self::UploadState(_) | Self::UploadData(_) => None,
+            Self::BlobLink(..)
+            | Self::UploadState(_)
+            | Self::UploadData(_)
+            | Self::UploadTail(..) => None,
         }
     }
 
@@ -104,7 +114,9 @@ impl StorageKey {
         match self {
             Self::Manifest(..) => None,
             Self::Referrers(..) => Some("application/vnd.oci.image.index.v1+json"),
-            Self::Blob(_) | Self::UploadData(_) => Some("application/octet-stream"),
+            Self::Blob(_) | Self::UploadData(_) | Self::UploadTail(..) => {
+                Some("application/octet-stream")
+            }
             Self::Config
             | Self::Catalog
             | Self::TagList(_)
@@ -122,7 +134,10 @@ impl StorageKey {
             | Self::Manifest(_, Reference::Tag(_))
             | Self::TagList(_)
             | Self::Referrers(..) => REVALIDATE,
-            Self::BlobLink(..) | Self::UploadState(_) | Self::UploadData(_) => PRIVATE,
+            Self::BlobLink(..)
+            | Self::UploadState(_)
+            | Self::UploadData(_)
+            | Self::UploadTail(..) => PRIVATE,
         }
     }
 }
@@ -138,6 +153,7 @@ impl KeyPrefix {
     pub fn key(&self) -> String {
         match self {
             Self::Uploads => "uploads/".to_owned(),
+            Self::Upload(u) => format!("uploads/{u}/"),
             Self::Repository(n) => format!("index/{n}/"),
             Self::Blobs => "blobs/".to_owned(),
         }
@@ -168,6 +184,19 @@ impl UploadId {
     }
 }
 
+impl serde::Serialize for UploadId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UploadId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        Self::new(&s).ok_or_else(|| serde::de::Error::custom(format!("invalid upload id {s:?}")))
+    }
+}
+
 impl fmt::Display for UploadId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -193,7 +222,7 @@ impl StorageKey {
             return match file {
                 "state.json" => Some(Self::UploadState(id)),
                 "data" => Some(Self::UploadData(id)),
-                _ => None,
+                tail => UploadId::new(tail.strip_prefix("tail-")?).map(|t| Self::UploadTail(id, t)),
             };
         }
         let rest = key.strip_prefix("index/")?;
@@ -217,7 +246,13 @@ mod tests {
     use crate::names::Tag;
 
     /// key, object key, URL path, content type, cache-control.
-    type Row = (StorageKey, String, Option<String>, Option<&'static str>, &'static str);
+    type Row = (
+        StorageKey,
+        String,
+        Option<String>,
+        Option<&'static str>,
+        &'static str,
+    );
 
     fn hex() -> String {
         "0123456789abcdef".repeat(4)
@@ -289,6 +324,13 @@ mod tests {
                 PRIVATE,
             ),
             (
+                StorageKey::UploadTail(u.clone(), u.clone()),
+                "uploads/0f0e0d0c-0b0a-4908-8706-050403020100/tail-0f0e0d0c-0b0a-4908-8706-050403020100".into(),
+                None,
+                Some("application/octet-stream"),
+                PRIVATE,
+            ),
+            (
                 StorageKey::UploadState(u.clone()),
                 "uploads/0f0e0d0c-0b0a-4908-8706-050403020100/state.json".into(),
                 None,
@@ -317,6 +359,11 @@ mod tests {
         let n = RepoName::new("a/b").expect("name");
         assert_eq!(KeyPrefix::Repository(n).key(), "index/a/b/");
         assert_eq!(KeyPrefix::Uploads.key(), "uploads/");
+        let u = UploadId::new("0f0e0d0c-0b0a-4908-8706-050403020100").expect("id");
+        assert_eq!(
+            KeyPrefix::Upload(u).key(),
+            "uploads/0f0e0d0c-0b0a-4908-8706-050403020100/"
+        );
         assert_eq!(KeyPrefix::Blobs.key(), "blobs/");
     }
 

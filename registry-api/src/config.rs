@@ -28,6 +28,13 @@ pub struct ServeArgs {
     /// TOML configuration file (see docs/configuration.md)
     #[arg(long, env = "CARGOHOLD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The URL clients reach the API at, recorded in the index's config.json
+    #[arg(long, env = "CARGOHOLD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Multipart part size in bytes: every part but the last has exactly this size (S3
+    /// and R2 need it); on the filesystem it makes the store enforce R2's rule
+    #[arg(long, env = "CARGOHOLD_PART_SIZE")]
+    pub part_size: Option<u64>,
     /// Log format [default: text]
     #[arg(long, env = "CARGOHOLD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -39,6 +46,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
+    public_url: Option<String>,
     #[serde(default)]
     storage: FileStorage,
 }
@@ -48,12 +56,16 @@ struct FileConfig {
 struct FileStorage {
     backend: Option<String>,
     root: Option<PathBuf>,
+    part_size: Option<u64>,
 }
 
 /// Where the bytes live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Storage {
-    Filesystem { root: PathBuf },
+    Filesystem {
+        root: PathBuf,
+        part_size: Option<u64>,
+    },
 }
 
 /// The validated configuration the server runs with.
@@ -62,6 +74,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub log_format: LogFormat,
     pub storage: Storage,
+    /// Where clients reach the API, without a trailing slash.
+    pub public_url: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
@@ -86,6 +100,7 @@ impl Config {
                     .clone()
                     .or(file.storage.root)
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+                part_size: args.part_size.or(file.storage.part_size),
             },
             other => {
                 anyhow::bail!("storage.backend = {other:?} is not supported; use \"filesystem\"")
@@ -95,6 +110,11 @@ impl Config {
             listen,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             storage,
+            public_url: args
+                .public_url
+                .clone()
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 }

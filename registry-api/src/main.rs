@@ -1,11 +1,13 @@
 //! The `cargohold` binary: parse flags, set up logging, load the configuration, open the
 //! store, and serve until SIGTERM or Ctrl-C, draining in-flight requests.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
 use blob_gateway::FsStore;
 use clap::{Parser, Subcommand};
+use index_format::documents::IndexConfig;
 use registry_api::config::{Config, LogFormat, ServeArgs, Storage};
 use registry_api::{AppState, router};
 
@@ -45,8 +47,10 @@ fn run() -> anyhow::Result<()> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CARGOHOLD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never into log files.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -56,11 +60,27 @@ fn init_tracing(format: LogFormat) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let store = match &config.storage {
-        Storage::Filesystem { root } => FsStore::open(root)
-            .with_context(|| format!("opening the filesystem store at {}", root.display()))?,
+        Storage::Filesystem { root, part_size } => {
+            let store = FsStore::open(root)
+                .with_context(|| format!("opening the filesystem store at {}", root.display()))?;
+            match part_size {
+                Some(n) => store.with_part_size(*n),
+                None => store,
+            }
+        }
     };
     let backend = format!("filesystem at {}", store.root().display());
-    let app = router(AppState::new(Arc::new(store)));
+    let state = AppState::new(Arc::new(store));
+    state
+        .index
+        .write_config(IndexConfig {
+            format_version: index_format::FORMAT_VERSION,
+            api: config.public_url.clone(),
+            blobs: config.public_url.clone(),
+        })
+        .await
+        .context("writing the index's config.json")?;
+    let app = router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -2,12 +2,8 @@
 
 use std::fmt;
 
-/// S3's smallest non-final part.
-pub const MIN_PART_SIZE: u64 = 5 << 20;
-/// S3's largest part, and the largest object `CopyObject` copies in one request.
-pub const MAX_PART_SIZE: u64 = 5 << 30;
-/// The default part size: S3's minimum rounded up, small enough to buffer per upload.
-pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
+const MIN_PART_SIZE: u64 = S3Config::MIN_PART_SIZE;
+const MAX_PART_SIZE: u64 = S3Config::MAX_PART_SIZE;
 
 /// Where and how to reach an S3-compatible bucket.
 #[derive(Clone, PartialEq, Eq)]
@@ -39,6 +35,13 @@ pub struct S3Config {
 }
 
 impl S3Config {
+    /// S3's smallest non-final part.
+    pub const MIN_PART_SIZE: u64 = 5 << 20;
+    /// S3's largest part, and the largest object `CopyObject` copies in one request.
+    pub const MAX_PART_SIZE: u64 = 5 << 30;
+    /// The default part size: S3's minimum rounded up, small enough to buffer per upload.
+    pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
+
     /// A config for `bucket` in `region` with every default: AWS endpoint, no prefix,
     /// virtual-hosted style, the standard credential chain, 8 MiB parts.
     pub fn new(bucket: impl Into<String>, region: impl Into<String>) -> Self {
@@ -50,7 +53,7 @@ impl S3Config {
             path_style: false,
             access_key: None,
             secret_key: None,
-            part_size: DEFAULT_PART_SIZE,
+            part_size: Self::DEFAULT_PART_SIZE,
             public_base_url: None,
             multipart_copy_threshold: MAX_PART_SIZE,
         }
@@ -75,11 +78,18 @@ impl S3Config {
         }
         if let Some(p) = &self.prefix {
             let trimmed = p.trim_matches('/');
-            if trimmed.is_empty() || trimmed.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            if trimmed.is_empty()
+                || trimmed
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..")
+            {
                 return Err(S3ConfigError::Prefix(p.clone()));
             }
         }
-        for url in [&self.endpoint, &self.public_base_url].into_iter().flatten() {
+        for url in [&self.endpoint, &self.public_base_url]
+            .into_iter()
+            .flatten()
+        {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(S3ConfigError::Url(url.clone()));
             }
@@ -106,7 +116,10 @@ impl fmt::Debug for S3Config {
             .field("prefix", &self.prefix)
             .field("path_style", &self.path_style)
             .field("access_key", &self.access_key)
-            .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("part_size", &self.part_size)
             .field("public_base_url", &self.public_base_url)
             .field("multipart_copy_threshold", &self.multipart_copy_threshold)
@@ -123,9 +136,13 @@ pub enum S3ConfigError {
     EmptyRegion,
     #[error("S3 part size {0} is outside [5 MiB, 5 GiB] ({MIN_PART_SIZE}..={MAX_PART_SIZE} bytes)")]
     PartSize(u64),
-    #[error("multipart copy threshold {0} exceeds CopyObject's limit of 5 GiB ({MAX_PART_SIZE} bytes)")]
+    #[error(
+        "multipart copy threshold {0} exceeds CopyObject's limit of 5 GiB ({MAX_PART_SIZE} bytes)"
+    )]
     CopyThreshold(u64),
-    #[error("give both the S3 access key and the secret key, or neither (for the AWS credential chain)")]
+    #[error(
+        "give both the S3 access key and the secret key, or neither (for the AWS credential chain)"
+    )]
     HalfKeyPair,
     #[error("invalid S3 key prefix {0:?}: '/'-separated components, none empty, '.' or '..'")]
     Prefix(String),
@@ -142,13 +159,55 @@ mod tests {
         let ok = S3Config::new("b", "us-east-1");
         assert_eq!(ok.validate(), Ok(()));
         let cases: Vec<(S3Config, S3ConfigError)> = vec![
-            (S3Config { bucket: String::new(), ..ok.clone() }, S3ConfigError::EmptyBucket),
-            (S3Config { part_size: MIN_PART_SIZE - 1, ..ok.clone() }, S3ConfigError::PartSize(MIN_PART_SIZE - 1)),
-            (S3Config { part_size: MAX_PART_SIZE + 1, ..ok.clone() }, S3ConfigError::PartSize(MAX_PART_SIZE + 1)),
-            (S3Config { access_key: Some("k".into()), ..ok.clone() }, S3ConfigError::HalfKeyPair),
-            (S3Config { prefix: Some("a//b".into()), ..ok.clone() }, S3ConfigError::Prefix("a//b".into())),
-            (S3Config { prefix: Some("../x".into()), ..ok.clone() }, S3ConfigError::Prefix("../x".into())),
-            (S3Config { endpoint: Some("localhost:9000".into()), ..ok.clone() }, S3ConfigError::Url("localhost:9000".into())),
+            (
+                S3Config {
+                    bucket: String::new(),
+                    ..ok.clone()
+                },
+                S3ConfigError::EmptyBucket,
+            ),
+            (
+                S3Config {
+                    part_size: MIN_PART_SIZE - 1,
+                    ..ok.clone()
+                },
+                S3ConfigError::PartSize(MIN_PART_SIZE - 1),
+            ),
+            (
+                S3Config {
+                    part_size: MAX_PART_SIZE + 1,
+                    ..ok.clone()
+                },
+                S3ConfigError::PartSize(MAX_PART_SIZE + 1),
+            ),
+            (
+                S3Config {
+                    access_key: Some("k".into()),
+                    ..ok.clone()
+                },
+                S3ConfigError::HalfKeyPair,
+            ),
+            (
+                S3Config {
+                    prefix: Some("a//b".into()),
+                    ..ok.clone()
+                },
+                S3ConfigError::Prefix("a//b".into()),
+            ),
+            (
+                S3Config {
+                    prefix: Some("../x".into()),
+                    ..ok.clone()
+                },
+                S3ConfigError::Prefix("../x".into()),
+            ),
+            (
+                S3Config {
+                    endpoint: Some("localhost:9000".into()),
+                    ..ok.clone()
+                },
+                S3ConfigError::Url("localhost:9000".into()),
+            ),
         ];
         for (config, want) in cases {
             assert_eq!(config.validate(), Err(want), "{config:?}");
@@ -165,7 +224,11 @@ mod tests {
 
     #[test]
     fn debug_hides_the_secret() {
-        let c = S3Config { secret_key: Some("hunter2".into()), access_key: Some("k".into()), ..S3Config::new("b", "r") };
+        let c = S3Config {
+            secret_key: Some("hunter2".into()),
+            access_key: Some("k".into()),
+            ..S3Config::new("b", "r")
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

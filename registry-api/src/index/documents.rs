@@ -5,7 +5,7 @@ use std::time::Duration;
 use blob_gateway::{PutCondition, PutMeta, StoreError, get_bytes, put_bytes};
 use bytes::Bytes;
 use index_format::StorageKey;
-use index_format::documents::{BlobLink, Catalog, ReferrersIndex, TagList, to_bytes};
+use index_format::documents::{BlobLink, Catalog, IndexConfig, ReferrersIndex, TagList, to_bytes};
 use index_format::{Digest, RepoName};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -90,6 +90,18 @@ impl Index {
             }
         }
         Err(DocumentError::Contended { key: key.key() })
+    }
+
+    /// Writes the root `config.json` unless it already says exactly this.
+    pub async fn write_config(&self, config: IndexConfig) -> Result<(), DocumentError> {
+        let key = StorageKey::Config;
+        if self.read::<IndexConfig>(&key).await?.as_ref() == Some(&config) {
+            return Ok(());
+        }
+        let meta = PutMeta::for_key(&key, None);
+        let bytes = Bytes::from(to_bytes(&config));
+        put_bytes(self.store.as_ref(), &key, bytes, meta, PutCondition::None).await?;
+        Ok(())
     }
 
     pub async fn tag_list(&self, repo: &RepoName) -> Result<Option<TagList>, DocumentError> {

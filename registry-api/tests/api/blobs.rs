@@ -66,21 +66,6 @@ async fn blob_pushed_to_one_repository_is_unknown_in_another() {
     assert_eq!(files.len(), 1, "stored once: {files:?}");
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn range_requests_return_206_and_416() {
     let s = TestServer::spawn().await;
@@ -163,4 +148,12 @@ async fn unknown_endpoint_and_wrong_method() {
         .await
         .expect("POST");
     assert_oci_error(r, StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED").await;
+}
+
+#[tokio::test]
+async fn the_index_root_config_names_the_format_version() {
+    let s = TestServer::spawn().await;
+    let text = std::fs::read_to_string(s.root.join("config.json")).expect("config.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(v["format_version"], 1);
 }

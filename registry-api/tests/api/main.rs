@@ -6,6 +6,7 @@ mod concurrency;
 mod crash;
 mod discovery;
 mod manifests;
+mod memory;
 mod names;
 mod uploads;
 mod util;

@@ -354,3 +354,99 @@ async fn empty_blob_can_be_pushed() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.expect("b").len(), 0);
 }
+
+/// With R2's rule (every part but the last exactly the part size), chunks of any size are
+/// cut into equal parts, the remainder kept in the store between requests.
+#[tokio::test]
+async fn chunks_of_any_size_become_equal_parts() {
+    let s = TestServer::spawn_with(&["--part-size", "1024"]).await;
+    let data = bytes(10_000, 11);
+    let d = digest(&data);
+    let mut loc = s.start_upload("r").await;
+    let mut at = 0;
+    for len in [300, 1500, 10, 3000, 1024, 2048, 0, 2000] {
+        let end = (at + len).min(data.len());
+        let r = s
+            .req(Method::PATCH, &loc)
+            .body(data[at..end].to_vec())
+            .send()
+            .await
+            .expect("PATCH");
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        if end > 0 {
+            assert_eq!(header(&r, "range"), format!("0-{}", end - 1));
+        }
+        loc = header(&r, "location");
+        at = end;
+    }
+    let r = s
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .body(data[at..].to_vec())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    assert_eq!(
+        s.get(&format!("/v2/r/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .expect("b")
+            .as_ref(),
+        &data[..]
+    );
+    // A monolithic push smaller than a part, and one of several parts.
+    s.push_blob("r", &bytes(100, 12)).await;
+    s.push_blob("r", &bytes(5000, 13)).await;
+    // No tail or part is left behind.
+    let left = walk(&s.root.join("uploads"));
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// An upload started on one process is continued and finished on another sharing the store.
+#[tokio::test]
+async fn upload_moves_between_processes() {
+    let mut a = TestServer::spawn_with(&["--part-size", "1024"]).await;
+    let dir = a.keep_dir();
+    let b = TestServer::spawn_on_with(&a.root, &["--part-size", "1024"]).await;
+    let data = bytes(5000, 14);
+    let d = digest(&data);
+    let loc = a.start_upload("r").await;
+    let r = a
+        .req(Method::PATCH, &loc)
+        .body(data[..1500].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = b
+        .req(Method::PATCH, &loc)
+        .header("content-range", "1500-3999")
+        .body(data[1500..4000].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = a
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .body(data[4000..].to_vec())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        b.get(&format!("/v2/r/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .expect("b")
+            .as_ref(),
+        &data[..]
+    );
+    drop(dir);
+}

@@ -26,25 +26,29 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on a fresh temporary directory.
     pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts a server on a fresh temporary directory with extra `serve` flags.
+    pub async fn spawn_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("data");
-        let mut s = Self::spawn_on(&root).await;
+        let mut s = Self::spawn_on_with(&root, args).await;
         s._dir = Some(dir);
         s
     }
 
     /// Starts a server on `root` (e.g. to restart on the same data, or share it).
     pub async fn spawn_on(root: &Path) -> Self {
+        Self::spawn_on_with(root, &[]).await
+    }
+
+    pub async fn spawn_on_with(root: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargohold"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--root",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--root")
             .arg(root)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -106,6 +110,21 @@ impl TestServer {
     /// Takes the data directory so it outlives this server (for restarts).
     pub fn keep_dir(&mut self) -> Option<tempfile::TempDir> {
         self._dir.take()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid().unwrap_or(0)))
+            .expect("server /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
     }
 
     pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -252,4 +271,20 @@ pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Every file below `dir`.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

@@ -6,11 +6,11 @@
 //! blob by a server-side copy (create-only, so a concurrent push of the same blob is
 //! harmless), then links it into the repository.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use index_format::documents::{BlobLink, to_bytes};
 use index_format::{Digest, DigestAlgorithm, RepoName, StorageKey, UploadId};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,8 @@ use crate::store::{
     ByteStream, CompletedPart, ETag, MultipartId, ObjectStore, PutCondition, PutMeta, StoreError,
     get_bytes, put_bytes,
 };
+
+mod parts;
 
 const MAX_STATE_BYTES: u64 = 1 << 20;
 
@@ -33,6 +35,17 @@ pub struct UploadState {
     pub hash: HashState,
     /// Seconds since the epoch, for garbage collection of abandoned uploads.
     pub started: u64,
+    /// Received bytes short of a whole part, kept in the store between requests when the
+    /// store needs equal-sized parts.
+    #[serde(default)]
+    pub tail: Option<Tail>,
+}
+
+/// An upload's bytes that do not yet fill a part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    pub id: UploadId,
+    pub size: u64,
 }
 
 impl UploadState {
@@ -87,6 +100,7 @@ impl Uploads {
             started: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            tail: None,
         };
         self.save(&id, &state, PutCondition::IfNoneMatch).await?;
         Ok((id, state))
@@ -152,65 +166,12 @@ impl Uploads {
                 got,
             });
         }
-        self.write_part(id, &mut state, body, size).await?;
-        self.save(id, &state, PutCondition::IfMatch(etag)).await?;
-        Ok(state)
-    }
-
-    /// Streams `body` into the next part while hashing it; empty bodies add no part.
-    async fn write_part(
-        &self,
-        id: &UploadId,
-        state: &mut UploadState,
-        body: ByteStream,
-        size: Option<u64>,
-    ) -> Result<(), UploadError> {
-        if size == Some(0) {
-            return Ok(());
-        }
-        // Without a length, look at the first chunk: an empty body adds no part.
-        let mut body = body;
-        let first = loop {
-            match body.try_next().await.map_err(|source| StoreError::Io {
-                key: StorageKey::UploadData(id.clone()).key(),
-                source,
-            })? {
-                None => return Ok(()),
-                Some(chunk) if chunk.is_empty() => continue,
-                Some(chunk) => break chunk,
-            }
-        };
-        let body: ByteStream =
-            Box::pin(futures::stream::once(async move { Ok(first) }).chain(body));
-        let restored = DigestWriter::restore(&state.hash).ok_or(UploadError::Conflict)?;
-        let hasher = Arc::new(Mutex::new(restored));
-        let h = hasher.clone();
-        let hashed: ByteStream = Box::pin(body.inspect_ok(move |chunk| {
-            if let Ok(mut h) = h.lock() {
-                h.update(chunk);
-            }
-        }));
-        let data_key = StorageKey::UploadData(id.clone());
-        let multipart = match &state.multipart {
-            Some(m) => m.clone(),
-            None => {
-                let meta = PutMeta::for_key(&data_key, None);
-                let m = self.store.create_multipart(&data_key, meta).await?;
-                state.multipart = Some(m.clone());
-                m
-            }
-        };
-        let number = u32::try_from(state.parts.len() + 1).map_err(|_| UploadError::Conflict)?;
-        let part = self
-            .store
-            .upload_part(&data_key, &multipart, number, hashed, size)
+        let mut superseded = Vec::new();
+        self.write_part(id, &mut state, body, size, &mut superseded)
             .await?;
-        let writer = hasher.lock().map_err(|_| UploadError::Conflict)?.clone();
-        if part.size > 0 {
-            state.parts.push(part);
-        }
-        state.hash = writer.save();
-        Ok(())
+        self.save(id, &state, PutCondition::IfMatch(etag)).await?;
+        self.delete_tails(id, &superseded).await?;
+        Ok(state)
     }
 
     /// Closes a session: appends `body` (if any), checks `expected`, publishes the blob and
@@ -224,10 +185,17 @@ impl Uploads {
         expected: &Digest,
     ) -> Result<StoredBlob, UploadError> {
         let (mut state, etag) = self.status(repo, id).await?;
+        let body_given = body.is_some();
+        let mut superseded = Vec::new();
         if let Some((body, size)) = body {
-            self.write_part(id, &mut state, body, size).await?;
+            self.write_part(id, &mut state, body, size, &mut superseded)
+                .await?;
+        }
+        self.flush_tail(id, &mut state, &mut superseded).await?;
+        if body_given || !superseded.is_empty() {
             // Claim the session so a concurrent PUT or PATCH cannot also finish it.
             self.save(id, &state, PutCondition::IfMatch(etag)).await?;
+            self.delete_tails(id, &superseded).await?;
         }
         let writer = DigestWriter::restore(&state.hash).ok_or(UploadError::Conflict)?;
         let data = StorageKey::UploadData(id.clone());
@@ -365,7 +333,13 @@ impl Uploads {
         if let (Some(m), false) = (&state.multipart, assembled) {
             self.store.abort_multipart(&data, m).await?;
         }
+        if let Some(t) = &state.tail {
+            self.store
+                .delete(&StorageKey::UploadTail(id.clone(), t.id.clone()))
+                .await?;
+        }
         self.store.delete(&data).await?;
+        // The state goes last: while it exists, garbage collection can find the rest.
         self.store
             .delete(&StorageKey::UploadState(id.clone()))
             .await?;

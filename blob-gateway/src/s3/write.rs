@@ -1,0 +1,298 @@
+//! Every request that creates an object: `PutObject`, multipart uploads (of buffered parts,
+//! and of `UploadPartCopy` ranges), and the deletes and aborts that undo them.
+
+use aws_sdk_s3::primitives::ByteStream as SdkStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkPart};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use super::S3Store;
+use super::body::PartReader;
+use super::error::{Failure, body_error, classify, invalid, store_error, upload_error};
+use super::wire::{
+    as_i64, condition_headers, copy_source, part_number, quote, unquote, write_error, written,
+};
+use crate::store::{CompletedPart, MultipartId, ObjectInfo, PutCondition, PutMeta, StoreError};
+
+/// S3 numbers parts from 1 to 10,000.
+const MAX_PARTS: u64 = 10_000;
+/// `UploadPartCopy` requests in flight during a multipart copy.
+const COPY_CONCURRENCY: usize = 4;
+
+impl S3Store {
+    /// One `PutObject` of an in-memory body (retried by the SDK).
+    pub(super) async fn put_single(
+        &self,
+        key: &str,
+        object: &str,
+        bytes: Bytes,
+        meta: PutMeta,
+        condition: &PutCondition,
+    ) -> Result<ObjectInfo, StoreError> {
+        let size = bytes.len() as u64;
+        let (if_match, if_none_match) = condition_headers(condition);
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .content_length(as_i64(size))
+            .body(SdkStream::from(bytes))
+            .set_content_type(meta.content_type.clone())
+            .set_cache_control(meta.cache_control.clone())
+            .set_if_match(if_match)
+            .set_if_none_match(if_none_match)
+            .send()
+            .await
+            .map_err(|e| write_error(store_error(key, e), condition))?;
+        Ok(written(size, out.e_tag, meta))
+    }
+
+    /// A multipart upload of `first` and the rest of `reader`, published under `condition`;
+    /// aborted on any failure.
+    pub(super) async fn put_multipart(
+        &self,
+        key: &str,
+        object: &str,
+        first: [Bytes; 2],
+        mut reader: PartReader,
+        meta: PutMeta,
+        condition: &PutCondition,
+    ) -> Result<ObjectInfo, StoreError> {
+        let upload = self.create(key, object, &meta).await?;
+        let result = async {
+            let mut parts = Vec::new();
+            let mut size = 0;
+            let mut first = first.into_iter();
+            loop {
+                let bytes = match first.next() {
+                    Some(b) => b,
+                    None => match reader.next_part(self.part_len()).await {
+                        Ok(Some(b)) => b,
+                        Ok(None) => break,
+                        Err(e) => return Err(body_error(key, e)),
+                    },
+                };
+                let number = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
+                let len = bytes.len() as u64;
+                size += len;
+                let etag = self
+                    .upload_bytes(key, object, &upload, number, bytes)
+                    .await?;
+                parts.push(CompletedPart {
+                    number,
+                    etag,
+                    size: len,
+                });
+            }
+            let etag = self
+                .complete(key, object, &upload, &parts, condition)
+                .await?;
+            Ok(written(size, Some(etag), meta))
+        }
+        .await;
+        if result.is_err() {
+            self.abort_quietly(key, object, &upload).await;
+        }
+        result
+    }
+
+    pub(super) async fn create(
+        &self,
+        key: &str,
+        object: &str,
+        meta: &PutMeta,
+    ) -> Result<MultipartId, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(object)
+            .set_content_type(meta.content_type.clone())
+            .set_cache_control(meta.cache_control.clone())
+            .send()
+            .await
+            .map_err(|e| store_error(key, e))?;
+        let id = out
+            .upload_id
+            .ok_or_else(|| invalid(key, "CreateMultipartUpload returned no upload id".into()))?;
+        Ok(MultipartId(id))
+    }
+
+    async fn upload_bytes(
+        &self,
+        key: &str,
+        object: &str,
+        upload: &MultipartId,
+        number: u32,
+        bytes: Bytes,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(object)
+            .upload_id(&upload.0)
+            .part_number(part_number(number))
+            .content_length(as_i64(bytes.len() as u64))
+            .body(SdkStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| upload_error(key, upload, e))?;
+        Ok(unquote(out.e_tag))
+    }
+
+    /// Completes `upload` under `condition`; returns the object's ETag.
+    pub(super) async fn complete(
+        &self,
+        key: &str,
+        object: &str,
+        upload: &MultipartId,
+        parts: &[CompletedPart],
+        condition: &PutCondition,
+    ) -> Result<String, StoreError> {
+        if parts.is_empty() {
+            return Err(invalid(
+                key,
+                "a multipart upload needs at least one part".into(),
+            ));
+        }
+        let sdk_parts = parts
+            .iter()
+            .map(|p| {
+                SdkPart::builder()
+                    .part_number(part_number(p.number))
+                    .e_tag(quote(&p.etag))
+                    .build()
+            })
+            .collect();
+        let (if_match, if_none_match) = condition_headers(condition);
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(object)
+            .upload_id(&upload.0)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(sdk_parts))
+                    .build(),
+            )
+            .set_if_match(if_match)
+            .set_if_none_match(if_none_match)
+            .send()
+            .await
+            .map_err(|e| write_error(upload_error(key, upload, e), condition))?;
+        Ok(unquote(out.e_tag))
+    }
+
+    /// Aborts after a failure; a failed abort leaves parts for the bucket's lifecycle rule.
+    async fn abort_quietly(&self, key: &str, object: &str, upload: &MultipartId) {
+        if let Err(e) = self.abort(key, object, upload).await {
+            tracing::warn!(key, upload = %upload.0, error = %e, "aborting a failed multipart upload");
+        }
+    }
+
+    /// Aborts `upload`; an upload that is already gone is `Ok`.
+    pub(super) async fn abort(
+        &self,
+        key: &str,
+        object: &str,
+        upload: &MultipartId,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(object)
+            .upload_id(&upload.0)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(classify(&e), Failure::NoSuchUpload | Failure::NotFound) => Ok(()),
+            Err(e) => Err(upload_error(key, upload, e)),
+        }
+    }
+
+    pub(super) async fn delete_object(&self, key: &str, object: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if classify(&e) == Failure::NotFound => Ok(()),
+            Err(e) => Err(store_error(key, e)),
+        }
+    }
+
+    /// Copies `source` (described by `src`) by `UploadPartCopy` ranges, each pinned to the
+    /// source's ETag, and completes under `condition`.
+    pub(super) async fn copy_multipart(
+        &self,
+        key: &str,
+        object: &str,
+        source: &str,
+        src: &ObjectInfo,
+        meta: PutMeta,
+        condition: &PutCondition,
+    ) -> Result<ObjectInfo, StoreError> {
+        let upload = self.create(key, object, &meta).await?;
+        let part = self.part_size.max(src.size.div_ceil(MAX_PARTS));
+        let ranges = (0..src.size.div_ceil(part)).map(|i| {
+            let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            (number, i * part, ((i + 1) * part).min(src.size) - 1)
+        });
+        let copy_source = copy_source(&self.bucket, source);
+        let src_etag = quote(&src.etag.0);
+        let upload_ref = &upload;
+        let result = async {
+            let parts: Vec<CompletedPart> = futures::stream::iter(ranges)
+                .map(|(number, start, end)| {
+                    let request = self
+                        .client
+                        .upload_part_copy()
+                        .bucket(&self.bucket)
+                        .key(object)
+                        .upload_id(&upload_ref.0)
+                        .part_number(part_number(number))
+                        .copy_source(&copy_source)
+                        .copy_source_range(format!("bytes={start}-{end}"))
+                        .copy_source_if_match(&src_etag);
+                    async move {
+                        let out = request.send().await.map_err(|e| {
+                            match upload_error(key, upload_ref, e) {
+                                // The source changed: not the destination's condition.
+                                StoreError::PreconditionFailed { .. } => {
+                                    invalid(key, "the copy source changed during the copy".into())
+                                }
+                                e => e,
+                            }
+                        })?;
+                        let etag = unquote(out.copy_part_result.and_then(|r| r.e_tag));
+                        Ok::<_, StoreError>(CompletedPart {
+                            number,
+                            etag,
+                            size: end - start + 1,
+                        })
+                    }
+                })
+                .buffered(COPY_CONCURRENCY)
+                .try_collect()
+                .await?;
+            let etag = self
+                .complete(key, object, &upload, &parts, condition)
+                .await?;
+            Ok(written(src.size, Some(etag), meta))
+        }
+        .await;
+        if result.is_err() {
+            self.abort_quietly(key, object, &upload).await;
+        }
+        result
+    }
+}

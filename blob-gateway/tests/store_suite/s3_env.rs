@@ -1,0 +1,289 @@
+//! S3 servers from the environment (`.ci/s3-servers.sh start` writes the variables), and
+//! the S3-only clauses: part size, probing conditional writes, presigned URLs.
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+use blob_gateway::{ObjectStore, PutCondition, PutMeta, S3Config, S3Store, StoreError};
+
+use crate::Fixture;
+use crate::util::*;
+
+/// Servers already reported as skipped, so each is reported once per test binary.
+static SKIPPED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The config for the server whose variables start with `env`, under a fresh prefix, or
+/// `None` (reported on the terminal) when the variables are not set.
+pub fn config(server: &str, env: &str) -> Option<S3Config> {
+    let var = |name: &str| {
+        std::env::var(format!("{env}_{name}"))
+            .ok()
+            .filter(|v| !v.is_empty())
+    };
+    let Some(endpoint) = var("ENDPOINT") else {
+        if std::env::var("CARGOHOLD_TEST_S3_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!(
+                "{env}_ENDPOINT is not set and CARGOHOLD_TEST_S3_REQUIRED=1: run .ci/s3-servers.sh start and source .ci/.s3/env"
+            );
+        }
+        let mut skipped = SKIPPED.lock().unwrap_or_else(|p| p.into_inner());
+        if !skipped.iter().any(|s| s == server) {
+            skipped.push(server.to_owned());
+            // Straight to the terminal: libtest captures print!/eprint! of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "store_suite: SKIPPED every {server} test: {env}_ENDPOINT is not set \
+                 (.ci/s3-servers.sh start; source .ci/.s3/env)"
+            );
+        }
+        return None;
+    };
+    Some(S3Config {
+        endpoint: Some(endpoint),
+        region: var("REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+        bucket: var("BUCKET").unwrap_or_else(|| "cargohold-test".to_owned()),
+        prefix: Some(format!("suite-{}", uuid::Uuid::new_v4())),
+        path_style: true,
+        access_key: var("ACCESS_KEY"),
+        secret_key: var("SECRET_KEY"),
+        // The smallest part S3 allows, so that 64 MiB makes many parts.
+        part_size: S3Config::MIN_PART_SIZE,
+        ..S3Config::new("", "")
+    })
+}
+
+pub async fn fixture(
+    server: &'static str,
+    env: &str,
+    known_failures: &'static [(&'static str, &'static str)],
+) -> Option<Fixture> {
+    let config = config(server, env)?;
+    let store = S3Store::connect(config).await.expect("connect to S3");
+    Some(Fixture {
+        store: Arc::new(store),
+        server,
+        known_failures,
+        _guard: None,
+    })
+}
+
+pub async fn store_with(
+    server: &str,
+    env: &str,
+    change: impl FnOnce(&mut S3Config),
+) -> Option<S3Store> {
+    let mut config = config(server, env)?;
+    change(&mut config);
+    Some(S3Store::connect(config).await.expect("connect to S3"))
+}
+
+/// The clauses only S3 has; each runs against every S3 server.
+macro_rules! s3_only {
+    ($server:literal, $env:literal) => {
+        #[tokio::test]
+        async fn probe_finds_conditional_writes_enforced() {
+            let Some(store) = $crate::s3_env::store_with($server, $env, |_| {}).await else {
+                return;
+            };
+            $crate::s3_env::probe_finds_conditional_writes_enforced(store).await;
+        }
+
+        #[tokio::test]
+        async fn part_size_is_the_configured_one_and_parts_need_a_size() {
+            let Some(store) = $crate::s3_env::store_with($server, $env, |_| {}).await else {
+                return;
+            };
+            $crate::s3_env::part_size_is_the_configured_one_and_parts_need_a_size(store).await;
+        }
+
+        #[tokio::test]
+        async fn presigned_get_urls_serve_the_object() {
+            let Some(store) = $crate::s3_env::store_with($server, $env, |_| {}).await else {
+                return;
+            };
+            $crate::s3_env::presigned_get_urls_serve_the_object(store).await;
+        }
+
+        #[tokio::test]
+        async fn public_base_url_replaces_presigning() {
+            let set = |c: &mut blob_gateway::S3Config| {
+                c.public_base_url = Some("https://cdn.example/".into())
+            };
+            let Some(store) = $crate::s3_env::store_with($server, $env, set).await else {
+                return;
+            };
+            $crate::s3_env::public_base_url_replaces_presigning(store).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn large_copies_go_part_by_part() {
+            let set = |c: &mut blob_gateway::S3Config| c.multipart_copy_threshold = 1;
+            let Some(store) = $crate::s3_env::store_with($server, $env, set).await else {
+                return;
+            };
+            $crate::s3_env::large_copies_go_part_by_part(store).await;
+        }
+    };
+}
+pub(crate) use s3_only;
+
+pub async fn probe_finds_conditional_writes_enforced(store: S3Store) {
+    let found = store.probe_conditional_writes().await.expect("probe");
+    assert!(
+        found.enforced(),
+        "this server ignores conditional writes: {found}"
+    );
+    let page = store
+        .list(&index_format::KeyPrefix::Blobs, None, 10)
+        .await
+        .expect("list");
+    assert!(
+        page.keys.is_empty(),
+        "the probe leaves nothing in the layout: {page:?}"
+    );
+}
+
+pub async fn part_size_is_the_configured_one_and_parts_need_a_size(store: S3Store) {
+    assert_eq!(store.part_size(), Some(S3Config::MIN_PART_SIZE));
+    let key = upload_key();
+    let id = store
+        .create_multipart(&key, PutMeta::for_key(&key, None))
+        .await
+        .expect("create");
+    let result = store
+        .upload_part(&key, &id, 1, once(&b"bytes"[..]), None)
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::InvalidPart { .. })),
+        "a part without a size is refused before any byte is sent, got {result:?}"
+    );
+    store.abort_multipart(&key, &id).await.expect("abort");
+}
+
+pub async fn presigned_get_urls_serve_the_object(store: S3Store) {
+    let key = tag_key("suite/presign", "v1");
+    let bytes = pattern(20, 3000);
+    let s: Store = Arc::new(store.clone());
+    put(&s, &key, bytes.clone(), PutCondition::None)
+        .await
+        .expect("put");
+    let url = store
+        .presign_get(&key, std::time::Duration::from_secs(300))
+        .await
+        .expect("presign")
+        .expect("S3 presigns");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    let (status, body) = http_get(&url, Some("bytes=10-19")).await;
+    assert_eq!(status, 206, "a ranged GET of the presigned URL");
+    assert!(body == bytes[10..20]);
+    let (status, body) = http_get(&url, None).await;
+    assert_eq!(status, 200);
+    assert!(body == bytes);
+    let tampered = url.replace("X-Amz-Signature=", "X-Amz-Signature=0");
+    let (status, _) = http_get(&tampered, None).await;
+    // 403 on S3 and LocalStack, 400 on s3s-fs: refused either way.
+    assert!(
+        matches!(status, 400 | 403),
+        "a tampered signature is refused, got {status}"
+    );
+}
+
+pub async fn public_base_url_replaces_presigning(store: S3Store) {
+    let key = tag_key("suite/presign", "v1");
+    let url = store
+        .presign_get(&key, std::time::Duration::from_secs(60))
+        .await
+        .expect("presign")
+        .expect("a URL");
+    let prefix = url
+        .strip_prefix("https://cdn.example/suite-")
+        .expect("CDN URL");
+    assert!(
+        prefix.ends_with("/index/suite/presign/_manifests/v1"),
+        "{url}"
+    );
+}
+
+pub async fn large_copies_go_part_by_part(store: S3Store) {
+    // With the threshold at 1 byte every copy is a multipart copy: 12 MiB in 5 MiB parts.
+    let s: Store = Arc::new(store);
+    let src = upload_key();
+    let bytes = pattern(21, 12 << 20);
+    put(&s, &src, bytes.clone(), PutCondition::None)
+        .await
+        .expect("put");
+    let dst = blob_key(&bytes);
+    let meta = PutMeta::for_key(&dst, None);
+    let info = s
+        .copy(&src, &dst, meta.clone(), PutCondition::IfNoneMatch)
+        .await
+        .expect("copy");
+    assert_eq!(info.size, 12 << 20);
+    let (got, read_info) = read(&s, &dst).await;
+    assert!(got == bytes, "the parts are copied in order");
+    assert_eq!(read_info.etag, info.etag);
+    assert_eq!(read_info.content_type, meta.content_type);
+    assert_eq!(read_info.cache_control, meta.cache_control);
+    assert!(
+        info.etag.0.ends_with("-3"),
+        "a three-part object: {}",
+        info.etag
+    );
+    assert_precondition_failed(
+        s.copy(&src, &dst, meta, PutCondition::IfNoneMatch).await,
+        "a create-only multipart copy onto an existing key",
+    );
+}
+
+/// A minimal HTTP/1.1 GET over loopback: status and body.
+async fn http_get(url: &str, range: Option<&str>) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .expect("a plain-HTTP test server");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{range}Connection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.expect("read");
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end")
+        + 4;
+    let head = String::from_utf8_lossy(&response[..end]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut body = response[end..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = String::from_utf8_lossy(&data[..line]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .expect("hex size");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line + 2..line + 2 + size]);
+        data = &data[line + 2 + size + 2..];
+    }
+}

@@ -1,0 +1,283 @@
+# shellcheck shell=bash
+# Shared helpers for the real-client scenarios in tests/clients/.
+# Sourced, not executed. Every scenario script:
+#   source lib.sh; client_init NAME; start_registry; check "..." fn; ...
+# It prints TAP-like `ok - NAME` / `not ok - NAME` lines; run.sh counts them.
+
+CLIENTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$CLIENTS_DIR/../.." && pwd)"
+
+# The server under test. Anything accepting `serve --listen ADDR --root DIR`
+# works, e.g. REGISTRY_CMD=tests/clients/docker-registry-serve.sh to check
+# these scripts against CNCF distribution. Split on spaces so extra leading
+# arguments can be given.
+REGISTRY_CMD="${REGISTRY_CMD:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/cargohold}"
+
+OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+OCI_INDEX=application/vnd.oci.image.index.v1+json
+OCI_CONFIG=application/vnd.oci.image.config.v1+json
+OCI_LAYER_GZIP=application/vnd.oci.image.layer.v1.tar+gzip
+
+PASSED=0
+FAILED=0
+REG_PID=""
+SCENARIO=""
+
+# client_init NAME: creates the scenario's scratch dir and the EXIT trap.
+client_init() {
+    SCENARIO="$1"
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/cargohold-clients-$SCENARIO.XXXXXX")"
+    STEP_LOG="$WORK/step.log"
+    SERVER_LOG="$WORK/server.log"
+    trap client_cleanup EXIT
+}
+
+client_cleanup() {
+    local rc=$?
+    stop_registry
+    if [[ "$FAILED" -gt 0 || "$rc" -ne 0 ]] && [[ -s "$SERVER_LOG" ]]; then
+        echo "# $SCENARIO: last lines of the registry's log:" >&2
+        tail -n 20 "$SERVER_LOG" | sed 's/^/#   server: /' >&2
+    fi
+    if [[ -n "${KEEP_TMP:-}" ]]; then
+        echo "# $SCENARIO: scratch dir kept at $WORK" >&2
+    else
+        [[ "$FAILED" -eq 0 && "$rc" -eq 0 ]] ||
+            echo "# $SCENARIO: KEEP_TMP=1 keeps the scratch dir for a look" >&2
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+
+# A free loopback port: bind to port 0 and let the kernel choose. There is a
+# tiny window before the server binds it; start_registry retries for that.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_registry: sets PORT, HOST (127.0.0.1:PORT) and REG_PID.
+start_registry() {
+    local -a cmd
+    read -r -a cmd <<<"$REGISTRY_CMD"
+    if [[ ! -x "${cmd[0]}" ]]; then
+        echo "not ok - $SCENARIO: registry binary ${cmd[0]} is missing (cargo build --bin cargohold)"
+        FAILED=$((FAILED + 1))
+        return 1
+    fi
+    local attempt i code deadline
+    for attempt in 1 2 3; do
+        PORT="$(free_port)"
+        HOST="127.0.0.1:$PORT"
+        rm -rf "$WORK/registry-root"
+        mkdir -p "$WORK/registry-root"
+        "${cmd[@]}" serve --listen "$HOST" --root "$WORK/registry-root" >>"$SERVER_LOG" 2>&1 &
+        REG_PID=$!
+        # Up to 30 s for the first answer on /v2/ (200, or 401 if auth is on).
+        deadline=$((SECONDS + 30))
+        for ((i = 0; i < 300 && SECONDS < deadline; i++)); do
+            if ! kill -0 "$REG_PID" 2>/dev/null; then
+                break
+            fi
+            code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$HOST/v2/" || true)"
+            if [[ "$code" == 200 || "$code" == 401 ]]; then
+                echo "# $SCENARIO: registry pid $REG_PID on $HOST ($attempt)" >&2
+                return 0
+            fi
+            sleep 0.1
+        done
+        if kill -0 "$REG_PID" 2>/dev/null; then
+            # Alive but silent for 30 s: retrying would not help.
+            echo "# $SCENARIO: registry on $HOST did not answer GET /v2/ in 30 s" >&2
+            stop_registry
+            break
+        fi
+        # Exited early: maybe someone took the port meanwhile; try another.
+        echo "# $SCENARIO: registry exited before answering (attempt $attempt)" >&2
+        stop_registry
+    done
+    tail -n 30 "$SERVER_LOG" | sed 's/^/#   server: /' >&2
+    echo "not ok - $SCENARIO: registry starts and answers GET /v2/"
+    FAILED=$((FAILED + 1))
+    return 1
+}
+
+# Stop only the server this script started, by its PID.
+stop_registry() {
+    [[ -n "$REG_PID" ]] || return 0
+    local i
+    if kill -0 "$REG_PID" 2>/dev/null; then
+        kill -TERM "$REG_PID" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$REG_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$REG_PID" 2>/dev/null || true
+    fi
+    wait "$REG_PID" 2>/dev/null || true
+    REG_PID=""
+}
+
+# check NAME CMD...: runs CMD in a subshell with errexit on (so a check
+# function is a plain list of commands that stops at the first failure),
+# prints ok/not ok, and on failure the tail of its output as # comments.
+check() {
+    local name="$1" rc
+    shift
+    : >"$STEP_LOG"
+    set +e
+    (
+        set -euo pipefail
+        "$@"
+    ) >"$STEP_LOG" 2>&1
+    rc=$?
+    set -e
+    if [[ $rc -eq 0 ]]; then
+        echo "ok - $name"
+        PASSED=$((PASSED + 1))
+    else
+        echo "not ok - $name"
+        FAILED=$((FAILED + 1))
+        tail -n 25 "$STEP_LOG" | sed 's/^/#   /'
+        if [[ -n "$REG_PID" ]] && ! kill -0 "$REG_PID" 2>/dev/null; then
+            echo "#   (registry process $REG_PID has died; log tail follows)"
+            tail -n 20 "$SERVER_LOG" | sed 's/^/#   server: /'
+        fi
+    fi
+    return 0
+}
+
+# finish: the scenario's exit status (run.sh counts the lines itself).
+finish() {
+    echo "# $SCENARIO: $PASSED passed, $FAILED failed" >&2
+    [[ "$FAILED" -eq 0 ]]
+}
+
+# Assertion helpers for use inside check functions (output goes to the log).
+assert_eq() { # assert_eq WHAT EXPECTED ACTUAL
+    if [[ "$2" != "$3" ]]; then
+        echo "$1: expected '$2', got '$3'"
+        return 1
+    fi
+}
+
+sha256_of() { # "sha256:<hex>" of a file
+    echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"
+}
+
+# ---------------------------------------------------------------------------
+# OCI image layouts, built offline from tar, gzip, jq and sha256sum.
+# Everything is deterministic apart from the random layer, so a digest that
+# changes on the way through the registry is a real finding.
+
+layout_init() { # layout_init DIR
+    mkdir -p "$1/blobs/sha256"
+    printf '{"imageLayoutVersion":"1.0.0"}' >"$1/oci-layout"
+    printf '{"schemaVersion":2,"mediaType":"%s","manifests":[]}' "$OCI_INDEX" >"$1/index.json"
+}
+
+# layout_put_blob DIR FILE -> prints a descriptor body {"digest","size"}
+layout_put_blob() {
+    local dir="$1" file="$2" digest size
+    digest="$(sha256_of "$file")"
+    size="$(stat -c %s "$file")"
+    cp "$file" "$dir/blobs/sha256/${digest#sha256:}"
+    jq -cn --arg d "$digest" --argjson s "$size" '{digest: $d, size: $s}'
+}
+
+# layout_add_ref DIR DESCRIPTOR_JSON TAG: lists a blob in index.json under TAG.
+layout_add_ref() {
+    local dir="$1" desc="$2" tag="$3" tmp
+    tmp="$(mktemp)"
+    jq -c --argjson d "$desc" --arg t "$tag" \
+        '.manifests += [$d + {annotations: {"org.opencontainers.image.ref.name": $t}}]' \
+        "$dir/index.json" >"$tmp"
+    mv "$tmp" "$dir/index.json"
+}
+
+# make_layer DIR SRC_DIR -> prints {"layer": descriptor, "diff_id": "sha256:.."}
+make_layer() {
+    local dir="$1" src="$2" tarball desc diff
+    tarball="$(mktemp)"
+    # Fixed order, owner and mtime: the same input gives the same digest.
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+        -C "$src" -cf "$tarball" .
+    diff="$(sha256_of "$tarball")"
+    gzip -n -6 -c "$tarball" >"$tarball.gz"
+    desc="$(layout_put_blob "$dir" "$tarball.gz")"
+    rm -f "$tarball" "$tarball.gz"
+    jq -cn --argjson d "$desc" --arg mt "$OCI_LAYER_GZIP" --arg diff "$diff" \
+        '{layer: ({mediaType: $mt} + $d), diff_id: $diff}'
+}
+
+# make_image DIR ARCH [RANDOM_KIB] -> prints the manifest's descriptor
+# (mediaType, digest, size). Two layers: a small base and an app layer that
+# carries RANDOM_KIB of incompressible data (default 64).
+make_image() {
+    local dir="$1" arch="$2" kib="${3:-64}" src l1 l2 cfgdesc mandesc
+    src="$(mktemp -d)"
+    mkdir -p "$src/base/etc" "$src/app/app"
+    printf 'cargohold test image\n' >"$src/base/etc/issue"
+    printf 'root:x:0:0:root:/root:/bin/sh\n' >"$src/base/etc/passwd"
+    printf 'hello from %s\n' "$arch" >"$src/app/app/hello.txt"
+    head -c "$((kib * 1024))" /dev/urandom >"$src/app/app/random.bin"
+    l1="$(make_layer "$dir" "$src/base")"
+    l2="$(make_layer "$dir" "$src/app")"
+    jq -cn --arg arch "$arch" --argjson l1 "$l1" --argjson l2 "$l2" '{
+        created: "1970-01-01T00:00:00Z",
+        architecture: $arch, os: "linux",
+        config: {Cmd: ["/app/hello.txt"], Env: ["PATH=/usr/bin:/bin"]},
+        rootfs: {type: "layers", diff_ids: [$l1.diff_id, $l2.diff_id]},
+        history: [{created: "1970-01-01T00:00:00Z", created_by: "cargohold test base"},
+                  {created: "1970-01-01T00:00:00Z", created_by: "cargohold test app"}]
+    }' >"$src/config.json"
+    cfgdesc="$(layout_put_blob "$dir" "$src/config.json")"
+    jq -cn --arg mt "$OCI_MANIFEST" --arg cmt "$OCI_CONFIG" --argjson c "$cfgdesc" \
+        --argjson l1 "$l1" --argjson l2 "$l2" '{
+        schemaVersion: 2, mediaType: $mt,
+        config: ({mediaType: $cmt} + $c),
+        layers: [$l1.layer, $l2.layer],
+        annotations: {"org.opencontainers.image.title": "cargohold-test"}
+    }' >"$src/manifest.json"
+    mandesc="$(layout_put_blob "$dir" "$src/manifest.json")"
+    rm -rf "$src"
+    jq -cn --arg mt "$OCI_MANIFEST" --argjson m "$mandesc" '{mediaType: $mt} + $m'
+}
+
+# make_image_layout DIR TAG [ARCH] [RANDOM_KIB]: a one-image layout.
+make_image_layout() {
+    local desc
+    layout_init "$1"
+    desc="$(make_image "$1" "${3:-amd64}" "${4:-64}")"
+    layout_add_ref "$1" "$desc" "$2"
+}
+
+# make_index_layout DIR TAG: an image index for linux/amd64 + linux/arm64.
+make_index_layout() {
+    local dir="$1" tag="$2" amd arm tmp desc
+    layout_init "$dir"
+    amd="$(make_image "$dir" amd64 32)"
+    arm="$(make_image "$dir" arm64 32)"
+    tmp="$(mktemp)"
+    jq -cn --arg mt "$OCI_INDEX" --argjson a "$amd" --argjson b "$arm" '{
+        schemaVersion: 2, mediaType: $mt,
+        manifests: [
+            ($a + {platform: {architecture: "amd64", os: "linux"}}),
+            ($b + {platform: {architecture: "arm64", os: "linux"}})
+        ]
+    }' >"$tmp"
+    desc="$(layout_put_blob "$dir" "$tmp")"
+    rm -f "$tmp"
+    layout_add_ref "$dir" "$(jq -c --arg mt "$OCI_INDEX" '{mediaType: $mt} + .' <<<"$desc")" "$tag"
+}
+
+# layout_ref_digest DIR TAG: the digest index.json lists under TAG.
+layout_ref_digest() {
+    jq -er --arg t "$2" \
+        '[.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t)][0].digest' \
+        "$1/index.json"
+}
+
+# layout_blob DIR DIGEST: path of a blob in a layout.
+layout_blob() {
+    echo "$1/blobs/sha256/${2#sha256:}"
+}
