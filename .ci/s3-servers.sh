@@ -17,9 +17,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 LOCALSTACK_VERSION=4.13.1
 S3S_FS_VERSION=0.14.1
-CONSTRAINTS=${CARGOHOLD_LOCALSTACK_CONSTRAINTS:-/work/shared/s3/localstack-4.13.1-py311-constraints.txt}
-VENV=.ci/.venv-localstack
-S3S_ROOT=.ci/.s3s-fs
+CONSTRAINTS=${CARGOHOLD_LOCALSTACK_CONSTRAINTS:-$PWD/../shared/s3/localstack-4.13.1-py311-constraints.txt}
+# Tools live outside the checkout so a fresh clone on the same machine reuses them.
+TOOLS=$(realpath -m "${CARGOHOLD_CI_TOOLS:-/var/cache/cargohold-ci}")
+VENV=$TOOLS/venv-localstack
+S3S_ROOT=$TOOLS/s3s-fs
 STATE=.ci/.s3
 ENV_FILE=${CARGOHOLD_S3_ENV_FILE:-$STATE/env}
 BUCKET=cargohold-test
@@ -79,7 +81,7 @@ start_localstack() {
             LOCALSTACK_HOST="127.0.0.1:$port" SERVICES=s3 S3_SKIP_SIGNATURE_VALIDATION=0 \
             DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 \
             OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$PWD" \
-            setsid "$OLDPWD/$VENV/bin/python" -m localstack.runtime.main
+            setsid "$VENV/bin/python" -m localstack.runtime.main
     ) >"$STATE/localstack.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$STATE/localstack.pid"

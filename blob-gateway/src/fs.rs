@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use futures::TryStreamExt;
 use index_format::{KeyPrefix, StorageKey};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ const LOCK_STRIPES: u64 = 64;
 const MULTIPART_META: &str = "meta.json";
 const WRITE_BUFFER: usize = 1 << 20;
 const READ_CHUNK: usize = 256 << 10;
+/// `read`s of at most this many bytes (manifests, index documents) skip the blocking pool.
+const INLINE_READ_MAX: u64 = 4 << 20;
 /// Temp files older than this are left over from a crash and removed at start-up.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 
@@ -169,38 +172,20 @@ impl FsStore {
         .map_err(io_err(&k))
     }
 
-    /// The object's info, or `NotFound`. A missing or stale sidecar yields a weak ETag.
+    /// The object's info, or `NotFound`.
     async fn info(&self, key: &str) -> Result<ObjectInfo, StoreError> {
-        let md = tokio::fs::metadata(self.data_path(key))
-            .await
-            .map_err(io_err(key))?;
-        if !md.is_file() {
-            return Err(StoreError::NotFound {
-                key: key.to_owned(),
-            });
-        }
-        let sidecar = tokio::fs::read(self.meta_path(key))
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-            .filter(|s| s.size == md.len());
-        let modified = md.modified().ok();
-        let (etag, content_type, cache_control) = match sidecar {
-            Some(s) => (s.etag, s.content_type, s.cache_control),
-            None => {
-                let nanos = modified
-                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
-                (format!("W-{nanos:x}-{:x}", md.len()), None, None)
-            }
-        };
-        Ok(ObjectInfo {
-            size: md.len(),
-            etag: ETag(etag),
-            content_type,
-            cache_control,
-            last_modified: modified,
+        let (data, meta) = (self.data_path(key), self.meta_path(key));
+        let k = key.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let md = std::fs::metadata(&data)?;
+            stat(&md, &meta)
         })
+        .await
+        .map_err(|e| StoreError::Io {
+            key: k.clone(),
+            source: io::Error::other(e),
+        })?
+        .map_err(io_err(&k))
     }
 
     /// Streams `body` into a new temp file, returning its path, size and SHA-256.
@@ -323,6 +308,79 @@ impl ObjectStore for FsStore {
 
     fn part_size(&self) -> Option<u64> {
         self.part_size
+    }
+
+    /// One blocking call does it all: small reads are the hot path of every pull.
+    async fn read(&self, key: &StorageKey, max: u64) -> Result<(Bytes, ObjectInfo), StoreError> {
+        let k = key.key();
+        let (data, meta) = (self.data_path(&k), self.meta_path(&k));
+        // No lock: a pull must never wait behind a push. A read that lands between the
+        // sidecar's rename and the data's is detected by hashing the bytes (put's ETag is
+        // their SHA-256), and answered with the ETag of the bytes actually returned.
+        // Small objects are read on the calling thread: they are page-cache hits, and a hop
+        // to the blocking pool costs more than the read (it halved manifest GETs/s).
+        let blocking = move || -> io::Result<Result<_, u64>> {
+            let mut file = std::fs::File::open(&data)?;
+            let md = file.metadata()?;
+            if md.len() > max {
+                return Ok(Err(md.len()));
+            }
+            let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
+            io::Read::read_to_end(&mut io::Read::take(&mut file, max + 1), &mut buf)?;
+            let mut info = stat(&md, &meta)?;
+            let hash = hex::encode(Sha256::digest(&buf));
+            let content_hash_etag =
+                info.etag.0.len() == 64 && info.etag.0.bytes().all(|b| b.is_ascii_hexdigit());
+            if content_hash_etag && info.etag.0 != hash || info.size != buf.len() as u64 {
+                info = ObjectInfo {
+                    size: buf.len() as u64,
+                    etag: ETag(hash),
+                    content_type: None,
+                    cache_control: None,
+                    last_modified: info.last_modified,
+                };
+            }
+            Ok(Ok((Bytes::from(buf), info)))
+        };
+        let small = std::fs::metadata(self.data_path(&k)).is_ok_and(|m| m.len() <= INLINE_READ_MAX);
+        let result = if small {
+            blocking()
+        } else {
+            tokio::task::spawn_blocking(blocking)
+                .await
+                .map_err(|e| StoreError::Io {
+                    key: k.clone(),
+                    source: io::Error::other(e),
+                })?
+        }
+        .map_err(io_err(&k))?;
+        result.map_err(|size| crate::store::too_large(key, size, max))
+    }
+
+    async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
+        let dir = self.root.join(".multipart");
+        tokio::task::spawn_blocking(move || -> io::Result<usize> {
+            let mut aborted = 0;
+            for entry in std::fs::read_dir(&dir)?.flatten() {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < before);
+                if old && std::fs::remove_dir_all(entry.path()).is_ok() {
+                    aborted += 1;
+                }
+            }
+            Ok(aborted)
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            key: ".multipart".into(),
+            source: io::Error::other(e),
+        })?
+        .map_err(|source| StoreError::Io {
+            key: ".multipart".into(),
+            source,
+        })
     }
 
     async fn head(&self, key: &StorageKey) -> Result<ObjectInfo, StoreError> {
@@ -646,6 +704,35 @@ impl ObjectStore for FsStore {
             }),
         }
     }
+}
+
+/// An object's info from its file metadata and sidecar. A missing or stale sidecar (a
+/// crash between the two renames) yields a weak ETag and no stored headers.
+fn stat(md: &std::fs::Metadata, meta: &Path) -> io::Result<ObjectInfo> {
+    if !md.is_file() {
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    let sidecar = std::fs::read(meta)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+        .filter(|s| s.size == md.len());
+    let modified = md.modified().ok();
+    let (etag, content_type, cache_control) = match sidecar {
+        Some(s) => (s.etag, s.content_type, s.cache_control),
+        None => {
+            let nanos = modified
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            (format!("W-{nanos:x}-{:x}", md.len()), None, None)
+        }
+    };
+    Ok(ObjectInfo {
+        size: md.len(),
+        etag: ETag(etag),
+        content_type,
+        cache_control,
+        last_modified: modified,
+    })
 }
 
 /// Collects the keys of all files below `dir`, relative to `root`.

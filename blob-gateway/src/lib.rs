@@ -4,6 +4,7 @@
 //!   presigned URLs); its module doc states the contract each backend keeps.
 //! - [`FsStore`]: the filesystem backend, the embedded default.
 //! - [`S3Store`]: the S3 backend (feature `s3`, on by default), configured by [`S3Config`].
+//! - [`SingleWriter`]: conditional writes checked in-process, for stores that ignore them.
 //! - [`Uploads`]: OCI upload sessions kept in the store, so any process can continue them.
 //! - [`DigestWriter`]: SHA-256/512 computed while bytes stream, never by a second read.
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@ mod digest;
 mod fs;
 #[cfg(feature = "s3")]
 mod s3;
+mod single_writer;
 mod store;
 mod uploads;
 
@@ -19,8 +21,9 @@ pub use digest::{DigestWriter, HashState};
 pub use fs::FsStore;
 #[cfg(feature = "s3")]
 pub use s3::{ConditionalWrites, S3Config, S3ConfigError, S3Store};
+pub use single_writer::SingleWriter;
 pub use store::{
     ByteRange, ByteStream, CompletedPart, ETag, ListPage, MultipartId, ObjectBody, ObjectInfo,
     ObjectStore, PutCondition, PutMeta, StoreError, get_bytes, put_bytes,
 };
-pub use uploads::{StoredBlob, UploadError, UploadState, Uploads};
+pub use uploads::{GcReport, StoredBlob, UploadError, UploadState, Uploads};

@@ -233,6 +233,20 @@ pub trait ObjectStore: Send + Sync + 'static {
         let _ = (key, expires);
         Ok(None)
     }
+
+    /// Reads a whole small object (an index document, a manifest) into memory, refusing
+    /// anything over `max` bytes. Backends override it when one call can do it all.
+    async fn read(&self, key: &StorageKey, max: u64) -> Result<(Bytes, ObjectInfo), StoreError> {
+        read_streamed(self, key, max).await
+    }
+
+    /// Aborts multipart uploads started before `before` that nobody completed (a crash
+    /// between `create_multipart` and saving the upload state leaves one behind). Returns
+    /// how many were aborted.
+    async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
+        let _ = before;
+        Ok(0)
+    }
 }
 
 /// Reads a whole (small) object into memory, refusing anything over `max` bytes.
@@ -241,16 +255,19 @@ pub async fn get_bytes(
     key: &StorageKey,
     max: u64,
 ) -> Result<(Bytes, ObjectInfo), StoreError> {
+    store.read(key, max).await
+}
+
+/// The default `read`: a streamed `get` collected into memory.
+async fn read_streamed(
+    store: &(impl ObjectStore + ?Sized),
+    key: &StorageKey,
+    max: u64,
+) -> Result<(Bytes, ObjectInfo), StoreError> {
     use futures::TryStreamExt;
     let body = store.get(key, None).await?;
     if body.info.size > max {
-        return Err(StoreError::InvalidPart {
-            key: key.key(),
-            message: format!(
-                "object of {} bytes exceeds the {max}-byte limit",
-                body.info.size
-            ),
-        });
+        return Err(too_large(key, body.info.size, max));
     }
     let mut buf = Vec::with_capacity(usize::try_from(body.info.size).unwrap_or(0));
     let mut stream = body.stream;
@@ -261,6 +278,14 @@ pub async fn get_bytes(
         buf.extend_from_slice(&chunk);
     }
     Ok((Bytes::from(buf), body.info))
+}
+
+/// The error for an object bigger than a reader allows.
+pub fn too_large(key: &StorageKey, size: u64, max: u64) -> StoreError {
+    StoreError::InvalidPart {
+        key: key.key(),
+        message: format!("object of {size} bytes exceeds the {max}-byte limit"),
+    }
 }
 
 /// Writes small in-memory bytes.

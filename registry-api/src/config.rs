@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
+use blob_gateway::S3Config;
 use serde::Deserialize;
 
 /// Log line format.
@@ -14,6 +16,26 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// Which store holds the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Filesystem,
+    S3,
+}
+
+/// How blob downloads are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobDelivery {
+    /// `307` to a presigned or CDN URL where the store can give one; bytes stream through
+    /// the API otherwise (the filesystem).
+    #[default]
+    Redirect,
+    /// Always stream the bytes through the API (for buckets clients cannot reach).
+    Proxy,
 }
 
 /// `cargohold serve` flags; every one also reads a `CARGOHOLD_*` variable.
@@ -35,9 +57,48 @@ pub struct ServeArgs {
     /// and R2 need it); on the filesystem it makes the store enforce R2's rule
     #[arg(long, env = "CARGOHOLD_PART_SIZE")]
     pub part_size: Option<u64>,
+    /// Discard upload sessions not closed within this time, e.g. "24h" [default: 24h]
+    #[arg(long, env = "CARGOHOLD_UPLOAD_MAX_AGE", value_parser = humantime::parse_duration)]
+    pub upload_max_age: Option<Duration>,
     /// Log format [default: text]
     #[arg(long, env = "CARGOHOLD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Storage backend [default: filesystem]
+    #[arg(long, env = "CARGOHOLD_STORAGE", value_enum)]
+    pub storage: Option<Backend>,
+    /// S3 bucket
+    #[arg(long, env = "CARGOHOLD_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 region ("auto" for R2) [default: us-east-1]
+    #[arg(long, env = "CARGOHOLD_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 endpoint URL, for R2 and self-hosted servers [default: AWS]
+    #[arg(long, env = "CARGOHOLD_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Key prefix inside the bucket
+    #[arg(long, env = "CARGOHOLD_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// Path-style addressing (most self-hosted servers need it)
+    #[arg(long, env = "CARGOHOLD_S3_PATH_STYLE", num_args = 0..=1, default_missing_value = "true")]
+    pub s3_path_style: Option<bool>,
+    /// S3 access key id [default: the AWS credential chain]
+    #[arg(long, env = "CARGOHOLD_S3_ACCESS_KEY")]
+    pub s3_access_key: Option<String>,
+    /// S3 secret key
+    #[arg(long, env = "CARGOHOLD_S3_SECRET_KEY", hide_env_values = true)]
+    pub s3_secret_key: Option<String>,
+    /// CDN base URL serving the bucket; blob downloads redirect to `<url>/<key>`
+    #[arg(long, env = "CARGOHOLD_PUBLIC_BLOB_URL")]
+    pub public_blob_url: Option<String>,
+    /// Blob downloads: redirect (to presigned/CDN URLs) or proxy [default: redirect]
+    #[arg(long, env = "CARGOHOLD_BLOB_DELIVERY", value_enum)]
+    pub blob_delivery: Option<BlobDelivery>,
+    /// How long presigned blob URLs stay valid [default: 5m]
+    #[arg(long, env = "CARGOHOLD_PRESIGN_EXPIRY", value_parser = humantime::parse_duration)]
+    pub presign_expiry: Option<Duration>,
+    /// Run as the bucket's only writer on a store that ignores conditional writes
+    #[arg(long, env = "CARGOHOLD_SINGLE_WRITER", num_args = 0..=1, default_missing_value = "true")]
+    pub single_writer: Option<bool>,
 }
 
 /// The configuration file.
@@ -47,6 +108,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
     public_url: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    upload_max_age: Option<Duration>,
     #[serde(default)]
     storage: FileStorage,
 }
@@ -54,9 +117,21 @@ struct FileConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileStorage {
-    backend: Option<String>,
+    backend: Option<Backend>,
     root: Option<PathBuf>,
     part_size: Option<u64>,
+    bucket: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+    prefix: Option<String>,
+    path_style: Option<bool>,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+    public_blob_url: Option<String>,
+    blob_delivery: Option<BlobDelivery>,
+    #[serde(default, with = "humantime_serde_opt")]
+    presign_expiry: Option<Duration>,
+    single_writer: Option<bool>,
 }
 
 /// Where the bytes live.
@@ -65,6 +140,11 @@ pub enum Storage {
     Filesystem {
         root: PathBuf,
         part_size: Option<u64>,
+    },
+    S3 {
+        s3: S3Config,
+        /// Accept a store that ignores conditional writes, as its only writer.
+        single_writer: bool,
     },
 }
 
@@ -76,10 +156,30 @@ pub struct Config {
     pub storage: Storage,
     /// Where clients reach the API, without a trailing slash.
     pub public_url: Option<String>,
+    /// Upload sessions older than this are garbage.
+    pub upload_max_age: Duration,
+    pub blob_delivery: BlobDelivery,
+    pub presign_expiry: Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
 pub const DEFAULT_ROOT: &str = "./cargohold-data";
+pub const DEFAULT_UPLOAD_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_PRESIGN_EXPIRY: Duration = Duration::from_secs(300);
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
+
+/// `"24h"`-style durations in the TOML file.
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
 
 impl Config {
     /// Merges flags (and their environment variables) over the file over the defaults.
@@ -92,20 +192,47 @@ impl Config {
             Some(a) => a,
             None => DEFAULT_LISTEN.parse().context("default listen address")?,
         };
-        let backend = file.storage.backend.as_deref().unwrap_or("filesystem");
-        let storage = match backend {
-            "filesystem" => Storage::Filesystem {
+        let fs = file.storage;
+        let storage = match args.storage.or(fs.backend).unwrap_or(Backend::Filesystem) {
+            Backend::Filesystem => Storage::Filesystem {
                 root: args
                     .root
                     .clone()
-                    .or(file.storage.root)
+                    .or(fs.root)
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
-                part_size: args.part_size.or(file.storage.part_size),
+                part_size: args.part_size.or(fs.part_size),
             },
-            other => {
-                anyhow::bail!("storage.backend = {other:?} is not supported; use \"filesystem\"")
+            Backend::S3 => {
+                let bucket = args.s3_bucket.clone().or(fs.bucket).context(
+                    "the s3 backend needs a bucket: --s3-bucket, CARGOHOLD_S3_BUCKET or [storage] bucket",
+                )?;
+                let region = args.s3_region.clone().or(fs.region);
+                let mut s3 = S3Config::new(bucket, region.as_deref().unwrap_or(DEFAULT_S3_REGION));
+                s3.endpoint = args.s3_endpoint.clone().or(fs.endpoint);
+                s3.prefix = args.s3_prefix.clone().or(fs.prefix);
+                s3.path_style = args.s3_path_style.or(fs.path_style).unwrap_or(false);
+                s3.access_key = args.s3_access_key.clone().or(fs.access_key);
+                s3.secret_key = args.s3_secret_key.clone().or(fs.secret_key);
+                s3.public_base_url = args
+                    .public_blob_url
+                    .clone()
+                    .or(fs.public_blob_url)
+                    .map(|u| u.trim_end_matches('/').to_owned());
+                if let Some(n) = args.part_size.or(fs.part_size) {
+                    s3.part_size = n;
+                }
+                s3.validate().context("invalid S3 storage configuration")?;
+                Storage::S3 {
+                    s3,
+                    single_writer: args.single_writer.or(fs.single_writer).unwrap_or(false),
+                }
             }
         };
+        let blob_delivery = args.blob_delivery.or(fs.blob_delivery).unwrap_or_default();
+        let presign_expiry = args
+            .presign_expiry
+            .or(fs.presign_expiry)
+            .unwrap_or(DEFAULT_PRESIGN_EXPIRY);
         Ok(Self {
             listen,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
@@ -115,7 +242,28 @@ impl Config {
                 .clone()
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            upload_max_age: args
+                .upload_max_age
+                .or(file.upload_max_age)
+                .unwrap_or(DEFAULT_UPLOAD_MAX_AGE),
+            blob_delivery,
+            presign_expiry,
         })
+    }
+}
+
+impl Config {
+    /// Where blobs are downloaded from when not through the API: the CDN base, if any.
+    pub fn public_blob_url(&self) -> Option<String> {
+        match &self.storage {
+            Storage::S3 { s3, .. } => s3.public_base_url.as_ref().map(|base| {
+                match s3.prefix.as_deref().map(|p| p.trim_matches('/')) {
+                    Some(p) if !p.is_empty() => format!("{base}/{p}"),
+                    _ => base.clone(),
+                }
+            }),
+            Storage::Filesystem { .. } => None,
+        }
     }
 }
 
@@ -136,7 +284,8 @@ mod tests {
         assert_eq!(
             c.storage,
             Storage::Filesystem {
-                root: DEFAULT_ROOT.into()
+                root: DEFAULT_ROOT.into(),
+                part_size: None,
             }
         );
 
@@ -144,7 +293,7 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:6000\"\nlog_format = \"json\"\n[storage]\nroot = \"/srv/x\"\n",
+            "listen = \"127.0.0.1:6000\"\nlog_format = \"json\"\nupload_max_age = \"2h\"\n[storage]\nroot = \"/srv/x\"\n",
         )?;
         let args = ServeArgs {
             config: Some(path.clone()),
@@ -153,10 +302,12 @@ mod tests {
         let c = Config::load(&args)?;
         assert_eq!(c.listen.port(), 6000);
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.upload_max_age, Duration::from_secs(7200));
         assert_eq!(
             c.storage,
             Storage::Filesystem {
-                root: "/srv/x".into()
+                root: "/srv/x".into(),
+                part_size: None,
             }
         );
 
@@ -168,9 +319,54 @@ mod tests {
         assert_eq!(
             Config::load(&args)?.storage,
             Storage::Filesystem {
-                root: "/flag".into()
+                root: "/flag".into(),
+                part_size: None,
             }
         );
+        Ok(())
+    }
+
+    #[test]
+    fn s3_settings_from_file_and_flags() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s3.toml");
+        std::fs::write(
+            &path,
+            "[storage]\nbackend = \"s3\"\nbucket = \"reg\"\nregion = \"auto\"\nendpoint = \"https://acct.r2.cloudflarestorage.com\"\npath_style = true\npublic_blob_url = \"https://cdn.example.com/\"\nprefix = \"p\"\npresign_expiry = \"10m\"\nblob_delivery = \"proxy\"\n",
+        )?;
+        let args = ServeArgs {
+            config: Some(path),
+            part_size: Some(16 << 20),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&args)?;
+        let Storage::S3 { s3, single_writer } = &c.storage else {
+            anyhow::bail!("expected s3, got {:?}", c.storage);
+        };
+        assert_eq!(s3.bucket, "reg");
+        assert_eq!(s3.region, "auto");
+        assert!(s3.path_style);
+        assert_eq!(s3.part_size, 16 << 20);
+        assert!(!single_writer);
+        assert_eq!(c.blob_delivery, BlobDelivery::Proxy);
+        assert_eq!(c.presign_expiry, Duration::from_secs(600));
+        assert_eq!(
+            c.public_blob_url().as_deref(),
+            Some("https://cdn.example.com/p")
+        );
+        // Parts below S3's 5 MiB minimum are refused at start-up.
+        let bad = ServeArgs {
+            storage: Some(Backend::S3),
+            s3_bucket: Some("b".into()),
+            part_size: Some(1024),
+            ..ServeArgs::default()
+        };
+        assert!(Config::load(&bad).is_err());
+        let no_bucket = ServeArgs {
+            storage: Some(Backend::S3),
+            ..ServeArgs::default()
+        };
+        assert!(Config::load(&no_bucket).is_err());
         Ok(())
     }
 

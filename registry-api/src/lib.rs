@@ -13,6 +13,7 @@ pub mod index;
 mod logging;
 pub mod route;
 mod state;
+pub mod storage;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue};

@@ -2,18 +2,17 @@
 //! store, and serve until SIGTERM or Ctrl-C, draining in-flight requests.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 
 use anyhow::Context;
-use blob_gateway::FsStore;
+use blob_gateway::Uploads;
 use clap::{Parser, Subcommand};
 use index_format::documents::IndexConfig;
-use registry_api::config::{Config, LogFormat, ServeArgs, Storage};
-use registry_api::{AppState, router};
+use registry_api::config::{Config, LogFormat, ServeArgs};
+use registry_api::{AppState, router, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
 #[derive(Parser)]
-#[command(name = "cargohold", version)]
+#[command(name = "cargohold", version, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +22,17 @@ struct Cli {
 enum Command {
     /// Run the registry API server.
     Serve(ServeArgs),
+    /// Remove what nothing needs any more.
+    Gc {
+        #[command(subcommand)]
+        what: GcCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GcCommand {
+    /// Discard upload sessions older than --upload-max-age (as the server does hourly).
+    Uploads(ServeArgs),
 }
 
 fn main() {
@@ -34,49 +44,69 @@ fn main() {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
-    let config = Config::load(&args)?;
-    init_tracing(config.log_format);
-    tokio::runtime::Builder::new_multi_thread()
+    let args = match &cli.command {
+        Command::Serve(a)
+        | Command::Gc {
+            what: GcCommand::Uploads(a),
+        } => a,
+    };
+    let config = Config::load(args)?;
+    // Held until exit: dropping it flushes the log lines still queued.
+    let _log_guard = init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(serve(config))
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve(_) => runtime.block_on(serve(config)),
+        Command::Gc { .. } => runtime.block_on(gc_uploads(config)),
+    }
 }
 
-fn init_tracing(format: LogFormat) {
+async fn gc_uploads(config: Config) -> anyhow::Result<()> {
+    let (store, what) = storage::open(&config).await?;
+    let report = Uploads::new(store)
+        .collect_garbage(config.upload_max_age)
+        .await
+        .with_context(|| format!("collecting abandoned uploads in {what}"))?;
+    println!(
+        "removed {} abandoned upload sessions, {} orphaned objects, {} multipart uploads",
+        report.sessions, report.orphans, report.multipart
+    );
+    Ok(())
+}
+
+/// Logs go to stderr through a background writer thread, so a request never waits on a
+/// write to a slow terminal or pipe.
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CARGOHOLD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     // Colours only for a person at a terminal, never into log files.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = match &config.storage {
-        Storage::Filesystem { root, part_size } => {
-            let store = FsStore::open(root)
-                .with_context(|| format!("opening the filesystem store at {}", root.display()))?;
-            match part_size {
-                Some(n) => store.with_part_size(*n),
-                None => store,
-            }
-        }
-    };
-    let backend = format!("filesystem at {}", store.root().display());
-    let state = AppState::new(Arc::new(store));
+    let (store, backend) = storage::open(&config).await?;
+    let state =
+        AppState::new(store).with_blob_delivery(config.blob_delivery, config.presign_expiry);
+    let gc = storage::spawn_upload_gc(state.uploads.clone(), config.upload_max_age);
     state
         .index
         .write_config(IndexConfig {
             format_version: index_format::FORMAT_VERSION,
             api: config.public_url.clone(),
-            blobs: config.public_url.clone(),
+            blobs: config
+                .public_blob_url()
+                .or_else(|| config.public_url.clone()),
         })
         .await
         .context("writing the index's config.json")?;
@@ -89,6 +119,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    gc.abort();
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -22,7 +22,7 @@ pub(super) struct StreamedBody {
 }
 
 impl StreamedBody {
-    pub(super) fn new(stream: ByteStream, size: u64) -> SdkStream {
+    pub(super) fn sdk_stream(stream: ByteStream, size: u64) -> SdkStream {
         SdkStream::from_body_1_x(Self {
             stream: Mutex::new(stream),
             size,

@@ -15,6 +15,8 @@ pub(super) enum Failure {
     InvalidRange,
     NoSuchUpload,
     InvalidPart(String),
+    /// The server does not have this operation (s3s-fs: `ListMultipartUploads`).
+    NotImplemented,
     /// Timeouts, connection failures, 5xx and throttling (already retried by the SDK).
     Unavailable,
     /// Anything else (403, a missing bucket, a malformed request), as an I/O error kind.
@@ -40,6 +42,7 @@ pub(super) fn classify<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Failure {
                         .message()
                         .map_or_else(|| code.to_owned(), |m| format!("{code}: {m}")),
                 ),
+                (501, _) | (_, "NotImplemented") => Failure::NotImplemented,
                 (429 | 500..=599, _)
                 | (_, "SlowDown" | "RequestTimeout" | "ServiceUnavailable" | "InternalError") => {
                     Failure::Unavailable
@@ -68,6 +71,10 @@ where
             upload: String::new(),
         },
         Failure::InvalidPart(message) => StoreError::InvalidPart { key, message },
+        Failure::NotImplemented => StoreError::Io {
+            key,
+            source: io::Error::new(io::ErrorKind::Unsupported, err),
+        },
         Failure::Unavailable => StoreError::Unavailable {
             key,
             source: Box::new(err),
@@ -110,5 +117,75 @@ pub(super) fn body_error(key: &str, source: io::Error) -> StoreError {
     StoreError::Io {
         key: key.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::config::http::HttpResponse;
+    use aws_sdk_s3::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    use super::*;
+
+    fn service(status: u16, code: &str) -> SdkError<PutObjectError> {
+        let meta = ErrorMetadata::builder().code(code).message("m").build();
+        let status = status.try_into().expect("a valid status");
+        SdkError::service_error(
+            PutObjectError::generic(meta),
+            HttpResponse::new(status, SdkBody::empty()),
+        )
+    }
+
+    /// What each S3 answer means to the contract (codes as AWS, LocalStack and s3s send them).
+    #[test]
+    fn status_and_code_decide_the_failure() {
+        use io::ErrorKind::{NotFound, Other, PermissionDenied};
+        let table = [
+            (404, "NoSuchKey", Failure::NotFound),
+            (404, "NotFound", Failure::NotFound),
+            (404, "NoSuchUpload", Failure::NoSuchUpload),
+            (404, "NoSuchBucket", Failure::Other(NotFound)),
+            (412, "PreconditionFailed", Failure::PreconditionFailed),
+            (
+                409,
+                "ConditionalRequestConflict",
+                Failure::PreconditionFailed,
+            ),
+            (416, "InvalidRange", Failure::InvalidRange),
+            (
+                400,
+                "InvalidPart",
+                Failure::InvalidPart("InvalidPart: m".into()),
+            ),
+            (
+                400,
+                "EntityTooSmall",
+                Failure::InvalidPart("EntityTooSmall: m".into()),
+            ),
+            (500, "InternalError", Failure::Unavailable),
+            (503, "SlowDown", Failure::Unavailable),
+            (501, "NotImplemented", Failure::NotImplemented),
+            (429, "TooManyRequests", Failure::Unavailable),
+            (403, "AccessDenied", Failure::Other(PermissionDenied)),
+            (400, "InvalidArgument", Failure::Other(Other)),
+        ];
+        for (status, code, want) in table {
+            assert_eq!(classify(&service(status, code)), want, "{status} {code}");
+        }
+    }
+
+    #[test]
+    fn timeouts_and_dispatch_failures_are_unavailable() {
+        let timeout: SdkError<PutObjectError> = SdkError::timeout_error("slow");
+        assert_eq!(classify(&timeout), Failure::Unavailable);
+        let refused: SdkError<PutObjectError> =
+            SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
+        assert_eq!(classify(&refused), Failure::Unavailable);
+        assert!(matches!(
+            store_error("k", refused),
+            StoreError::Unavailable { ref key, .. } if key == "k"
+        ));
     }
 }

@@ -14,6 +14,7 @@
 //! | multipart            | `Create…`, `UploadPart` (streamed; the size is required),        |
 //! |                      | `Complete…`, `AbortMultipartUpload` (an unknown upload is `Ok`)  |
 //! | `presign_get`        | a presigned `GetObject` URL, or `<public_base_url>/<key>`        |
+//! | `abort_stale_…`      | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |
 //!
 //! Keys are `[<prefix>/]<StorageKey::key()>`. Notes, each measured by the store suite:
 //! - `If-Match` on a missing key is a 404 on S3 and LocalStack: to the contract, a failed
@@ -35,7 +36,7 @@ mod probe;
 mod wire;
 mod write;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -356,7 +357,7 @@ impl ObjectStore for S3Store {
             .upload_id(&upload.0)
             .part_number(part_number(number))
             .content_length(as_i64(size))
-            .body(StreamedBody::new(body, size))
+            .body(StreamedBody::sdk_stream(body, size))
             .send()
             .await
             .map_err(|e| upload_error(&k, upload, e))?;
@@ -398,6 +399,10 @@ impl ObjectStore for S3Store {
     ) -> Result<(), StoreError> {
         let k = key.key();
         self.abort(&k, &self.object_key(&k), upload).await
+    }
+
+    async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
+        self.abort_started_before(before).await
     }
 
     async fn presign_get(

@@ -1,6 +1,8 @@
 //! Every request that creates an object: `PutObject`, multipart uploads (of buffered parts,
 //! and of `UploadPartCopy` ranges), and the deletes and aborts that undo them.
 
+use std::time::SystemTime;
+
 use aws_sdk_s3::primitives::ByteStream as SdkStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkPart};
 use bytes::Bytes;
@@ -10,7 +12,8 @@ use super::S3Store;
 use super::body::PartReader;
 use super::error::{Failure, body_error, classify, invalid, store_error, upload_error};
 use super::wire::{
-    as_i64, condition_headers, copy_source, part_number, quote, unquote, write_error, written,
+    as_i64, condition_headers, copy_source, part_number, quote, system_time, unquote, write_error,
+    written,
 };
 use crate::store::{CompletedPart, MultipartId, ObjectInfo, PutCondition, PutMeta, StoreError};
 
@@ -212,6 +215,62 @@ impl S3Store {
             Ok(_) => Ok(()),
             Err(e) if matches!(classify(&e), Failure::NoSuchUpload | Failure::NotFound) => Ok(()),
             Err(e) => Err(upload_error(key, upload, e)),
+        }
+    }
+
+    /// Aborts the multipart uploads under the prefix that were started before `before`.
+    /// A server without `ListMultipartUploads` (s3s-fs) aborts none: a bucket lifecycle rule
+    /// (`AbortIncompleteMultipartUpload`) is the better tool there anyway.
+    pub(super) async fn abort_started_before(
+        &self,
+        before: SystemTime,
+    ) -> Result<usize, StoreError> {
+        let mut aborted = 0;
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let result = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&self.prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) if classify(&e) == Failure::NotImplemented => {
+                    tracing::warn!(
+                        bucket = %self.bucket,
+                        "the S3 server cannot list multipart uploads: stale ones stay until a lifecycle rule aborts them"
+                    );
+                    return Ok(aborted);
+                }
+                Err(e) => return Err(store_error(&self.prefix, e)),
+            };
+            for upload in out.uploads.unwrap_or_default() {
+                let (Some(object), Some(id)) = (upload.key, upload.upload_id) else {
+                    continue;
+                };
+                let started = upload.initiated.and_then(system_time);
+                if started.is_none_or(|t| t >= before) {
+                    continue;
+                }
+                let key = object
+                    .strip_prefix(&self.prefix)
+                    .unwrap_or(&object)
+                    .to_owned();
+                self.abort(&key, &object, &MultipartId(id)).await?;
+                aborted += 1;
+            }
+            if out.is_truncated != Some(true) {
+                return Ok(aborted);
+            }
+            key_marker = out.next_key_marker;
+            id_marker = out.next_upload_id_marker;
+            if key_marker.is_none() && id_marker.is_none() {
+                return Ok(aborted);
+            }
         }
     }
 

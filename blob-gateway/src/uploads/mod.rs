@@ -21,7 +21,10 @@ use crate::store::{
     get_bytes, put_bytes,
 };
 
+mod gc;
 mod parts;
+
+pub use gc::GcReport;
 
 const MAX_STATE_BYTES: u64 = 1 << 20;
 

@@ -106,7 +106,7 @@ pub async fn concurrent_if_match_writers_lose_no_update(store: Store) {
             let mut conflicts = 0u32;
             for _ in 0..ROUNDS {
                 loop {
-                    let (bytes, info) = read(&store, &key).await;
+                    let (bytes, info) = read_either(&store, &key, writer % 2 == 0).await;
                     let next = increment(&bytes, writer);
                     match put(&store, &key, next, PutCondition::IfMatch(info.etag)).await {
                         Ok(_) => break,

@@ -86,7 +86,7 @@ async fn child_writer() {
         tasks.push(tokio::spawn(async move {
             for _ in 0..ROUNDS {
                 loop {
-                    let (bytes, info) = read(&store, &counter_key()).await;
+                    let (bytes, info) = read_either(&store, &counter_key(), task % 2 == 0).await;
                     let text = String::from_utf8(bytes).expect("ASCII counter");
                     let n: usize = text[slot * SLOT..(slot + 1) * SLOT]
                         .parse()

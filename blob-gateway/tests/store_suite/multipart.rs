@@ -179,6 +179,39 @@ pub async fn abort_is_idempotent_and_ends_the_upload(store: Store) {
     assert_eq!(read(&store, &key).await.0, b"kept");
 }
 
+/// Uploads nobody completed are aborted by age: younger ones are left alone.
+pub async fn abort_stale_multipart_ends_only_older_uploads(store: Store) {
+    use std::time::{Duration, SystemTime};
+    let key = upload_key();
+    let id = store
+        .create_multipart(&key, PutMeta::for_key(&key, None))
+        .await
+        .expect("create");
+    let p1 = upload(&store, &key, &id, 1, b"orphan").await;
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let aborted = store
+        .abort_stale_multipart(hour_ago)
+        .await
+        .expect("abort stale");
+    assert_eq!(aborted, 0, "an upload younger than the cutoff is kept");
+    // S3 records start times to the second.
+    let soon = SystemTime::now() + Duration::from_secs(2);
+    let aborted = store
+        .abort_stale_multipart(soon)
+        .await
+        .expect("abort stale");
+    assert_eq!(
+        aborted, 1,
+        "the upload started before the cutoff is aborted"
+    );
+    let result = store.complete_multipart(&key, &id, &[p1]).await;
+    assert!(
+        result.is_err(),
+        "an aborted upload cannot complete, got {result:?}"
+    );
+    assert_not_found(store.head(&key).await, "nothing was published");
+}
+
 const LARGE: u64 = 64 << 20;
 const CHUNK: usize = 1 << 20;
 

@@ -55,7 +55,7 @@ pub fn config(server: &str, env: &str) -> Option<S3Config> {
 pub async fn fixture(
     server: &'static str,
     env: &str,
-    known_failures: &'static [(&'static str, &'static str)],
+    known_failures: &'static [(&'static str, crate::Known)],
 ) -> Option<Fixture> {
     let config = config(server, env)?;
     let store = S3Store::connect(config).await.expect("connect to S3");
@@ -113,6 +113,15 @@ macro_rules! s3_only {
                 return;
             };
             $crate::s3_env::public_base_url_replaces_presigning(store).await;
+        }
+
+        #[tokio::test]
+        async fn a_missing_bucket_is_an_error_not_a_missing_key() {
+            let set = |c: &mut blob_gateway::S3Config| c.bucket = "cargohold-no-such-bucket".into();
+            let Some(store) = $crate::s3_env::store_with($server, $env, set).await else {
+                return;
+            };
+            $crate::s3_env::a_missing_bucket_is_an_error_not_a_missing_key(store, $server).await;
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -202,6 +211,23 @@ pub async fn public_base_url_replaces_presigning(store: S3Store) {
         prefix.ends_with("/index/suite/presign/_manifests/v1"),
         "{url}"
     );
+}
+
+/// A misconfigured bucket must not read as "blob unknown" to clients.
+pub async fn a_missing_bucket_is_an_error_not_a_missing_key(store: S3Store, server: &str) {
+    let result = store.list(&index_format::KeyPrefix::Blobs, None, 10).await;
+    assert!(
+        matches!(result, Err(StoreError::Io { .. })),
+        "list of a missing bucket: expected Io (NoSuchBucket), got {result:?}"
+    );
+    let key = tag_key("suite/bucket", "v1");
+    let result = store.get(&key, None).await.map(|b| b.info);
+    match result {
+        Err(StoreError::Io { .. }) => {}
+        // s3s-fs 0.14.1 answers GetObject in a missing bucket with NoSuchKey.
+        Err(StoreError::NotFound { .. }) if server == "s3s-fs" => {}
+        other => panic!("get from a missing bucket: expected Io (NoSuchBucket), got {other:?}"),
+    }
 }
 
 pub async fn large_copies_go_part_by_part(store: S3Store) {

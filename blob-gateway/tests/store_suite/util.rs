@@ -103,6 +103,19 @@ pub async fn read(store: &Store, key: &StorageKey) -> (Vec<u8>, ObjectInfo) {
     (collect(body.stream).await, body.info)
 }
 
+/// Reads a small object the way index and session code does (`get_bytes`, which is
+/// `ObjectStore::read`) when `whole` is set, else by a streamed `get`: concurrency clauses
+/// use both, as bytes and ETag must come from one write on either path.
+pub async fn read_either(store: &Store, key: &StorageKey, whole: bool) -> (Vec<u8>, ObjectInfo) {
+    if !whole {
+        return read(store, key).await;
+    }
+    let (bytes, info) = blob_gateway::get_bytes(store.as_ref(), key, 1 << 20)
+        .await
+        .unwrap_or_else(|e| panic!("get_bytes {key}: {e:#?}"));
+    (bytes.to_vec(), info)
+}
+
 pub async fn collect(stream: ByteStream) -> Vec<u8> {
     stream
         .try_fold(Vec::new(), |mut acc, chunk| async move {

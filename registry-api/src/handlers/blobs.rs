@@ -1,7 +1,5 @@
 //! `GET`, `HEAD` and `DELETE` of `/v2/<name>/blobs/<digest>`.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,11 +8,9 @@ use index_format::documents::BlobLink;
 use index_format::{Digest, RepoName, StorageKey};
 
 use super::{DOCKER_CONTENT_DIGEST, hv};
+use crate::config::BlobDelivery;
 use crate::error::{ApiError, ApiResult, OciCode};
 use crate::state::AppState;
-
-/// How long a presigned blob URL stays valid.
-const PRESIGN_EXPIRY: Duration = Duration::from_secs(300);
 
 /// The repository's link to the blob, or `BLOB_UNKNOWN`: a blob pushed to another
 /// repository is not served here until pushed or mounted.
@@ -51,8 +47,15 @@ pub async fn get(
     let link = linked(&app, &repo, &digest).await?;
     let key = StorageKey::Blob(digest.clone());
     // Where the backend can hand out a URL, the bytes never pass through this process.
-    let presigned = app.store.presign_get(&key, PRESIGN_EXPIRY).await;
-    if let Some(url) = presigned.map_err(|e| ApiError::store(e, OciCode::BlobUnknown))? {
+    let presigned = match app.blob_delivery {
+        BlobDelivery::Redirect => app
+            .store
+            .presign_get(&key, app.presign_expiry)
+            .await
+            .map_err(|e| ApiError::store(e, OciCode::BlobUnknown))?,
+        BlobDelivery::Proxy => None,
+    };
+    if let Some(url) = presigned {
         return Ok((
             StatusCode::TEMPORARY_REDIRECT,
             [

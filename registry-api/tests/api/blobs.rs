@@ -62,8 +62,10 @@ async fn blob_pushed_to_one_repository_is_unknown_in_another() {
         s.get(&format!("/v2/b/blobs/{d}")).await.status(),
         StatusCode::OK
     );
-    let files: Vec<_> = walk(&s.root.join("blobs")).into_iter().collect();
-    assert_eq!(files.len(), 1, "stored once: {files:?}");
+    if let Some(root) = s.fs_root() {
+        let files = walk(&root.join("blobs"));
+        assert_eq!(files.len(), 1, "stored once: {files:?}");
+    }
 }
 
 #[tokio::test]
@@ -153,7 +155,8 @@ async fn unknown_endpoint_and_wrong_method() {
 #[tokio::test]
 async fn the_index_root_config_names_the_format_version() {
     let s = TestServer::spawn().await;
-    let text = std::fs::read_to_string(s.root.join("config.json")).expect("config.json");
+    let Some(root) = s.fs_root() else { return };
+    let text = std::fs::read_to_string(root.join("config.json")).expect("config.json");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(v["format_version"], 1);
 }

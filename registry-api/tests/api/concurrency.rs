@@ -73,9 +73,8 @@ async fn concurrent_pushes_of_distinct_tags_all_land_in_the_list() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_on_one_directory_lose_no_tag() {
-    let mut a = TestServer::spawn().await;
-    let dir = a.keep_dir().expect("dir");
-    let b = TestServer::spawn_on(&a.root).await;
+    let a = TestServer::spawn().await;
+    let b = a.sharing(&[]).await;
     let (m, _) = a.push_image("shared", "seed", b"l").await;
     let mut tasks = Vec::new();
     let servers = [std::sync::Arc::new(a), std::sync::Arc::new(b)];
@@ -98,5 +97,52 @@ async fn two_processes_on_one_directory_lose_no_tag() {
         .expect("json");
     assert_eq!(tags["tags"].as_array().map(Vec::len), Some(33));
     drop(servers);
-    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_writers_on_one_tag_split_across_two_processes() {
+    let a = TestServer::spawn().await;
+    let b = a.sharing(&[]).await;
+    let config = a.push_blob("split", b"{}").await;
+    let servers = [std::sync::Arc::new(a), std::sync::Arc::new(b)];
+    let mut pushed = HashSet::new();
+    for round in 0..3u8 {
+        let mut tasks = Vec::new();
+        for w in 0..16u8 {
+            let s = servers[usize::from(w % 2)].clone();
+            let config = config.clone();
+            tasks.push(tokio::spawn(async move {
+                let layer = bytes(64, 100 + round * 16 + w);
+                let l = s.push_blob("split", &layer).await;
+                let m = image_manifest(&config, 2, &[(&l, layer.len())], None);
+                let tag = format!("t{}", w % 4);
+                let r = s.put_manifest("split", &tag, OCI_MANIFEST, &m).await;
+                (r.status(), tag, digest(&m))
+            }));
+        }
+        for t in tasks {
+            let (status, tag, d) = t.await.expect("task");
+            assert_eq!(status, StatusCode::CREATED, "every write succeeds");
+            pushed.insert((tag, d));
+        }
+        for server in &servers {
+            let tags: Value = server
+                .get("/v2/split/tags/list")
+                .await
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(
+                tags["tags"],
+                serde_json::json!(["t0", "t1", "t2", "t3"]),
+                "no tag lost"
+            );
+            for t in 0..4 {
+                let tag = format!("t{t}");
+                let r = server.head(&format!("/v2/split/manifests/{tag}")).await;
+                let d = header(&r, "docker-content-digest");
+                assert!(pushed.contains(&(tag, d)), "tag on a manifest pushed to it");
+            }
+        }
+    }
 }

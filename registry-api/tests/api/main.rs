@@ -8,5 +8,6 @@ mod discovery;
 mod manifests;
 mod memory;
 mod names;
+mod redirect;
 mod uploads;
 mod util;

@@ -183,11 +183,9 @@ async fn wrong_digest_is_digest_invalid_and_stores_nothing() {
         StatusCode::NOT_FOUND
     );
     assert!(
-        !s.root.join("blobs").exists()
-            || std::fs::read_dir(s.root.join("blobs/sha256"))
-                .map(|d| d.count())
-                .unwrap_or(0)
-                == 0
+        s.fs_root()
+            .is_none_or(|root| walk(&root.join("blobs")).is_empty()),
+        "nothing stored"
     );
     let loc = s.start_upload("r").await;
     let r = s
@@ -359,7 +357,7 @@ async fn empty_blob_can_be_pushed() {
 /// cut into equal parts, the remainder kept in the store between requests.
 #[tokio::test]
 async fn chunks_of_any_size_become_equal_parts() {
-    let s = TestServer::spawn_with(&["--part-size", "1024"]).await;
+    let s = TestServer::spawn_with(small_parts(s3_backend())).await;
     let data = bytes(10_000, 11);
     let d = digest(&data);
     let mut loc = s.start_upload("r").await;
@@ -404,16 +402,18 @@ async fn chunks_of_any_size_become_equal_parts() {
     s.push_blob("r", &bytes(100, 12)).await;
     s.push_blob("r", &bytes(5000, 13)).await;
     // No tail or part is left behind.
-    let left = walk(&s.root.join("uploads"));
+    let left = s
+        .fs_root()
+        .map(|root| walk(&root.join("uploads")))
+        .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
 
 /// An upload started on one process is continued and finished on another sharing the store.
 #[tokio::test]
 async fn upload_moves_between_processes() {
-    let mut a = TestServer::spawn_with(&["--part-size", "1024"]).await;
-    let dir = a.keep_dir();
-    let b = TestServer::spawn_on_with(&a.root, &["--part-size", "1024"]).await;
+    let a = TestServer::spawn_with(small_parts(s3_backend())).await;
+    let b = a.sharing(small_parts(a.is_s3())).await;
     let data = bytes(5000, 14);
     let d = digest(&data);
     let loc = a.start_upload("r").await;
@@ -448,5 +448,33 @@ async fn upload_moves_between_processes() {
             .as_ref(),
         &data[..]
     );
-    drop(dir);
+}
+
+/// `cargohold gc uploads` discards sessions older than the limit and leaves newer ones.
+#[tokio::test]
+async fn gc_discards_abandoned_uploads() {
+    let s = TestServer::spawn_with(small_parts(s3_backend())).await;
+    let old = s.start_upload("r").await;
+    let r = s
+        .req(Method::PATCH, &old)
+        .body(bytes(3000, 15))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let gc = |age: &str| s.command(&["gc", "uploads", "--upload-max-age", age]);
+    assert!(gc("1h").starts_with("removed 0 abandoned upload sessions"));
+    assert_eq!(s.get(&old).await.status(), StatusCode::NO_CONTENT);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(gc("1s").starts_with("removed 1 abandoned upload sessions"));
+    assert_oci_error(
+        s.get(&old).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    if let Some(root) = s.fs_root() {
+        assert!(walk(&root.join("uploads")).is_empty());
+        assert!(walk(&root.join(".multipart")).is_empty());
+    }
 }

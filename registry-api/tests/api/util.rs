@@ -2,8 +2,9 @@
 //! that push blobs and manifests over HTTP.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
@@ -14,40 +15,118 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// A `cargohold serve` child process with its own data directory.
+/// Where a test server keeps its data: a temporary directory, or (with
+/// `CARGOHOLD_TEST_BACKEND=s3` and the `CARGOHOLD_TEST_S3_*` variables that
+/// `.ci/s3-servers.sh` writes) a fresh prefix in the test bucket.
+pub enum Store {
+    Fs(tempfile::TempDir),
+    S3 { prefix: String },
+}
+
+impl Store {
+    fn new() -> Self {
+        if std::env::var("CARGOHOLD_TEST_BACKEND").as_deref() == Ok("s3") {
+            Self::S3 {
+                prefix: format!("t-{}", uuid_like()),
+            }
+        } else {
+            Self::Fs(tempfile::tempdir().expect("tempdir"))
+        }
+    }
+
+    /// The `serve`/`gc` flags that name this store.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            Self::Fs(dir) => vec![
+                "--root".into(),
+                dir.path().join("data").display().to_string(),
+            ],
+            Self::S3 { prefix } => {
+                let var = |n: &str| {
+                    std::env::var(format!("CARGOHOLD_TEST_S3_{n}")).unwrap_or_else(|_| {
+                        panic!("CARGOHOLD_TEST_S3_{n} is not set: run .ci/s3-servers.sh start")
+                    })
+                };
+                vec![
+                    "--storage".into(),
+                    "s3".into(),
+                    "--s3-endpoint".into(),
+                    var("ENDPOINT"),
+                    "--s3-region".into(),
+                    var("REGION"),
+                    "--s3-bucket".into(),
+                    var("BUCKET"),
+                    "--s3-access-key".into(),
+                    var("ACCESS_KEY"),
+                    "--s3-secret-key".into(),
+                    var("SECRET_KEY"),
+                    "--s3-path-style".into(),
+                    "--s3-prefix".into(),
+                    prefix.clone(),
+                    // The generic tests read blob bytes from the API; redirects have their own.
+                    "--blob-delivery".into(),
+                    "proxy".into(),
+                ]
+            }
+        }
+    }
+
+    /// The data directory, on the filesystem backend.
+    pub fn fs_root(&self) -> Option<PathBuf> {
+        match self {
+            Self::Fs(dir) => Some(dir.path().join("data")),
+            Self::S3 { .. } => None,
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{nanos:x}-{}-{n}", std::process::id())
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A `cargohold serve` child process on its own store.
 pub struct TestServer {
     child: Option<Child>,
     pub base: String,
-    pub root: PathBuf,
-    _dir: Option<tempfile::TempDir>,
+    pub store: Arc<Store>,
     pub client: reqwest::Client,
 }
 
 impl TestServer {
-    /// Starts a server on a fresh temporary directory.
+    /// Starts a server on a fresh store.
     pub async fn spawn() -> Self {
         Self::spawn_with(&[]).await
     }
 
-    /// Starts a server on a fresh temporary directory with extra `serve` flags.
+    /// Starts a server on a fresh store with extra `serve` flags.
     pub async fn spawn_with(args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().join("data");
-        let mut s = Self::spawn_on_with(&root, args).await;
-        s._dir = Some(dir);
-        s
+        Self::start(Arc::new(Store::new()), args).await
     }
 
-    /// Starts a server on `root` (e.g. to restart on the same data, or share it).
-    pub async fn spawn_on(root: &Path) -> Self {
-        Self::spawn_on_with(root, &[]).await
+    /// Starts another server on this one's store (a restart, or a second process).
+    pub async fn sharing(&self, args: &[&str]) -> Self {
+        Self::start(self.store.clone(), args).await
     }
 
-    pub async fn spawn_on_with(root: &Path, args: &[&str]) -> Self {
+    /// The filesystem store's directory; `None` on S3.
+    pub fn fs_root(&self) -> Option<PathBuf> {
+        self.store.fs_root()
+    }
+
+    pub fn is_s3(&self) -> bool {
+        matches!(*self.store, Store::S3 { .. })
+    }
+
+    async fn start(store: Arc<Store>, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargohold"))
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .arg("--root")
-            .arg(root)
+            .args(store.args())
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -72,18 +151,32 @@ impl TestServer {
             }
         });
         let addr = rx
-            .recv_timeout(Duration::from_secs(20))
+            .recv_timeout(Duration::from_secs(30))
             .expect("server did not report its address");
         Self {
             child: Some(child),
             base: format!("http://{addr}"),
-            root: root.to_owned(),
-            _dir: None,
+            store,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
         }
+    }
+
+    /// Runs `cargohold ARGS` on this server's store, e.g. `gc uploads`; returns stdout.
+    pub fn command(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_cargohold"))
+            .args(args)
+            .args(self.store.args())
+            .output()
+            .expect("run cargohold");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -105,11 +198,6 @@ impl TestServer {
             .args(["-TERM", &c.id().to_string()])
             .status();
         c.wait().expect("wait")
-    }
-
-    /// Takes the data directory so it outlives this server (for restarts).
-    pub fn keep_dir(&mut self) -> Option<tempfile::TempDir> {
-        self._dir.take()
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -287,4 +375,14 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// `--part-size` flags that make the filesystem enforce R2's equal-part rule with small
+/// parts; S3 stores keep their own (8 MiB) part size.
+pub fn small_parts(s3: bool) -> &'static [&'static str] {
+    if s3 { &[] } else { &["--part-size", "1024"] }
+}
+
+pub fn s3_backend() -> bool {
+    std::env::var("CARGOHOLD_TEST_BACKEND").as_deref() == Ok("s3")
 }

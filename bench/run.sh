@@ -1,0 +1,493 @@
+#!/usr/bin/env bash
+# bench/run.sh — registry benchmark: cargohold vs CNCF distribution vs ferro-oci-server.
+#
+# Runs the same workload against each registry, started here on 127.0.0.1 with a
+# fresh temporary storage directory, prints one table (one row per figure, one
+# column per server, plus cargohold's ratio to the best peer) and writes the raw
+# results to bench/results/latest.txt.  See bench/README.md.
+#
+# Usage:  bench/run.sh
+#   BENCH_SERVERS="cargohold distribution ferro"   which servers, in column order
+#   other knobs: see the "Tunables" block below (all BENCH_* environment variables)
+#
+# Only loopback traffic; every load step is bounded in request count and time;
+# every process started here is stopped by its PID on exit.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$BENCH_DIR")
+
+# ---------------------------------------------------------------- Tunables
+BENCH_SERVERS=${BENCH_SERVERS:-"cargohold distribution ferro"}
+BENCH_PUSHERS=${BENCH_PUSHERS:-4}            # concurrent pushers (one image each)
+BENCH_PUSH_MIB=${BENCH_PUSH_MIB:-512}        # layer bytes pushed per push mode, all pushers together
+BENCH_BLOB_MIB=${BENCH_BLOB_MIB:-32}         # size of each pushed layer
+BENCH_CHUNK_MIB=${BENCH_CHUNK_MIB:-8}        # PATCH size for chunked pushes
+BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-2}
+BENCH_WRK_CONNS=${BENCH_WRK_CONNS:-64}
+BENCH_WRK_SECS=${BENCH_WRK_SECS:-10}         # measured wrk run length
+BENCH_WRK_WARMUP_SECS=${BENCH_WRK_WARMUP_SECS:-2}
+BENCH_BIG_MIB=${BENCH_BIG_MIB:-256}          # blob GET size
+BENCH_GET_COUNT=${BENCH_GET_COUNT:-5}        # measured sequential downloads (after 1 warm-up)
+BENCH_TAGS=${BENCH_TAGS:-1000}               # tags for the tags/list figure
+BENCH_LAT_COUNT=${BENCH_LAT_COUNT:-200}      # measured tags/list requests (after 20 warm-up)
+BENCH_STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-300} # hard cap (s) for any single step
+BENCH_TMP=${BENCH_TMP:-$BENCH_DIR/.run}      # parent of the run's temp dir (per-server storage dirs)
+BENCH_RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results/latest.txt}
+BENCH_INSTALL=${BENCH_INSTALL:-1}            # 1: install missing tools (apt-get, cargo install)
+BENCH_BUILD_CARGOHOLD=${BENCH_BUILD_CARGOHOLD:-1} # 1: cargo build --release --bin cargohold first
+
+CARGOHOLD_BIN=${CARGOHOLD_BIN:-$REPO_DIR/target/release/cargohold}
+DISTRIBUTION_BIN=${DISTRIBUTION_BIN:-/usr/bin/docker-registry}
+FERRO_VERSION=1.0.0
+FERRO_BIN=${FERRO_BIN:-$BENCH_DIR/.tools/bin/ferro-oci-server}
+PUSHER_BIN=$BENCH_DIR/pusher/target/release/pusher
+
+OCI_ACCEPT="application/vnd.oci.image.manifest.v1+json"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- State & cleanup
+mkdir -p "$BENCH_TMP"
+RUN_DIR=$(mktemp -d "$BENCH_TMP/regbench.XXXXXX")
+RAW="$RUN_DIR/raw.txt"
+: >"$RAW"
+SERVER_PID=""
+SAMPLER_PID=""
+declare -A R=()      # R["server|key"]=value
+declare -A STATUS=() # STATUS[server]=ok|skipped:<why>|failed:<why>
+WARNINGS=()
+
+stop_pid() { # stop_pid PID [grace-seconds]
+  local pid=$1 grace=${2:-10} i
+  [[ -n "$pid" ]] || return 0
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  stop_pid "$SAMPLER_PID" 2
+  SAMPLER_PID=""
+  stop_pid "$SERVER_PID" 10
+  SERVER_PID=""
+  [[ -n "${RUN_DIR:-}" && -d "$RUN_DIR" ]] && rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# ---------------------------------------------------------------- Tools
+ensure_tools() {
+  command -v curl >/dev/null || die "curl is required"
+  command -v python3 >/dev/null || die "python3 is required (free-port lookup)"
+  local need_apt=()
+  command -v wrk >/dev/null || need_apt+=(wrk)
+  if [[ " $BENCH_SERVERS " == *" distribution "* && ! -x "$DISTRIBUTION_BIN" ]]; then
+    need_apt+=(docker-registry)
+  fi
+  if ((${#need_apt[@]})); then
+    [[ "$BENCH_INSTALL" == 1 ]] || die "missing: ${need_apt[*]} (apt-get install them, or set BENCH_INSTALL=1)"
+    log "apt-get install ${need_apt[*]}"
+    apt-get update -qq >&2
+    # policy-rc.d stops the package's init script from starting a registry on :5000
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
+  fi
+  if [[ " $BENCH_SERVERS " == *" ferro "* && ! -x "$FERRO_BIN" ]]; then
+    [[ "$BENCH_INSTALL" == 1 ]] || die "missing $FERRO_BIN (cargo install ferro-oci-server@$FERRO_VERSION --locked --root bench/.tools)"
+    log "cargo install ferro-oci-server@$FERRO_VERSION (takes a few minutes)"
+    cargo install "ferro-oci-server@$FERRO_VERSION" --locked --root "$BENCH_DIR/.tools" >&2
+  fi
+  log "building the load generator (bench/pusher)"
+  cargo build --release --quiet --manifest-path "$BENCH_DIR/pusher/Cargo.toml" >&2
+  [[ -x "$PUSHER_BIN" ]] || die "pusher did not build"
+  if [[ " $BENCH_SERVERS " == *" cargohold "* && "$BENCH_BUILD_CARGOHOLD" == 1 && -f "$REPO_DIR/Cargo.toml" ]]; then
+    log "cargo build --release --bin cargohold"
+    (cd "$REPO_DIR" && cargo build --release --quiet --bin cargohold >&2) ||
+      WARNINGS+=("cargohold: cargo build --release --bin cargohold failed")
+  fi
+}
+
+# CPU busy % of the whole machine over one second (steal and iowait count as idle).
+cpu_busy_pct() {
+  local a b
+  a=$(awk '/^cpu / { print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu / { print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    t = y[2] - x[2]; printf "%.0f", (t > 0) ? 100 * (y[1] - x[1]) / t : 0 }'
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# ---------------------------------------------------------------- Servers
+# start_<name> PORT DIR: start the server in the background and set SERVER_PID,
+# or set SKIP_REASON and return 1 when it cannot be started.
+# Each gets a fresh empty DIR; logs go to DIR/server.log.
+
+start_cargohold() {
+  local port=$1 dir=$2
+  [[ -x "$CARGOHOLD_BIN" ]] || { SKIP_REASON="skipped: $CARGOHOLD_BIN not built"; return 1; }
+  mkdir -p "$dir/root"
+  RUST_LOG=${CARGOHOLD_RUST_LOG:-warn} "$CARGOHOLD_BIN" serve --listen "127.0.0.1:$port" --root "$dir/root" \
+    >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+}
+
+start_distribution() {
+  local port=$1 dir=$2
+  [[ -x "$DISTRIBUTION_BIN" ]] || { SKIP_REASON="skipped: $DISTRIBUTION_BIN missing"; return 1; }
+  mkdir -p "$dir/data"
+  cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  cache:
+    blobdescriptor: inmemory
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOF
+  "$DISTRIBUTION_BIN" serve "$dir/config.yml" >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+}
+
+start_ferro() {
+  local port=$1 dir=$2
+  [[ -x "$FERRO_BIN" ]] || { SKIP_REASON="skipped: $FERRO_BIN missing"; return 1; }
+  mkdir -p "$dir/data"
+  FERRO_OCI_LISTEN="127.0.0.1:$port" FERRO_OCI_STORAGE_DIR="$dir/data" RUST_LOG=${FERRO_RUST_LOG:-warn} \
+    "$FERRO_BIN" >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+}
+
+wait_ready() { # wait_ready URL PID — up to 30 s
+  local url=$1 pid=$2 i
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if curl -s -o /dev/null --max-time 1 -w '%{http_code}' "$url/v2/" | grep -q '^200$'; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# Periodic VmRSS sampler (every 0.5 s) for the server; bounded by the server's life
+# and by a hard iteration cap (2 h).
+start_sampler() {
+  local pid=$1 out=$2
+  (
+    max=0
+    for ((i = 0; i < 14400; i++)); do
+      v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || break
+      [[ -n "$v" ]] || break
+      ((v > max)) && max=$v && echo "$max" >"$out"
+      sleep 0.5
+    done
+  ) &
+  SAMPLER_PID=$!
+}
+
+# ---------------------------------------------------------------- Helpers
+# kv FILE KEY -> value of KEY=... in FILE
+kv() { awk -F= -v k="$2" '$1 == k { sub(/^[^=]*=/, ""); print; exit }' "$1" 2>/dev/null || true; }
+
+# step NAME CMD... : run a bounded step, capture output in $STEP_OUT, log it to RAW
+step() {
+  local name=$1; shift
+  STEP_OUT="$RUN_DIR/step.out"
+  log "  $CUR_SERVER: $name"
+  local rc=0
+  timeout -k 5 "$BENCH_STEP_TIMEOUT" "$@" >"$STEP_OUT" 2>"$RUN_DIR/step.err" || rc=$?
+  {
+    echo "## $CUR_SERVER $name (rc=$rc)"
+    cat "$STEP_OUT"
+    sed 's/^/stderr: /' "$RUN_DIR/step.err"
+  } >>"$RAW"
+  if ((rc != 0)); then
+    WARNINGS+=("$CUR_SERVER: $name failed (rc=$rc): $(tail -n 2 "$RUN_DIR/step.err" | tr '\n' ' ' | cut -c1-300)")
+    return 1
+  fi
+}
+
+put() { R["$CUR_SERVER|$1"]=$2; echo "$CUR_SERVER.$1=$2" >>"$RAW"; }
+
+WRK_LUA="$RUN_DIR/wrk.lua"
+cat >"$WRK_LUA" <<'EOF'
+-- Request method and Accept header from the environment; key=value summary at the end.
+wrk.method = os.getenv("WRK_METHOD") or "GET"
+wrk.headers["Accept"] = os.getenv("WRK_ACCEPT") or "*/*"
+done = function(summary, latency, requests)
+  local secs = summary.duration / 1e6
+  local e = summary.errors
+  io.write(string.format("requests=%d\n", summary.requests))
+  io.write(string.format("secs=%.3f\n", secs))
+  io.write(string.format("rps=%.1f\n", summary.requests / secs))
+  io.write(string.format("p50_ms=%.3f\n", latency:percentile(50) / 1000))
+  io.write(string.format("p99_ms=%.3f\n", latency:percentile(99) / 1000))
+  io.write(string.format("errors_status=%d\n", e.status))
+  io.write(string.format("errors_socket=%d\n", e.connect + e.read + e.write + e.timeout))
+end
+EOF
+
+# wrk_fig KEY METHOD URL : warm up, then measure; records KEY_rps, KEY_p50, KEY_p99
+# (wrk for GET, the pusher's wrk-like `load` for HEAD)
+wrk_fig() {
+  local key=$1 method=$2 url=$3
+  # Sanity-check the request once with curl first.
+  local code
+  if [[ "$method" == HEAD ]]; then
+    code=$(curl -s -o /dev/null -I --max-time 5 -H "Accept: $OCI_ACCEPT" -w '%{http_code}' "$url" || true)
+  else
+    code=$(curl -s -o /dev/null --max-time 5 -H "Accept: $OCI_ACCEPT" -w '%{http_code}' "$url" || true)
+  fi
+  if [[ "$code" != 200 ]]; then
+    WARNINGS+=("$CUR_SERVER: $key: $method $url answered $code, not 200; figure skipped")
+    return 0
+  fi
+  if [[ "$method" == HEAD ]]; then
+    # wrk 4.1 cannot do HEAD: its response parser then waits for Content-Length body
+    # bytes that never come (0 requests).  The pusher's `load` is the same closed loop
+    # (N keep-alive connections, T threads, fixed time; within ~6% of wrk on a GET).
+    step "$key warm-up" "$PUSHER_BIN" load --full-url "$url" --method HEAD --accept "$OCI_ACCEPT" \
+      --threads "$BENCH_WRK_THREADS" --conns "$BENCH_WRK_CONNS" --secs "$BENCH_WRK_WARMUP_SECS" || return 0
+    step "$key" "$PUSHER_BIN" load --full-url "$url" --method HEAD --accept "$OCI_ACCEPT" \
+      --threads "$BENCH_WRK_THREADS" --conns "$BENCH_WRK_CONNS" --secs "$BENCH_WRK_SECS" || return 0
+  else
+    WRK_METHOD=$method WRK_ACCEPT=$OCI_ACCEPT step "$key warm-up" \
+      wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_WRK_CONNS" -d "${BENCH_WRK_WARMUP_SECS}s" --timeout 5s -s "$WRK_LUA" "$url" || return 0
+    WRK_METHOD=$method WRK_ACCEPT=$OCI_ACCEPT step "$key" \
+      wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_WRK_CONNS" -d "${BENCH_WRK_SECS}s" --timeout 5s --latency -s "$WRK_LUA" "$url" || return 0
+  fi
+  local es ek
+  es=$(kv "$STEP_OUT" errors_status); ek=$(kv "$STEP_OUT" errors_socket)
+  if [[ "${es:-0}" != 0 || "${ek:-0}" != 0 ]]; then
+    WARNINGS+=("$CUR_SERVER: $key: $es non-2xx/3xx responses, $ek socket errors/timeouts during wrk")
+  fi
+  put "${key}_rps" "$(kv "$STEP_OUT" rps)"
+  put "${key}_p50" "$(kv "$STEP_OUT" p50_ms)"
+  put "${key}_p99" "$(kv "$STEP_OUT" p99_ms)"
+}
+
+# ---------------------------------------------------------------- One server
+bench_server() {
+  local name=$1 port dir base
+  CUR_SERVER=$name
+  port=$(free_port)
+  dir="$RUN_DIR/$name"
+  mkdir -p "$dir"
+  base="http://127.0.0.1:$port"
+  local busy
+  busy=$(cpu_busy_pct)
+  R["$name|bg_cpu"]=$busy
+  log "== $name on $base (storage $dir); CPU busy before start: ${busy}%"
+  echo "$name.bg_cpu_busy_pct=$busy" >>"$RAW"
+  if ! declare -F "start_$name" >/dev/null; then
+    STATUS[$name]="failed: unknown server (have: cargohold distribution ferro)"
+    return 0
+  fi
+  SERVER_PID="" SKIP_REASON=""
+  if ! "start_$name" "$port" "$dir"; then
+    STATUS[$name]=${SKIP_REASON:-"failed to start"}
+    log "$name: ${STATUS[$name]}"
+    return 0
+  fi
+  if ! wait_ready "$base" "$SERVER_PID"; then
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+      STATUS[$name]="failed: not ready on $base within 30 s (server.log tail in the raw results)"
+    else
+      local rc=0
+      wait "$SERVER_PID" 2>/dev/null || rc=$?
+      STATUS[$name]="failed: exited (rc=$rc) before answering GET /v2/ (server.log tail in the raw results)"
+    fi
+    { echo "## $name server.log"; tail -n 30 "$dir/server.log"; } >>"$RAW"
+    stop_pid "$SERVER_PID"; SERVER_PID=""
+    return 0
+  fi
+  STATUS[$name]=ok
+  if awk -v b="$busy" 'BEGIN { exit !(b > 15) }'; then
+    WARNINGS+=("$name: machine not idle before the run (${busy}% CPU busy over 1 s): figures are noisy")
+  fi
+  echo "## $name pid=$SERVER_PID port=$port" >>"$RAW"
+  start_sampler "$SERVER_PID" "$dir/rss.max"
+
+  local P=$PUSHER_BIN to=$BENCH_STEP_TIMEOUT
+  # Warm-up: a small image, a small push of each kind, a few tags/list reads.
+  step "warm-up image" "$P" image --url "$base" --repo bench/warm --tag latest --timeout-s "$to" || true
+  step "warm-up push mono" "$P" push --url "$base" --mode mono --pushers "$BENCH_PUSHERS" --total-mib 64 \
+    --blob-mib 8 --repo-prefix bench/warm-mono --seed 101 --timeout-s "$to" || true
+  step "warm-up push chunked" "$P" push --url "$base" --mode chunked --pushers "$BENCH_PUSHERS" --total-mib 64 \
+    --blob-mib 8 --chunk-mib "$BENCH_CHUNK_MIB" --repo-prefix bench/warm-chunked --seed 102 --timeout-s "$to" || true
+
+  # 1. Push throughput.
+  if step "push monolithic" "$P" push --url "$base" --mode mono --pushers "$BENCH_PUSHERS" \
+    --total-mib "$BENCH_PUSH_MIB" --blob-mib "$BENCH_BLOB_MIB" --seed 1 --timeout-s "$to"; then
+    put push_mono "$(kv "$STEP_OUT" mb_per_s)"
+  fi
+  if step "push chunked" "$P" push --url "$base" --mode chunked --pushers "$BENCH_PUSHERS" \
+    --total-mib "$BENCH_PUSH_MIB" --blob-mib "$BENCH_BLOB_MIB" --chunk-mib "$BENCH_CHUNK_MIB" --seed 2 --timeout-s "$to"; then
+    put push_chunked "$(kv "$STEP_OUT" mb_per_s)"
+  fi
+
+  # 2./3. Manifest GET by tag and by digest, blob HEAD.
+  if step "small image" "$P" image --url "$base" --repo bench/small --tag latest --seed 3 --timeout-s "$to"; then
+    local mdig ldig
+    mdig=$(kv "$STEP_OUT" manifest_digest); ldig=$(kv "$STEP_OUT" layer_digest)
+    wrk_fig man_tag GET "$base/v2/bench/small/manifests/latest"
+    wrk_fig man_digest GET "$base/v2/bench/small/manifests/$mdig"
+    wrk_fig blob_head HEAD "$base/v2/bench/small/blobs/$ldig"
+  fi
+
+  # 4. Blob GET throughput.
+  if step "push ${BENCH_BIG_MIB} MiB blob" "$P" blob --url "$base" --repo bench/big --size-mib "$BENCH_BIG_MIB" \
+    --seed 7 --timeout-s "$to"; then
+    local bdig
+    bdig=$(kv "$STEP_OUT" digest)
+    if step "blob GET" "$P" get-blob --url "$base" --repo bench/big --digest "$bdig" --count "$BENCH_GET_COUNT" \
+      --warmup 1 --timeout-s "$to"; then
+      put blob_get "$(kv "$STEP_OUT" gb_per_s)"
+    fi
+  fi
+
+  # 5. tags/list with many tags.
+  if step "tag ${BENCH_TAGS}x" "$P" tags --url "$base" --repo bench/tags --count "$BENCH_TAGS" --concurrency 8 \
+    --timeout-s "$to"; then
+    put tag_push_secs "$(kv "$STEP_OUT" secs)"
+    if step "tags/list latency" "$P" latency --full-url "$base/v2/bench/tags/tags/list" --count "$BENCH_LAT_COUNT" \
+      --warmup 20 --timeout-s "$to"; then
+      local seen
+      seen=$(kv "$STEP_OUT" tags_in_response)
+      put tags_seen "${seen:-?}"
+      if [[ "${seen:-}" != "$BENCH_TAGS" ]]; then
+        WARNINGS+=("$name: tags/list returned ${seen:-?} tags, not $BENCH_TAGS (paginated or missing)")
+      fi
+      put tags_p50 "$(kv "$STEP_OUT" p50_ms)"
+      put tags_p99 "$(kv "$STEP_OUT" p99_ms)"
+    fi
+  fi
+
+  # 6. Memory: VmHWM (kernel's peak RSS) at the end, and the max of periodic VmRSS samples.
+  local hwm sampled
+  hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
+  stop_pid "$SAMPLER_PID" 2; SAMPLER_PID=""
+  sampled=$(cat "$dir/rss.max" 2>/dev/null || echo "")
+  if [[ -n "$hwm" ]]; then
+    put rss_hwm "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
+  else
+    WARNINGS+=("$name: server process gone before the VmHWM reading")
+  fi
+  [[ -n "$sampled" ]] && put rss_sampled "$(awk -v k="$sampled" 'BEGIN { printf "%.1f", k / 1024 }')"
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    STATUS[$name]="failed: server exited during the run"
+    { echo "## $name server.log (tail)"; tail -n 30 "$dir/server.log"; } >>"$RAW"
+  fi
+  stop_pid "$SERVER_PID"; SERVER_PID=""
+  if [[ -s "$dir/server.log" ]]; then
+    { echo "## $name server.log (last 20 lines)"; tail -n 20 "$dir/server.log"; } >>"$RAW"
+  fi
+  rm -rf "$dir"
+}
+
+# ---------------------------------------------------------------- Report
+ROWS=(
+  "push_mono|push monolithic, ${BENCH_PUSHERS} pushers, ${BENCH_PUSH_MIB} MiB (MB/s)|higher"
+  "push_chunked|push chunked ${BENCH_CHUNK_MIB} MiB PATCH, ${BENCH_PUSHERS} pushers (MB/s)|higher"
+  "man_tag_rps|manifest GET by tag (req/s)|higher"
+  "man_tag_p50|manifest GET by tag p50 (ms)|lower"
+  "man_tag_p99|manifest GET by tag p99 (ms)|lower"
+  "man_digest_rps|manifest GET by digest (req/s)|higher"
+  "man_digest_p50|manifest GET by digest p50 (ms)|lower"
+  "man_digest_p99|manifest GET by digest p99 (ms)|lower"
+  "blob_head_rps|blob HEAD (req/s)|higher"
+  "blob_head_p50|blob HEAD p50 (ms)|lower"
+  "blob_head_p99|blob HEAD p99 (ms)|lower"
+  "blob_get|blob GET ${BENCH_BIG_MIB} MiB (GB/s)|higher"
+  "tags_p50|tags/list, ${BENCH_TAGS} tags, p50 (ms)|lower"
+  "tags_p99|tags/list, ${BENCH_TAGS} tags, p99 (ms)|lower"
+  "rss_hwm|peak RSS, VmHWM (MiB)|lower"
+)
+
+report() {
+  local servers=($BENCH_SERVERS) s row key label dir v best ratio have_ch=0
+  [[ " $BENCH_SERVERS " == *" cargohold "* && -n "${STATUS[cargohold]:-}" && "${STATUS[cargohold]}" == ok* ]] && have_ch=1
+  printf '%-52s' "figure"
+  for s in "${servers[@]}"; do printf ' %13s' "$s"; done
+  printf '  %-6s %s\n' "better" "cargohold / best peer"
+  for row in "${ROWS[@]}"; do
+    IFS='|' read -r key label dir <<<"$row"
+    printf '%-52s' "$label"
+    best=""
+    for s in "${servers[@]}"; do
+      v=${R["$s|$key"]:-}
+      printf ' %13s' "${v:-n/a}"
+      [[ "$s" == cargohold || -z "$v" ]] && continue
+      if [[ -z "$best" ]]; then best=$v
+      elif [[ "$dir" == higher ]]; then best=$(awk -v a="$best" -v b="$v" 'BEGIN { print (b > a) ? b : a }')
+      else best=$(awk -v a="$best" -v b="$v" 'BEGIN { print (b < a) ? b : a }')
+      fi
+    done
+    ratio="-"
+    v=${R["cargohold|$key"]:-}
+    if ((have_ch)) && [[ -n "$v" && -n "$best" ]]; then
+      ratio=$(awk -v c="$v" -v b="$best" 'BEGIN { if (b == 0) print "-"; else printf "%.2fx", c / b }')
+    fi
+    printf '  %-6s %s\n' "$dir" "$ratio"
+  done
+  echo
+  echo "ratio = cargohold's figure divided by the best peer's figure for that row;"
+  echo "'better' says which way is good: for 'higher' rows a ratio > 1 means cargohold wins,"
+  echo "for 'lower' rows (latency, memory) a ratio < 1 means cargohold wins."
+  echo "MB/s = 10^6 bytes/s, GB/s = 10^9 bytes/s (of blob bytes); latencies in milliseconds."
+  for s in "${servers[@]}"; do
+    [[ "${STATUS[$s]:-}" == ok ]] || echo "note: $s: ${STATUS[$s]:-not run}"
+  done
+  if ((${#WARNINGS[@]})); then
+    echo
+    echo "warnings:"
+    for w in "${WARNINGS[@]}"; do echo "  - $w"; done
+  fi
+}
+
+# ---------------------------------------------------------------- Main
+main() {
+  ensure_tools
+  for s in $BENCH_SERVERS; do
+    bench_server "$s"
+  done
+  local table="$RUN_DIR/table.txt"
+  report >"$table"
+  cat "$table"
+  mkdir -p "$(dirname "$BENCH_RESULTS")"
+  {
+    echo "# cargohold bench — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# host: $(uname -srm), $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "# repo: $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
+    echo "# servers: $BENCH_SERVERS"
+    echo "# distribution: $("$DISTRIBUTION_BIN" --version 2>/dev/null || echo n/a)"
+    echo "# ferro-oci-server: $FERRO_VERSION ($FERRO_BIN)"
+    echo "# cargohold: $CARGOHOLD_BIN"
+    echo "# settings: pushers=$BENCH_PUSHERS push_mib=$BENCH_PUSH_MIB blob_mib=$BENCH_BLOB_MIB chunk_mib=$BENCH_CHUNK_MIB" \
+      "wrk=-t$BENCH_WRK_THREADS/-c$BENCH_WRK_CONNS/${BENCH_WRK_SECS}s big_mib=$BENCH_BIG_MIB get_count=$BENCH_GET_COUNT" \
+      "tags=$BENCH_TAGS lat_count=$BENCH_LAT_COUNT"
+    echo
+    cat "$table"
+    echo
+    echo "# ---- raw step output"
+    cat "$RAW"
+  } >"$BENCH_RESULTS"
+  log "raw results: $BENCH_RESULTS"
+}
+
+main "$@"

@@ -1,0 +1,400 @@
+// cargohold pull worker: serves the OCI Distribution pull API from cargohold's sparse
+// static index in an R2 bucket, and forwards everything else to the cargohold API.
+//
+// Bindings (see wrangler.toml):
+//   BUCKET      R2 bucket cargohold's S3 backend writes to (docs/index-format.md layout)
+//   API_ORIGIN  where the cargohold API server listens, e.g. https://api.registry.example.com
+//   BLOBS_URL   optional: base URL serving the bucket's root (an R2 custom domain); when set,
+//               `GET /v2/<name>/blobs/<digest>` answers 307 to `<BLOBS_URL>/<key>`
+//   KEY_PREFIX  optional: the S3 backend's `prefix`, when the index is not at the bucket root
+//
+// What is answered here, for GET and HEAD without a query string (docs/index-format.md):
+//
+//   /v2/ and /v2                          200 {}
+//   /v2/<name>/manifests/<tag|digest>     index/<name>/_manifests/<ref>
+//   /v2/<name>/blobs/<digest>             blobs/<alg>/<hex>, if index/<name>/_blobs/<digest> exists
+//   /v2/<name>/tags/list                  index/<name>/_tags/list
+//   /v2/<name>/referrers/<digest>         index/<name>/_referrers/<digest>, or an empty index
+//   /v2/_catalog                          index/_catalog, or an empty catalog
+//   /config.json                          config.json
+//
+// Every other request (any other method or path, anything with a query string) goes to
+// API_ORIGIN unchanged. Keys are only ever built from a validated repository name and tag
+// or digest, so no request can reach `uploads/` or any other key.
+
+const IMMUTABLE = "public, max-age=31536000, immutable";
+const REVALIDATE = "public, max-age=0, must-revalidate";
+const JSON_TYPE = "application/json";
+const OCTET_STREAM = "application/octet-stream";
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+/// The manifest media types cargohold stores (index_format::ManifestMediaType).
+const MANIFEST_TYPES = new Set([
+  OCI_MANIFEST,
+  OCI_INDEX,
+  "application/vnd.docker.distribution.manifest.v2+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+]);
+/// Exactly the bytes cargohold's API answers for a subject nothing refers to.
+const EMPTY_REFERRERS = `{"schemaVersion":2,"mediaType":"${OCI_INDEX}","manifests":[]}`;
+const EMPTY_CATALOG = `{"repositories":[]}`;
+
+// The grammar of index_format::names: lowercase components joined by '.', '_', '__' or
+// '-'+, separated by '/', at most 255 characters; tags; sha256 and sha512 digests.
+const NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+const MAX_NAME_LEN = 255;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const DIGEST = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+
+export default {
+  async fetch(request, env) {
+    let response;
+    try {
+      response = await handle(request, env);
+    } catch (err) {
+      // R2 failing is the only thing expected here; the API answers 503 the same way.
+      console.error(`${request.method} ${new URL(request.url).pathname}: ${err && err.stack}`);
+      response = ociError(request, 503, "TOOMANYREQUESTS", "storage temporarily unavailable", {
+        "Retry-After": "1",
+      });
+    }
+    // Responses from fetch() have immutable headers: copy before adding ours.
+    response = new Response(response.body, response);
+    response.headers.set("Docker-Distribution-API-Version", "registry/2.0");
+    return response;
+  },
+};
+
+async function handle(request, env) {
+  const url = new URL(request.url);
+  const readOnly = request.method === "GET" || request.method === "HEAD";
+  const route = readOnly && url.search === "" ? parseRoute(url.pathname) : null;
+  if (route === null) {
+    return proxy(request, env, url);
+  }
+  const store = new Store(env);
+  switch (route.kind) {
+    case "base":
+      return respond(request, 200, { "Content-Type": JSON_TYPE }, "{}");
+    case "config":
+      return document(request, store, "config.json", JSON_TYPE, () =>
+        ociError(request, 404, "NAME_UNKNOWN", "config.json not found"),
+      );
+    case "catalog":
+      return document(request, store, "index/_catalog", JSON_TYPE, () =>
+        respond(request, 200, listHeaders(JSON_TYPE), EMPTY_CATALOG),
+      );
+    case "tags":
+      return document(request, store, `index/${route.name}/_tags/list`, JSON_TYPE, () =>
+        ociError(request, 404, "NAME_UNKNOWN", `repository ${route.name} not known to registry`),
+      );
+    case "referrers":
+      // Never a 404: a subject nothing refers to has an empty list.
+      return document(request, store, `index/${route.name}/_referrers/${route.ref}`, OCI_INDEX, () =>
+        respond(request, 200, listHeaders(OCI_INDEX), EMPTY_REFERRERS),
+      );
+    case "manifest":
+      return manifest(request, store, route.name, route.ref);
+    case "blob":
+      return blob(request, env, store, route.name, route.ref);
+  }
+  throw new Error(`unhandled route ${route.kind}`);
+}
+
+/// The static route of a path, or null when only the API can answer it.
+export function parseRoute(pathname) {
+  if (pathname === "/config.json") return { kind: "config" };
+  if (pathname === "/v2" || pathname === "/v2/") return { kind: "base" };
+  if (!pathname.startsWith("/v2/")) return null;
+  let rest;
+  try {
+    // As the API does (axum's Path), match on the decoded path; the checks below then see
+    // every character, so `%2e%2e` is as invalid as `..`.
+    rest = decodeURIComponent(pathname.slice("/v2/".length));
+  } catch {
+    return null;
+  }
+  if (rest === "_catalog") return { kind: "catalog" };
+  const validName = (n) => n.length <= MAX_NAME_LEN && NAME.test(n);
+  if (rest.endsWith("/tags/list")) {
+    const name = rest.slice(0, -"/tags/list".length);
+    return validName(name) ? { kind: "tags", name } : null;
+  }
+  const cut = rest.lastIndexOf("/");
+  const head = rest.slice(0, cut);
+  const ref = rest.slice(cut + 1);
+  const cut2 = head.lastIndexOf("/");
+  if (cut < 0 || cut2 < 0) return null;
+  const name = head.slice(0, cut2);
+  const kind = head.slice(cut2 + 1);
+  if (!validName(name)) return null;
+  if (kind === "manifests" && (TAG.test(ref) || DIGEST.test(ref))) {
+    return { kind: "manifest", name, ref };
+  }
+  if (kind === "blobs" && DIGEST.test(ref)) return { kind: "blob", name, ref };
+  if (kind === "referrers" && DIGEST.test(ref)) return { kind: "referrers", name, ref };
+  return null;
+}
+
+/// The bucket, seen through KEY_PREFIX.
+class Store {
+  constructor(env) {
+    if (!env.BUCKET) throw new Error("the R2 binding BUCKET is missing");
+    this.bucket = env.BUCKET;
+    const p = (env.KEY_PREFIX || "").replace(/^\/+|\/+$/g, "");
+    this.prefix = p === "" ? "" : `${p}/`;
+  }
+  key(k) {
+    return this.prefix + k;
+  }
+  get(k, options) {
+    return this.bucket.get(this.key(k), options);
+  }
+  head(k) {
+    return this.bucket.head(this.key(k));
+  }
+}
+
+function listHeaders(contentType) {
+  return { "Content-Type": contentType, "Cache-Control": REVALIDATE };
+}
+
+/// A small JSON document (tag list, catalog, referrers, config.json), revalidated by ETag.
+async function document(request, store, key, contentType, missing) {
+  const obj = await store.get(key);
+  if (obj === null) return missing();
+  const headers = { ...listHeaders(contentType), ETag: obj.httpEtag };
+  if (notModified(request, obj.httpEtag)) {
+    await obj.body.cancel();
+    return respond(request, 304, headers, null);
+  }
+  return respond(request, 200, headers, new Uint8Array(await obj.arrayBuffer()));
+}
+
+async function manifest(request, store, name, ref) {
+  const key = `index/${name}/_manifests/${ref}`;
+  const unknown = (detail) =>
+    ociError(request, 404, "MANIFEST_UNKNOWN", `manifest ${ref} unknown to ${name}`, {}, detail);
+  // A HEAD by digest needs no body when the type is in the object's metadata. By tag the
+  // digest is the body's hash (or the `digest` custom metadata, which a reader only sees
+  // after a request anyway): one GET costs what a HEAD does.
+  const headOnly = request.method === "HEAD" && DIGEST.test(ref);
+  let obj = headOnly ? await store.head(key) : await store.get(key);
+  if (obj === null) return unknown();
+  let digest = storedDigest(obj, ref);
+  let mediaType = storedType(obj);
+  let bytes = null;
+  if (obj.body === undefined && (digest === null || mediaType === null)) {
+    obj = await store.get(key);
+    if (obj === null) return unknown();
+  }
+  if (obj.body !== undefined) {
+    bytes = new Uint8Array(await obj.arrayBuffer());
+    digest ??= await sha256(bytes);
+    mediaType ??= typeFromBody(bytes);
+  }
+  if (!accepts(request.headers.get("Accept"), mediaType)) {
+    return unknown({ reason: `stored as ${mediaType}, which the Accept header does not list` });
+  }
+  const etag = `"${digest}"`;
+  const headers = {
+    "Content-Type": mediaType,
+    "Content-Length": String(obj.size),
+    "Docker-Content-Digest": digest,
+    ETag: etag,
+    "Cache-Control": DIGEST.test(ref) ? IMMUTABLE : REVALIDATE,
+  };
+  if (notModified(request, etag)) return respond(request, 304, headers, null);
+  return respond(request, 200, headers, bytes);
+}
+
+/// The manifest's digest without reading it: the `digest` custom metadata, or the digest
+/// it is stored under (writers verify it).
+function storedDigest(obj, ref) {
+  const meta = obj.customMetadata && obj.customMetadata.digest;
+  if (meta && DIGEST.test(meta)) return meta;
+  return DIGEST.test(ref) ? ref : null;
+}
+
+/// The Content-Type cargohold stored, unless missing or a generic one a copy tool set.
+function storedType(obj) {
+  const t = obj.httpMetadata && obj.httpMetadata.contentType;
+  if (!t) return null;
+  const bare = t.split(";")[0].trim().toLowerCase();
+  return bare === OCTET_STREAM || bare === "binary/octet-stream" ? null : t;
+}
+
+/// The manifest's own `mediaType` field; cargohold requires it to agree with Content-Type.
+function typeFromBody(bytes) {
+  try {
+    const doc = JSON.parse(new TextDecoder().decode(bytes));
+    if (typeof doc.mediaType === "string" && doc.mediaType !== "") return doc.mediaType;
+    return Array.isArray(doc.manifests) ? OCI_INDEX : OCI_MANIFEST;
+  } catch {
+    return OCI_MANIFEST;
+  }
+}
+
+/// As the API: no Accept, wildcards, or an Accept naming no manifest type take anything;
+/// otherwise the stored type must be listed.
+export function accepts(accept, mediaType) {
+  if (!accept) return true;
+  const listed = accept
+    .split(",")
+    .map((t) => t.split(";")[0].trim().toLowerCase())
+    .filter((t) => t !== "");
+  if (!listed.some((t) => MANIFEST_TYPES.has(t))) return true;
+  const want = mediaType.split(";")[0].trim().toLowerCase();
+  return listed.some((t) => t === want || t === "*/*" || t === "application/*");
+}
+
+async function blob(request, env, store, name, digest) {
+  const [alg, hex] = digest.split(":");
+  const blobKey = `blobs/${alg}/${hex}`;
+  const unknown = () => ociError(request, 404, "BLOB_UNKNOWN", `blob ${digest} unknown to ${name}`);
+  // The repository's link gates the shared bytes, and holds their size.
+  const link = await store.get(`index/${name}/_blobs/${digest}`);
+  if (link === null) return unknown();
+  let size = linkSize(await link.text());
+  const base = {
+    "Content-Type": OCTET_STREAM,
+    "Docker-Content-Digest": digest,
+    ETag: `"${digest}"`,
+    "Accept-Ranges": "bytes",
+    "Cache-Control": IMMUTABLE,
+  };
+  if (request.method === "GET" && env.BLOBS_URL) {
+    const target = `${env.BLOBS_URL.replace(/\/+$/, "")}/${store.key(blobKey)}`;
+    return respond(request, 307, { Location: target, "Docker-Content-Digest": digest }, null);
+  }
+  if (size === null) {
+    const info = await store.head(blobKey);
+    if (info === null) return unknown();
+    size = info.size;
+  }
+  if (notModified(request, base.ETag)) return respond(request, 304, base, null);
+  if (request.method === "HEAD") {
+    return respond(request, 200, { ...base, "Content-Length": String(size) }, null);
+  }
+  const rangeHeader = request.headers.get("Range");
+  const range = rangeHeader === null ? null : parseRange(rangeHeader, size);
+  if (range === "unsatisfiable") {
+    return respond(request, 416, { "Content-Range": `bytes */${size}` }, null);
+  }
+  const length = range ? range.end - range.start + 1 : 0;
+  const obj = await store.get(blobKey, range ? { range: { offset: range.start, length } } : {});
+  if (obj === null) return unknown();
+  if (range) {
+    return respond(
+      request,
+      206,
+      {
+        ...base,
+        "Content-Range": `bytes ${range.start}-${range.end}/${obj.size}`,
+        "Content-Length": String(length),
+      },
+      obj.body,
+    );
+  }
+  return respond(request, 200, { ...base, "Content-Length": String(obj.size) }, obj.body);
+}
+
+/// `{"digest","size"}` of a blob link; null if the document is not one.
+function linkSize(text) {
+  try {
+    const size = JSON.parse(text).size;
+    return Number.isSafeInteger(size) && size >= 0 ? size : null;
+  } catch {
+    return null;
+  }
+}
+
+/// A single `bytes=` range against `size`, as the API's parse_range: the first of several,
+/// suffix ranges, the end clamped to the object. null for a header that is no byte range
+/// (served whole, as RFC 9110 allows), "unsatisfiable" for 416.
+export function parseRange(spec, size) {
+  const m = /^\s*bytes=\s*(\d*)\s*-\s*(\d*)\s*(?:,.*)?$/.exec(spec);
+  if (m === null || (m[1] === "" && m[2] === "")) return null;
+  if (m[1] === "") {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || Number(m[2] || start) < start) return "unsatisfiable";
+  return { start, end };
+}
+
+/// Whether If-None-Match names `etag` (weak comparison, as RFC 9110 asks for GET/HEAD).
+function notModified(request, etag) {
+  const inm = request.headers.get("If-None-Match");
+  if (!inm || !etag) return false;
+  return inm.split(",").some((t) => {
+    const tag = t.trim();
+    return tag === "*" || tag.replace(/^W\//, "") === etag.replace(/^W\//, "");
+  });
+}
+
+/// Everything the index cannot answer: to the API, method, headers and body as they came.
+async function proxy(request, env, url) {
+  if (!env.API_ORIGIN) {
+    return ociError(request, 502, "UNKNOWN", "read-only here: API_ORIGIN is not set");
+  }
+  const origin = new URL(env.API_ORIGIN);
+  if (origin.host === url.host) {
+    return ociError(request, 508, "UNKNOWN", "API_ORIGIN points at this worker");
+  }
+  const base = env.API_ORIGIN.replace(/\/+$/, "");
+  const target = base + url.pathname + url.search;
+  const headers = new Headers(request.headers);
+  // The API's own host name goes upstream; the one the client used goes along as a hint.
+  headers.delete("Host");
+  headers.set("X-Forwarded-Host", url.host);
+  headers.set("X-Forwarded-Proto", url.protocol.replace(/:$/, ""));
+  const init = { method: request.method, headers, redirect: "manual" };
+  if (request.method !== "GET" && request.method !== "HEAD") init.body = request.body;
+  let upstream;
+  try {
+    upstream = await fetch(target, init);
+  } catch (err) {
+    console.error(`proxy ${request.method} ${target}: ${err}`);
+    return ociError(request, 502, "UNKNOWN", "the registry API is unreachable");
+  }
+  const response = new Response(upstream.body, upstream);
+  // Relative Locations (cargohold's) pass as they are; absolute ones naming the API are
+  // turned back into this host, so clients keep one origin (and one set of credentials).
+  const location = response.headers.get("Location");
+  if (location && location.startsWith(base + "/")) {
+    response.headers.set("Location", url.origin + location.slice(base.length));
+  }
+  return response;
+}
+
+/// A response; HEAD keeps every header, Content-Length included, and drops the body.
+function respond(request, status, headers, body) {
+  const h = new Headers(headers);
+  if (status === 304) h.delete("Content-Length");
+  if (request.method === "HEAD" || status === 304) {
+    if (body instanceof ReadableStream) body.cancel();
+    if (body !== null && !h.has("Content-Length") && status !== 304) {
+      const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+      h.set("Content-Length", String(bytes.byteLength));
+    }
+    return new Response(null, { status, headers: h });
+  }
+  return new Response(body, { status, headers: h });
+}
+
+/// The spec's error envelope.
+function ociError(request, status, code, message, extraHeaders = {}, detail) {
+  const err = { code, message };
+  if (detail !== undefined) err.detail = detail;
+  const body = JSON.stringify({ errors: [err] });
+  return respond(request, status, { "Content-Type": JSON_TYPE, ...extraHeaders }, body);
+}
+
+async function sha256(bytes) {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return "sha256:" + Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
