@@ -122,6 +122,28 @@ impl ParsedManifest {
     }
 }
 
+/// The media type of a stored manifest read without metadata: its `mediaType` field, or
+/// for a manifest without one, an index if it has `manifests`, else an image manifest.
+pub fn sniff_media_type(body: &[u8]) -> ManifestMediaType {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Shape {
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Shape>(body) {
+        Ok(shape) => shape
+            .media_type
+            .and_then(|t| ManifestMediaType::parse(&t).ok())
+            .unwrap_or(if shape.manifests.is_some() {
+                ManifestMediaType::OciIndex
+            } else {
+                ManifestMediaType::OciManifest
+            }),
+        Err(_) => ManifestMediaType::OciManifest,
+    }
+}
+
 impl Descriptor {
     /// Non-distributable (foreign) layers are fetched from their `urls`, not the registry.
     pub fn is_foreign(&self) -> bool {
@@ -186,6 +208,24 @@ mod tests {
             ParsedManifest::parse(bad_digest.as_bytes(), oci),
             Err(ManifestError::Json(_))
         ));
+    }
+
+    #[test]
+    fn sniffing_without_metadata() {
+        assert_eq!(
+            sniff_media_type(manifest("").as_bytes()),
+            ManifestMediaType::OciManifest
+        );
+        assert_eq!(
+            sniff_media_type(br#"{"schemaVersion":2,"manifests":[]}"#),
+            ManifestMediaType::OciIndex
+        );
+        let docker =
+            br#"{"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json"}"#;
+        assert_eq!(
+            sniff_media_type(docker),
+            ManifestMediaType::DockerManifestList
+        );
     }
 
     #[test]

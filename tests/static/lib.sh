@@ -9,8 +9,6 @@ STATIC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$STATIC_DIR/../clients/lib.sh"
 CONF_DIR="$REPO_ROOT/infra/nginx"
 NJS_MODULE="${NJS_MODULE:-/usr/lib/nginx/modules/ngx_http_js_module.so}"
-DOCKER_MANIFEST=application/vnd.docker.distribution.manifest.v2+json
-ALL_MANIFESTS="$OCI_MANIFEST, $OCI_INDEX, $DOCKER_MANIFEST, application/vnd.docker.distribution.manifest.list.v2+json"
 read -r -a API_CMD <<<"$REGISTRY_CMD"
 NGINX_PID=""
 
@@ -202,11 +200,6 @@ expect_error() { # expect_error STATUS CODE: the spec's error envelope
     assert_eq "error code" "$2" "$(jq -r '.errors[0].code' "$WORK/b")"
     jq -e '.errors[0].message | type == "string"' "$WORK/b" >/dev/null
 }
-
-SK=(skopeo --command-timeout 120s)
-PM=(podman --root "$WORK/storage" --runroot "$WORK/run"
-    --storage-driver "${PODMAN_STORAGE_DRIVER:-vfs}" --events-backend none)
-layer_digests() { jq -r '[.layers[].digest] | join(" ")' "$1"; }
 
 # Every blob file of an OCI layout hashes to its name.
 layout_intact() {

@@ -26,6 +26,13 @@ NGX="$WORK/nginx"
 API_PORT=""
 NGINX_PORT=""
 
+DOCKER_MANIFEST=application/vnd.docker.distribution.manifest.v2+json
+ALL_MANIFESTS="$OCI_MANIFEST, $OCI_INDEX, $DOCKER_MANIFEST, application/vnd.docker.distribution.manifest.list.v2+json"
+SK=(skopeo --command-timeout 120s)
+PM=(podman --root "$WORK/storage" --runroot "$WORK/run"
+    --storage-driver "${PODMAN_STORAGE_DRIVER:-vfs}" --events-backend none)
+layer_digests() { jq -r '[.layers[].digest] | join(" ")' "$1"; }
+
 # Figures for the report, kept in a file: checks run in subshells.
 measure() { echo "$*" >>"$WORK/measured"; }
 
@@ -95,6 +102,16 @@ push_docker() {
         "oci:$WORK/img:v1" "docker://$NGINX/test/docker:v1"
 }
 
+# An index whose type is only in the Content-Type it was pushed with (no mediaType
+# field): only the sidecar can tell nginx it is an index.
+push_bare_index() {
+    jq -c 'del(.mediaType)' "$IDX_BLOB" >"$WORK/bare-index.json"
+    assert_eq "has mediaType" false "$(jq 'has("mediaType")' "$WORK/bare-index.json")"
+    req PUT /v2/test/multi/manifests/bare -H "Content-Type: $OCI_INDEX" \
+        --data-binary "@$WORK/bare-index.json"
+    expect 201 Docker-Content-Digest "$(sha256_of "$WORK/bare-index.json")"
+}
+
 # The request kinds of the pushes went where they should: uploads and manifest PUTs to
 # the API, and nothing else.
 push_routing() {
@@ -148,6 +165,7 @@ pull_with_api_running() {
 check "skopeo push of a 2-layer image through nginx (test/app:v1)" push_image
 check "skopeo push --all of a two-platform index through nginx (test/multi:v1)" push_index
 check "skopeo push --format v2s2 through nginx (test/docker:v1)" push_docker
+check "curl PUT through nginx of an index without mediaType (test/multi:bare)" push_bare_index
 check "pushes: every write passed to the API, no read" push_routing
 check "the nginx worker (nobody) can read the store cargohold wrote" readable_by_worker
 check "pull with the API running: 0 requests reach the API" pull_with_api_running
@@ -307,6 +325,13 @@ manifest_unknown() {
 }
 
 # The media type comes from the sidecar when it describes these bytes, else from the body.
+manifest_type_from_sidecar() {
+    req GET /v2/test/multi/manifests/bare
+    expect 200 Content-Type "$OCI_INDEX" Docker-Content-Digest "$(sha256_of "$WORK/bare-index.json")"
+    req GET /v2/test/multi/manifests/bare -H "Accept: $OCI_MANIFEST"
+    expect_error 404 MANIFEST_UNKNOWN
+}
+
 manifest_type_fallback() {
     local meta="$ROOT/.meta/index/test/docker/_manifests/v1.json"
     cp "$meta" "$WORK/sidecar.saved"
@@ -432,6 +457,7 @@ check "HEAD manifest: headers and Content-Length, no body" manifest_head
 check "manifest If-None-Match: 304" manifest_304
 check "Accept negotiation: index for a manifest-only Accept is 404; Accept lines merged" accept_negotiation
 check "unknown manifests: 404 MANIFEST_UNKNOWN JSON" manifest_unknown
+check "media type from the sidecar (index pushed without mediaType)" manifest_type_from_sidecar
 check "media type from the body when the sidecar is missing or stale" manifest_type_fallback
 check "blob GET/HEAD: octet-stream, digest, ETag, immutable, bytes" blob_headers
 check "blob Range: 206 with Content-Range" blob_range

@@ -3,7 +3,7 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use index_format::documents::{Catalog, TagList, to_bytes};
-use index_format::{Digest, ManifestMediaType, RepoName};
+use index_format::{Digest, ManifestMediaType, RepoName, StorageKey};
 
 use super::{OCI_FILTERS_APPLIED, Params, hv};
 use crate::error::{ApiError, ApiResult, OciCode};
@@ -37,10 +37,22 @@ fn page<T: Clone + Ord>(items: &[T], last: Option<&T>, n: Option<usize>) -> (Vec
     (page, more)
 }
 
-fn json_response(body: Vec<u8>, link: Option<String>) -> Response {
+fn unknown_repo(repo: &RepoName) -> ApiError {
+    ApiError::new(
+        OciCode::NameUnknown,
+        format!("repository {repo} not known to registry"),
+    )
+}
+
+fn json_response(body: impl Into<axum::body::Body>, link: Option<String>) -> Response {
+    let body: axum::body::Body = body.into();
     let mut r = (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            // As a static host serves the same lists: keep, but revalidate every time.
+            (header::CACHE_CONTROL, index_format::layout::REVALIDATE),
+        ],
         body,
     )
         .into_response();
@@ -52,12 +64,21 @@ fn json_response(body: Vec<u8>, link: Option<String>) -> Response {
 
 pub async fn tags(app: AppState, repo: RepoName, params: Params) -> ApiResult<Response> {
     let n = page_size(&params)?;
-    let list = app.index.tag_list(&repo).await?.ok_or_else(|| {
-        ApiError::new(
-            OciCode::NameUnknown,
-            format!("repository {repo} not known to registry"),
-        )
-    })?;
+    if n.is_none() && params.last.is_none() {
+        // The whole list: the stored file is the response, byte for byte.
+        let key = StorageKey::TagList(repo.clone());
+        let body = app
+            .index
+            .read_raw(&key)
+            .await?
+            .ok_or_else(|| unknown_repo(&repo))?;
+        return Ok(json_response(body, None));
+    }
+    let list = app
+        .index
+        .tag_list(&repo)
+        .await?
+        .ok_or_else(|| unknown_repo(&repo))?;
     let last = params
         .last
         .as_deref()

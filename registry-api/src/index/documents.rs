@@ -104,6 +104,15 @@ impl Index {
         Ok(())
     }
 
+    /// A document's stored bytes, exactly the API response body it stands for.
+    pub async fn read_raw(&self, key: &StorageKey) -> Result<Option<Bytes>, DocumentError> {
+        match get_bytes(self.store.as_ref(), key, MAX_DOCUMENT_BYTES).await {
+            Ok((bytes, _)) => Ok(Some(bytes)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn tag_list(&self, repo: &RepoName) -> Result<Option<TagList>, DocumentError> {
         self.read(&StorageKey::TagList(repo.clone())).await
     }

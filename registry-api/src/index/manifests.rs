@@ -5,7 +5,7 @@ use blob_gateway::{DigestWriter, PutCondition, PutMeta, get_bytes, put_bytes};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use index_format::documents::{Catalog, ReferrersIndex, TagList};
-use index_format::manifest::{Descriptor, ParsedManifest};
+use index_format::manifest::{Descriptor, ParsedManifest, sniff_media_type};
 use index_format::{
     Digest, DigestAlgorithm, ManifestMediaType, Reference, RepoName, StorageKey, Tag,
 };
@@ -63,12 +63,7 @@ impl Index {
         let media_type = info
             .content_type
             .filter(|t| ManifestMediaType::parse(t).is_ok())
-            .or_else(|| {
-                ParsedManifest::parse(&bytes, None)
-                    .ok()
-                    .map(|m| m.media_type.as_str().to_owned())
-            })
-            .unwrap_or_else(|| ManifestMediaType::OciManifest.as_str().to_owned());
+            .unwrap_or_else(|| sniff_media_type(&bytes).as_str().to_owned());
         Ok(Some(StoredManifest {
             bytes,
             media_type,

@@ -9,5 +9,6 @@ mod manifests;
 mod memory;
 mod names;
 mod redirect;
+mod unavailable;
 mod uploads;
 mod util;
