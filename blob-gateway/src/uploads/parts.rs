@@ -45,7 +45,7 @@ impl Uploads {
         }
         match self.store.part_size() {
             None => self.write_streamed(id, state, body, size).await,
-            Some(n) => self.write_sized(id, state, body, n, superseded).await,
+            Some(n) => self.write_sized(id, state, body, size, n, superseded).await,
         }
     }
 
@@ -123,6 +123,7 @@ impl Uploads {
         id: &UploadId,
         state: &mut UploadState,
         mut body: ByteStream,
+        size: Option<u64>,
         n: u64,
         superseded: &mut Vec<Tail>,
     ) -> Result<(), UploadError> {
@@ -146,6 +147,15 @@ impl Uploads {
                     self.upload(id, state, one(part), Some(n)).await?;
                 }
             }
+        }
+        let received = hasher.size() - state.offset();
+        if let Some(size) = size.filter(|&s| s != received) {
+            // Nothing is committed: the state is only saved by the caller on success.
+            return Err(StoreError::InvalidPart {
+                key: StorageKey::UploadData(id.clone()).key(),
+                message: format!("chunk announced {size} bytes but carried {received}"),
+            }
+            .into());
         }
         state.hash = hasher.save();
         if !buf.is_empty() {
