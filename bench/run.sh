@@ -4,7 +4,10 @@
 # Runs the same workload against each registry, started here on 127.0.0.1 with a
 # fresh temporary storage directory, prints one table (one row per figure, one
 # column per server, plus cargohold's ratio to the best peer) and writes the raw
-# results to bench/results/latest.txt.  See bench/README.md.
+# results to bench/results/latest.txt.  Then a cargohold-only section: push/pull on S3
+# (redirect vs proxy delivery, when CARGOHOLD_TEST_S3_* are set) and pulls through nginx
+# in front of the filesystem store, with the API's CPU seconds per GB pulled.
+# See bench/README.md.
 #
 # Usage:  bench/run.sh
 #   BENCH_SERVERS="cargohold distribution ferro"   which servers, in column order
@@ -36,6 +39,19 @@ BENCH_TMP=${BENCH_TMP:-$BENCH_DIR/.run}      # parent of the run's temp dir (per
 BENCH_RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results/latest.txt}
 BENCH_INSTALL=${BENCH_INSTALL:-1}            # 1: install missing tools (apt-get, cargo install)
 BENCH_BUILD_CARGOHOLD=${BENCH_BUILD_CARGOHOLD:-1} # 1: cargo build --release --bin cargohold first
+# Blob-delivery section (cargohold only: S3 push/pull, redirect vs proxy, nginx in front of
+# the filesystem store). The S3 rows need CARGOHOLD_TEST_S3_* (source .ci/.s3/env).
+BENCH_DELIVERY=${BENCH_DELIVERY:-1}          # 1: run the section; 0: skip it
+BENCH_S3_PUSHERS=${BENCH_S3_PUSHERS:-$BENCH_PUSHERS}
+BENCH_S3_PUSH_MIB=${BENCH_S3_PUSH_MIB:-128}  # layer bytes pushed to S3 per push mode (LocalStack is slow)
+BENCH_S3_BLOB_MIB=${BENCH_S3_BLOB_MIB:-16}   # size of each layer pushed to S3
+BENCH_PULL_MIB=${BENCH_PULL_MIB:-64}         # blob pulled in every delivery mode
+BENCH_S3_PULL_COUNT=${BENCH_S3_PULL_COUNT:-5}    # measured downloads per S3 mode (after 1 warm-up)
+BENCH_FS_PULL_COUNT=${BENCH_FS_PULL_COUNT:-20}   # measured downloads, fs API direct and nginx (after 1 warm-up)
+BENCH_PULL_SECS=${BENCH_PULL_SECS:-30}       # stop starting measured downloads after this many seconds
+BENCH_S3_CLEANUP=${BENCH_S3_CLEANUP:-1}      # 1: delete the run's key prefix from the bucket at the end (aws CLI)
+NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
+NJS_MODULE=${NJS_MODULE:-/usr/lib/nginx/modules/ngx_http_js_module.so}
 
 CARGOHOLD_BIN=${CARGOHOLD_BIN:-$REPO_DIR/target/release/cargohold}
 DISTRIBUTION_BIN=${DISTRIBUTION_BIN:-/usr/bin/docker-registry}
@@ -55,7 +71,12 @@ RAW="$RUN_DIR/raw.txt"
 : >"$RAW"
 SERVER_PID=""
 SAMPLER_PID=""
+NGINX_PID=""
+NGINX_WORKERS=""     # worker PIDs of our nginx, for the CPU figure and a last-resort KILL
+S3_PREFIX=""         # key prefix this run wrote in the bucket (deleted at the end)
 declare -A R=()      # R["server|key"]=value
+declare -A D=()      # D[key]=value, the blob-delivery section
+DNOTES=()            # notes under the blob-delivery table
 declare -A STATUS=() # STATUS[server]=ok|skipped:<why>|failed:<why>
 WARNINGS=()
 
@@ -72,11 +93,42 @@ stop_pid() { # stop_pid PID [grace-seconds]
   wait "$pid" 2>/dev/null || true
 }
 
+# Our nginx: TERM to the master (it stops its workers), by PID; a worker left behind
+# (master killed) is killed by its recorded PID if it is still an nginx worker.
+stop_nginx() {
+  [[ -n "$NGINX_PID" ]] || return 0
+  stop_pid "$NGINX_PID" 10
+  local w
+  for w in $NGINX_WORKERS; do
+    if grep -q '^nginx: worker' "/proc/$w/cmdline" 2>/dev/null; then kill -KILL "$w" 2>/dev/null || true; fi
+  done
+  NGINX_PID="" NGINX_WORKERS=""
+}
+
+# Delete what this run wrote under its own key prefix in the shared bucket.
+s3_cleanup() {
+  [[ -n "$S3_PREFIX" ]] || return 0
+  local pfx=$S3_PREFIX
+  S3_PREFIX=""
+  [[ "$BENCH_S3_CLEANUP" == 1 ]] || { log "left s3://$CARGOHOLD_TEST_S3_BUCKET/$pfx/ in the bucket"; return 0; }
+  if ! command -v aws >/dev/null; then
+    log "no aws CLI: s3://$CARGOHOLD_TEST_S3_BUCKET/$pfx/ stays in the bucket"
+    return 0
+  fi
+  AWS_ACCESS_KEY_ID=$CARGOHOLD_TEST_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$CARGOHOLD_TEST_S3_SECRET_KEY \
+    AWS_DEFAULT_REGION=$CARGOHOLD_TEST_S3_REGION AWS_EC2_METADATA_DISABLED=true \
+    timeout -k 5 120 aws --endpoint-url "$CARGOHOLD_TEST_S3_ENDPOINT" s3 rm --recursive --only-show-errors \
+    "s3://$CARGOHOLD_TEST_S3_BUCKET/$pfx/" >&2 ||
+    log "could not delete s3://$CARGOHOLD_TEST_S3_BUCKET/$pfx/ from the bucket"
+}
+
 cleanup() {
   stop_pid "$SAMPLER_PID" 2
   SAMPLER_PID=""
+  stop_nginx
   stop_pid "$SERVER_PID" 10
   SERVER_PID=""
+  s3_cleanup
   [[ -n "${RUN_DIR:-}" && -d "$RUN_DIR" ]] && rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
@@ -106,7 +158,8 @@ ensure_tools() {
   log "building the load generator (bench/pusher)"
   cargo build --release --quiet --manifest-path "$BENCH_DIR/pusher/Cargo.toml" >&2
   [[ -x "$PUSHER_BIN" ]] || die "pusher did not build"
-  if [[ " $BENCH_SERVERS " == *" cargohold "* && "$BENCH_BUILD_CARGOHOLD" == 1 && -f "$REPO_DIR/Cargo.toml" ]]; then
+  if [[ " $BENCH_SERVERS " == *" cargohold "* || "$BENCH_DELIVERY" == 1 ]] &&
+    [[ "$BENCH_BUILD_CARGOHOLD" == 1 && -f "$REPO_DIR/Cargo.toml" ]]; then
     log "cargo build --release --bin cargohold"
     (cd "$REPO_DIR" && cargo build --release --quiet --bin cargohold >&2) ||
       WARNINGS+=("cargohold: cargo build --release --bin cargohold failed")
@@ -400,6 +453,300 @@ bench_server() {
   rm -rf "$dir"
 }
 
+# ---------------------------------------------------------------- Blob delivery (cargohold only)
+# S3 push and pull (redirect vs proxy) and nginx in front of the filesystem store, with the
+# API process's CPU time per GB pulled. Figures go to D[key]; its own table in report_delivery.
+
+have_s3_env() {
+  [[ -n "${CARGOHOLD_TEST_S3_ENDPOINT:-}" && -n "${CARGOHOLD_TEST_S3_REGION:-}" && -n "${CARGOHOLD_TEST_S3_BUCKET:-}" &&
+    -n "${CARGOHOLD_TEST_S3_ACCESS_KEY:-}" && -n "${CARGOHOLD_TEST_S3_SECRET_KEY:-}" ]]
+}
+
+dput() { D[$1]=$2; echo "delivery.$1=$2" >>"$RAW"; }
+
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# proc_cpu_ticks PID...: utime+stime (all threads, in clock ticks) summed over the PIDs.
+# Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name.
+proc_cpu_ticks() {
+  local pid sum=0 t
+  for pid in "$@"; do
+    t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=""
+    [[ -n "$t" ]] || { echo ""; return 0; }
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
+
+# per_gb TICKS0 TICKS1 BYTES: CPU seconds per 10^9 bytes
+per_gb() {
+  awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN {
+    if (a == "" || b == "" || n + 0 <= 0) { print ""; exit }
+    printf "%.3f", (b - a) / hz / (n / 1e9) }'
+}
+
+# start_cargohold_s3 PORT DIR DELIVERY: cargohold on the test bucket under $S3_PREFIX.
+start_cargohold_s3() {
+  local port=$1 dir=$2 delivery=$3
+  RUST_LOG=${CARGOHOLD_RUST_LOG:-warn} "$CARGOHOLD_BIN" serve --listen "127.0.0.1:$port" --storage s3 \
+    --s3-endpoint "$CARGOHOLD_TEST_S3_ENDPOINT" --s3-region "$CARGOHOLD_TEST_S3_REGION" \
+    --s3-bucket "$CARGOHOLD_TEST_S3_BUCKET" --s3-path-style \
+    --s3-access-key "$CARGOHOLD_TEST_S3_ACCESS_KEY" --s3-secret-key "$CARGOHOLD_TEST_S3_SECRET_KEY" \
+    --s3-prefix "$S3_PREFIX" --blob-delivery "$delivery" >>"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+}
+
+# up NAME BASE DIR: wait for the server just started; on failure log it and stop it.
+up() {
+  local name=$1 base=$2 dir=$3
+  if wait_ready "$base" "$SERVER_PID"; then
+    echo "## $name pid=$SERVER_PID $base" >>"$RAW"
+    return 0
+  fi
+  DNOTES+=("$name: did not answer GET /v2/ on $base within 30 s (server.log tail in the raw results)")
+  { echo "## $name server.log (tail)"; tail -n 30 "$dir/server.log"; } >>"$RAW"
+  stop_pid "$SERVER_PID"; SERVER_PID=""
+  return 1
+}
+
+# pull_fig KEY BASE REPO DIGEST EXPECT_REDIRECT COUNT: one unmeasured download, then up to
+# COUNT sequential downloads (at most BENCH_PULL_SECS of them), with the API's CPU ticks
+# read before and after; with nginx running, its workers' too.
+# Sets D[KEY_mbs], D[KEY_cpu] (API s/GB) and D[KEY_ngx_cpu] (nginx workers s/GB).
+pull_fig() {
+  local key=$1 base=$2 repo=$3 dig=$4 expect=$5 count=$6 to=$BENCH_STEP_TIMEOUT
+  step "$key warm-up" "$PUSHER_BIN" get-blob --url "$base" --repo "$repo" --digest "$dig" --count 1 --warmup 0 \
+    --expect-redirect "$expect" --timeout-s "$to" || return 0
+  local a0 a1 n0="" n1="" bytes
+  a0=$(proc_cpu_ticks "$SERVER_PID")
+  [[ -n "$NGINX_WORKERS" ]] && n0=$(proc_cpu_ticks $NGINX_WORKERS)
+  step "$key" "$PUSHER_BIN" get-blob --url "$base" --repo "$repo" --digest "$dig" --count "$count" --warmup 0 \
+    --max-secs "$BENCH_PULL_SECS" --expect-redirect "$expect" --timeout-s "$to" || return 0
+  a1=$(proc_cpu_ticks "$SERVER_PID")
+  [[ -n "$NGINX_WORKERS" ]] && n1=$(proc_cpu_ticks $NGINX_WORKERS)
+  bytes=$(kv "$STEP_OUT" bytes)
+  echo "$CUR_SERVER.$key.api_cpu_ticks=$a0..$a1 (CLK_TCK=$CLK_TCK) bytes=$bytes nginx_worker_ticks=$n0..$n1" >>"$RAW"
+  dput "${key}_mbs" "$(kv "$STEP_OUT" mb_per_s)"
+  dput "${key}_n" "$(kv "$STEP_OUT" downloads)"
+  local v
+  v=$(per_gb "$a0" "$a1" "$bytes")
+  if [[ -n "$v" ]]; then dput "${key}_cpu" "$v"; else DNOTES+=("$CUR_SERVER: $key: API CPU not readable"); fi
+  if [[ -n "$n0" && -n "$n1" ]]; then
+    dput "${key}_ngx_cpu" "$(per_gb "$n0" "$n1" "$bytes")"
+  fi
+}
+
+bench_s3() {
+  local port dir base to=$BENCH_STEP_TIMEOUT P=$PUSHER_BIN
+  dir="$RUN_DIR/cargohold-s3"
+  mkdir -p "$dir"
+  S3_PREFIX="bench-$(date +%s)-$$"
+  echo "## cargohold-s3: endpoint $CARGOHOLD_TEST_S3_ENDPOINT bucket $CARGOHOLD_TEST_S3_BUCKET prefix $S3_PREFIX" >>"$RAW"
+
+  # 1. Pushes and the blob to pull, with the default delivery (redirect).
+  CUR_SERVER=cargohold-s3-redirect
+  port=$(free_port); base="http://127.0.0.1:$port"
+  log "== cargohold on S3 ($CARGOHOLD_TEST_S3_ENDPOINT, prefix $S3_PREFIX), --blob-delivery redirect, on $base"
+  start_cargohold_s3 "$port" "$dir" redirect
+  up "$CUR_SERVER" "$base" "$dir" || return 0
+  step "warm-up image" "$P" image --url "$base" --repo bench/warm --tag latest --timeout-s "$to" || true
+  step "warm-up push mono" "$P" push --url "$base" --mode mono --pushers "$BENCH_S3_PUSHERS" --total-mib 8 \
+    --blob-mib 2 --repo-prefix bench/warm-mono --seed 101 --timeout-s "$to" || true
+  step "warm-up push chunked" "$P" push --url "$base" --mode chunked --pushers "$BENCH_S3_PUSHERS" --total-mib 8 \
+    --blob-mib 2 --chunk-mib "$BENCH_CHUNK_MIB" --repo-prefix bench/warm-chunked --seed 102 --timeout-s "$to" || true
+  if step "push monolithic" "$P" push --url "$base" --mode mono --pushers "$BENCH_S3_PUSHERS" \
+    --total-mib "$BENCH_S3_PUSH_MIB" --blob-mib "$BENCH_S3_BLOB_MIB" --seed 11 --timeout-s "$to"; then
+    dput s3_push_mono "$(kv "$STEP_OUT" mb_per_s)"
+  fi
+  if step "push chunked" "$P" push --url "$base" --mode chunked --pushers "$BENCH_S3_PUSHERS" \
+    --total-mib "$BENCH_S3_PUSH_MIB" --blob-mib "$BENCH_S3_BLOB_MIB" --chunk-mib "$BENCH_CHUNK_MIB" --seed 12 \
+    --timeout-s "$to"; then
+    dput s3_push_chunked "$(kv "$STEP_OUT" mb_per_s)"
+  fi
+  local dig=""
+  if step "push ${BENCH_PULL_MIB} MiB blob" "$P" blob --url "$base" --repo bench/pull --size-mib "$BENCH_PULL_MIB" \
+    --seed 17 --timeout-s "$to"; then
+    dig=$(kv "$STEP_OUT" digest)
+  fi
+
+  # 2. Pull, redirect: the client follows the 307 to the presigned URL.
+  [[ -n "$dig" ]] && pull_fig s3_redirect "$base" bench/pull "$dig" yes "$BENCH_S3_PULL_COUNT"
+  kill -0 "$SERVER_PID" 2>/dev/null || DNOTES+=("$CUR_SERVER: the server exited during the run")
+  stop_pid "$SERVER_PID"; SERVER_PID=""
+
+  # 3. Pull, proxy: a second process on the same prefix streams the bytes itself.
+  if [[ -n "$dig" ]]; then
+    CUR_SERVER=cargohold-s3-proxy
+    port=$(free_port); base="http://127.0.0.1:$port"
+    log "== cargohold on S3, --blob-delivery proxy, on $base"
+    start_cargohold_s3 "$port" "$dir" proxy
+    if up "$CUR_SERVER" "$base" "$dir"; then
+      pull_fig s3_proxy "$base" bench/pull "$dig" no "$BENCH_S3_PULL_COUNT"
+      kill -0 "$SERVER_PID" 2>/dev/null || DNOTES+=("$CUR_SERVER: the server exited during the run")
+      stop_pid "$SERVER_PID"; SERVER_PID=""
+    fi
+  fi
+  if [[ -s "$dir/server.log" ]]; then
+    { echo "## cargohold-s3 server.log (last 20 lines)"; tail -n 20 "$dir/server.log"; } >>"$RAW"
+  fi
+  s3_cleanup
+}
+
+# A private nginx (temp paths, pid, logs in DIR/nginx) with a copy of
+# infra/nginx/cargohold.conf whose four EDIT values point at this API and ROOT
+# (as tests/static/lib.sh does). Sets NGINX_PID and NGINX_WORKERS.
+start_nginx() {
+  local api_port=$1 ngx_port=$2 root=$3 ngx=$4 conf_dir="$REPO_DIR/infra/nginx" user="" want i
+  mkdir -p "$ngx"
+  sed -e "s|server 127.0.0.1:5000;|server 127.0.0.1:$api_port;|" \
+    -e "s|/etc/nginx/njs/cargohold.js|$conf_dir/cargohold.js|" \
+    -e "s|listen 8080;|listen 127.0.0.1:$ngx_port;|" \
+    -e "s|root /srv/cargohold;|root $root;|" \
+    "$conf_dir/cargohold.conf" >"$ngx/cargohold.conf"
+  for want in "server 127.0.0.1:$api_port;" "js_import cargohold from $conf_dir/cargohold.js;" \
+    "listen 127.0.0.1:$ngx_port;" "root $root;"; do
+    grep -qF "$want" "$ngx/cargohold.conf" || { DNOTES+=("nginx: infra/nginx/cargohold.conf changed: no '$want' after substitution"); return 1; }
+  done
+  # Workers only read the store: unprivileged when nobody can reach it, else as root.
+  if ((EUID == 0)); then
+    if command -v runuser >/dev/null && runuser -u nobody -- test -r "$root/index" 2>/dev/null; then
+      user="user nobody $(id -gn nobody);"
+    else
+      user="user root root;"
+    fi
+  fi
+  cat >"$ngx/nginx.conf" <<NGX
+load_module $NJS_MODULE;
+$user
+worker_processes 1;
+pid $ngx/nginx.pid;
+error_log $ngx/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $ngx/client_body;
+    proxy_temp_path $ngx/proxy;
+    fastcgi_temp_path $ngx/fastcgi;
+    uwsgi_temp_path $ngx/uwsgi;
+    scgi_temp_path $ngx/scgi;
+    include $ngx/cargohold.conf;
+}
+NGX
+  if ! "$NGINX_BIN" -t -q -e "$ngx/error.log" -c "$ngx/nginx.conf" -p "$ngx/" 2>>"$ngx/error.log"; then
+    DNOTES+=("nginx: configuration test failed (error.log tail in the raw results)")
+    { echo "## nginx error.log"; tail -n 20 "$ngx/error.log"; } >>"$RAW"
+    return 1
+  fi
+  "$NGINX_BIN" -e "$ngx/error.log" -c "$ngx/nginx.conf" -p "$ngx/" -g 'daemon off;' >>"$ngx/stdout.log" 2>&1 &
+  NGINX_PID=$!
+  if ! wait_ready "http://127.0.0.1:$ngx_port" "$NGINX_PID"; then
+    DNOTES+=("nginx: not answering GET /v2/ on 127.0.0.1:$ngx_port within 30 s")
+    { echo "## nginx error.log"; tail -n 20 "$ngx/error.log"; } >>"$RAW"
+    stop_nginx
+    return 1
+  fi
+  for ((i = 0; i < 50; i++)); do # the worker is forked right after the master starts
+    NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ') || true
+    [[ -n "$NGINX_WORKERS" ]] && break
+    sleep 0.1
+  done
+  echo "## nginx pid=$NGINX_PID workers=$NGINX_WORKERS port=$ngx_port $user" >>"$RAW"
+}
+
+bench_nginx() {
+  local port nport dir base to=$BENCH_STEP_TIMEOUT P=$PUSHER_BIN
+  CUR_SERVER=cargohold-fs
+  dir="$RUN_DIR/cargohold-fs"
+  mkdir -p "$dir"
+  port=$(free_port); base="http://127.0.0.1:$port"
+  log "== cargohold on the filesystem store, direct and behind nginx; API on $base"
+  start_cargohold "$port" "$dir" || { DNOTES+=("cargohold-fs: $SKIP_REASON"); return 0; }
+  up "$CUR_SERVER" "$base" "$dir" || return 0
+  local dig=""
+  step "warm-up image" "$P" image --url "$base" --repo bench/warm --tag latest --timeout-s "$to" || true
+  if step "push ${BENCH_PULL_MIB} MiB blob" "$P" blob --url "$base" --repo bench/pull --size-mib "$BENCH_PULL_MIB" \
+    --seed 17 --timeout-s "$to"; then
+    dig=$(kv "$STEP_OUT" digest)
+  fi
+  if [[ -n "$dig" ]]; then
+    pull_fig fs_direct "$base" bench/pull "$dig" no "$BENCH_FS_PULL_COUNT"
+    if [[ ! -x "$NGINX_BIN" || ! -f "$NJS_MODULE" ]]; then
+      DNOTES+=("nginx rows skipped: needs nginx and $NJS_MODULE (apt-get install nginx libnginx-mod-http-js)")
+    else
+      nport=$(free_port)
+      CUR_SERVER=cargohold-fs+nginx
+      if start_nginx "$port" "$nport" "$dir/root" "$dir/nginx"; then
+        log "   nginx on http://127.0.0.1:$nport (root $dir/root)"
+        pull_fig fs_nginx "http://127.0.0.1:$nport" bench/pull "$dig" no "$BENCH_FS_PULL_COUNT"
+        stop_nginx
+      fi
+    fi
+  fi
+  kill -0 "$SERVER_PID" 2>/dev/null || DNOTES+=("cargohold-fs: the server exited during the run")
+  stop_pid "$SERVER_PID"; SERVER_PID=""
+  if [[ -s "$dir/server.log" ]]; then
+    { echo "## cargohold-fs server.log (last 20 lines)"; tail -n 20 "$dir/server.log"; } >>"$RAW"
+  fi
+  rm -rf "$dir"
+}
+
+bench_delivery() {
+  [[ -x "$CARGOHOLD_BIN" ]] || { DNOTES+=("section skipped: $CARGOHOLD_BIN not built"); return 0; }
+  local busy
+  busy=$(cpu_busy_pct)
+  echo "delivery.bg_cpu_busy_pct=$busy" >>"$RAW"
+  log "== blob-delivery section; CPU busy before start: ${busy}%"
+  if awk -v b="$busy" 'BEGIN { exit !(b > 15) }'; then
+    DNOTES+=("machine not idle before the section (${busy}% CPU busy over 1 s): figures are noisy")
+  fi
+  if have_s3_env; then
+    bench_s3
+  else
+    DNOTES+=("S3 rows skipped: CARGOHOLD_TEST_S3_* not set; to enable: .ci/s3-servers.sh start localstack && source .ci/.s3/env")
+    log "S3 rows skipped (CARGOHOLD_TEST_S3_* not set; .ci/s3-servers.sh start localstack && source .ci/.s3/env)"
+  fi
+  bench_nginx
+}
+
+DROWS=(
+  "s3_push_mono|S3: push monolithic, ${BENCH_S3_PUSHERS} pushers, ${BENCH_S3_PUSH_MIB} MiB (MB/s)|higher|"
+  "s3_push_chunked|S3: push chunked ${BENCH_CHUNK_MIB} MiB PATCH, ${BENCH_S3_PUSHERS} pushers (MB/s)|higher|"
+  "s3_redirect_mbs|S3: blob GET ${BENCH_PULL_MIB} MiB, redirect (MB/s)|higher|s3_proxy_mbs"
+  "s3_proxy_mbs|S3: blob GET ${BENCH_PULL_MIB} MiB, proxy (MB/s)|higher|"
+  "s3_redirect_cpu|S3: API CPU per GB pulled, redirect (s/GB)|lower|s3_proxy_cpu"
+  "s3_proxy_cpu|S3: API CPU per GB pulled, proxy (s/GB)|lower|"
+  "fs_nginx_mbs|fs: blob GET ${BENCH_PULL_MIB} MiB through nginx (MB/s)|higher|fs_direct_mbs"
+  "fs_direct_mbs|fs: blob GET ${BENCH_PULL_MIB} MiB from the API (MB/s)|higher|"
+  "fs_nginx_cpu|fs: API CPU per GB pulled, through nginx (s/GB)|lower|fs_direct_cpu"
+  "fs_direct_cpu|fs: API CPU per GB pulled, from the API (s/GB)|lower|"
+  "fs_nginx_ngx_cpu|fs: nginx worker CPU per GB, through nginx (s/GB)|lower|"
+)
+
+report_delivery() {
+  local row key label dir ref v r ratio
+  echo "cargohold blob delivery: S3 (redirect vs proxy) and nginx in front of the filesystem store"
+  printf '%-56s %13s  %-6s %s\n' "figure" "cargohold" "better" "vs the row below"
+  for row in "${DROWS[@]}"; do
+    IFS='|' read -r key label dir ref <<<"$row"
+    v=${D[$key]:-}
+    ratio="-"
+    if [[ -n "$ref" && -n "$v" ]]; then
+      r=${D[$ref]:-}
+      [[ -n "$r" ]] && ratio=$(awk -v a="$v" -v b="$r" 'BEGIN { if (b == 0) print "-"; else printf "%.2fx", a / b }')
+    fi
+    printf '%-56s %13s  %-6s %s\n' "$label" "${v:-n/a}" "$dir" "$ratio"
+  done
+  echo
+  echo "one cargohold per block, no peer columns (the peers have no S3 mode or nginx layout here)."
+  echo "last column = this row / the row below it (redirect / proxy, nginx / API direct)."
+  echo "blob GET: sequential downloads on one connection, redirects followed; API CPU = utime+stime"
+  echo "of the cargohold process over the measured downloads (/proc/PID/stat, ${CLK_TCK} ticks/s)"
+  echo "divided by the GB (10^9 bytes) pulled. Downloads measured: S3 redirect ${D[s3_redirect_n]:-0}," \
+    "proxy ${D[s3_proxy_n]:-0}; fs API ${D[fs_direct_n]:-0}, nginx ${D[fs_nginx_n]:-0}."
+  local n
+  for n in "${DNOTES[@]}"; do echo "note: $n"; done
+}
+
 # ---------------------------------------------------------------- Report
 ROWS=(
   "push_mono|push monolithic, ${BENCH_PUSHERS} pushers, ${BENCH_PUSH_MIB} MiB (MB/s)|higher"
@@ -466,8 +813,17 @@ main() {
   for s in $BENCH_SERVERS; do
     bench_server "$s"
   done
+  [[ "$BENCH_DELIVERY" == 1 ]] && bench_delivery
   local table="$RUN_DIR/table.txt"
-  report >"$table"
+  if [[ -n "${BENCH_SERVERS// /}" ]]; then
+    report >"$table"
+  else
+    echo "(no servers in BENCH_SERVERS: comparison table skipped)" >"$table"
+  fi
+  if [[ "$BENCH_DELIVERY" == 1 ]]; then
+    echo >>"$table"
+    report_delivery >>"$table"
+  fi
   cat "$table"
   mkdir -p "$(dirname "$BENCH_RESULTS")"
   {
@@ -481,6 +837,11 @@ main() {
     echo "# settings: pushers=$BENCH_PUSHERS push_mib=$BENCH_PUSH_MIB blob_mib=$BENCH_BLOB_MIB chunk_mib=$BENCH_CHUNK_MIB" \
       "wrk=-t$BENCH_WRK_THREADS/-c$BENCH_WRK_CONNS/${BENCH_WRK_SECS}s big_mib=$BENCH_BIG_MIB get_count=$BENCH_GET_COUNT" \
       "tags=$BENCH_TAGS lat_count=$BENCH_LAT_COUNT"
+    echo "# delivery: enabled=$BENCH_DELIVERY s3=$(have_s3_env && echo "$CARGOHOLD_TEST_S3_ENDPOINT/$CARGOHOLD_TEST_S3_BUCKET" || echo off)" \
+      "s3_pushers=$BENCH_S3_PUSHERS s3_push_mib=$BENCH_S3_PUSH_MIB s3_blob_mib=$BENCH_S3_BLOB_MIB pull_mib=$BENCH_PULL_MIB" \
+      "s3_pull_count=$BENCH_S3_PULL_COUNT fs_pull_count=$BENCH_FS_PULL_COUNT pull_secs=$BENCH_PULL_SECS" \
+      "nginx=$("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //' || echo n/a)"
+    echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     cat "$table"
     echo

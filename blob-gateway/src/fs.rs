@@ -319,42 +319,26 @@ impl ObjectStore for FsStore {
         // their SHA-256), and answered with the ETag of the bytes actually returned.
         // Small objects are read on the calling thread: they are page-cache hits, and a hop
         // to the blocking pool costs more than the read (it halved manifest GETs/s).
-        let blocking = move || -> io::Result<Result<_, u64>> {
-            let mut file = std::fs::File::open(&data)?;
-            let md = file.metadata()?;
-            if md.len() > max {
-                return Ok(Err(md.len()));
-            }
-            let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
-            io::Read::read_to_end(&mut io::Read::take(&mut file, max + 1), &mut buf)?;
-            let mut info = stat(&md, &meta)?;
-            let hash = hex::encode(Sha256::digest(&buf));
-            let content_hash_etag =
-                info.etag.0.len() == 64 && info.etag.0.bytes().all(|b| b.is_ascii_hexdigit());
-            if content_hash_etag && info.etag.0 != hash || info.size != buf.len() as u64 {
-                info = ObjectInfo {
-                    size: buf.len() as u64,
-                    etag: ETag(hash),
-                    content_type: None,
-                    cache_control: None,
-                    last_modified: info.last_modified,
-                };
-            }
-            Ok(Ok((Bytes::from(buf), info)))
-        };
-        let small = std::fs::metadata(self.data_path(&k)).is_ok_and(|m| m.len() <= INLINE_READ_MAX);
+        let opened = std::fs::File::open(&data)
+            .and_then(|f| f.metadata().map(|md| (f, md)))
+            .map_err(io_err(&k))?;
+        let (file, md) = opened;
+        if md.len() > max {
+            return Err(crate::store::too_large(key, md.len(), max));
+        }
+        let small = md.len() <= INLINE_READ_MAX;
+        let finish = move || read_whole(file, &md, &meta, max);
         let result = if small {
-            blocking()
+            finish()
         } else {
-            tokio::task::spawn_blocking(blocking)
+            tokio::task::spawn_blocking(finish)
                 .await
                 .map_err(|e| StoreError::Io {
                     key: k.clone(),
                     source: io::Error::other(e),
                 })?
-        }
-        .map_err(io_err(&k))?;
-        result.map_err(|size| crate::store::too_large(key, size, max))
+        };
+        result.map_err(io_err(&k))
     }
 
     async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
@@ -704,6 +688,32 @@ impl ObjectStore for FsStore {
             }),
         }
     }
+}
+
+/// Reads an opened object to the end (at most `max` bytes) with its info. The ETag is
+/// that of the bytes returned: see `read`.
+fn read_whole(
+    mut file: std::fs::File,
+    md: &std::fs::Metadata,
+    meta: &Path,
+    max: u64,
+) -> io::Result<(Bytes, ObjectInfo)> {
+    let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
+    io::Read::read_to_end(&mut io::Read::take(&mut file, max + 1), &mut buf)?;
+    let mut info = stat(md, meta)?;
+    let hash = hex::encode(Sha256::digest(&buf));
+    let content_hash_etag =
+        info.etag.0.len() == 64 && info.etag.0.bytes().all(|b| b.is_ascii_hexdigit());
+    if content_hash_etag && info.etag.0 != hash || info.size != buf.len() as u64 {
+        info = ObjectInfo {
+            size: buf.len() as u64,
+            etag: ETag(hash),
+            content_type: None,
+            cache_control: None,
+            last_modified: info.last_modified,
+        };
+    }
+    Ok((Bytes::from(buf), info))
 }
 
 /// An object's info from its file metadata and sidecar. A missing or stale sidecar (a

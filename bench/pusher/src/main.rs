@@ -11,7 +11,9 @@
 //! * `image`    – push a small image (config + 1 layer + manifest) under a
 //!                tag, print the manifest and layer digests.
 //! * `tags`     – push one small image and tag its manifest N times.
-//! * `get-blob` – sequential full downloads of one blob; reports GB/s.
+//! * `get-blob` – sequential full downloads of one blob, following redirects
+//!                (307 to a presigned URL); reports MB/s and GB/s, and how
+//!                many downloads were redirected.
 //! * `latency`  – sequential GETs of one URL on a keep-alive connection;
 //!                reports p50/p99 in ms (and the tag count for tags/list).
 //! * `load`     – wrk-like closed-loop load (N keep-alive connections for a
@@ -396,14 +398,26 @@ async fn cmd_get_blob(a: &Args) -> Res<()> {
     let count = a.num("count", 5)?;
     let warmup = a.num("warmup", 1)?;
     let secs = a.num("timeout-s", 120)?;
+    // Stop starting new measured downloads once they have taken this long in all
+    // (at least one is always measured); the default is the whole --timeout-s.
+    let budget = a.num("max-secs", secs)? as f64;
+    // yes: every download must have been redirected (e.g. 307 to a presigned URL);
+    // no: none may have been; any: no check. Redirects are always followed.
+    let expect_redirect = a.str_or("expect-redirect", "any");
+    if !matches!(expect_redirect.as_str(), "yes" | "no" | "any") {
+        return Err(format!("--expect-redirect must be yes, no or any, not {expect_redirect}"));
+    }
     let url = format!("{base}/v2/{repo}/blobs/{digest}");
+    // reqwest's default policy follows up to 10 redirects (307 keeps the method).
     let c = client(Duration::from_secs(secs))?;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut total = 0u64;
     let mut dt = 0f64;
     let mut done = 0u64;
+    let mut redirected = 0u64;
+    let mut final_url = String::new();
     for i in 0..warmup + count {
-        if Instant::now() > deadline {
+        if Instant::now() > deadline || (i > warmup && dt >= budget) {
             break;
         }
         let t0 = Instant::now();
@@ -412,6 +426,18 @@ async fn cmd_get_blob(a: &Args) -> Res<()> {
             expect_status(r, 200, "GET blob").await
         })
         .await?;
+        let was_redirected = r.url().as_str() != url;
+        match (expect_redirect.as_str(), was_redirected) {
+            ("yes", false) => return Err(format!("GET blob: expected a redirect, got the bytes from {url}")),
+            ("no", true) => return Err(format!("GET blob: expected no redirect, was sent to {}", r.url())),
+            _ => {}
+        }
+        if was_redirected {
+            // Keep scheme://host:port/path only: the query of a presigned URL is long.
+            let mut u = r.url().clone();
+            u.set_query(None);
+            final_url = u.to_string();
+        }
         let want = r.content_length();
         let mut n = 0u64;
         while let Some(ch) = r.chunk().await.map_err(|e| format!("GET blob body: {e}"))? {
@@ -427,14 +453,20 @@ async fn cmd_get_blob(a: &Args) -> Res<()> {
             total += n;
             dt += el;
             done += 1;
+            redirected += u64::from(was_redirected);
         }
     }
     if done == 0 {
         return Err("GET blob: no measured download finished in time".into());
     }
     println!("downloads={done}");
+    println!("redirected={redirected}");
+    if !final_url.is_empty() {
+        println!("redirected_to={final_url}");
+    }
     println!("bytes={total}");
     println!("secs={dt:.4}");
+    println!("mb_per_s={:.1}", total as f64 / dt / 1e6);
     println!("gb_per_s={:.3}", total as f64 / dt / 1e9);
     Ok(())
 }
