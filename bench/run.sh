@@ -519,11 +519,13 @@ pull_fig() {
     --expect-redirect "$expect" --timeout-s "$to" || return 0
   local a0 a1 n0="" n1="" bytes
   a0=$(proc_cpu_ticks "$SERVER_PID")
-  [[ -n "$NGINX_WORKERS" ]] && n0=$(proc_cpu_ticks $NGINX_WORKERS)
+  local -a workers=()
+  read -r -a workers <<<"$NGINX_WORKERS"
+  ((${#workers[@]})) && n0=$(proc_cpu_ticks "${workers[@]}")
   step "$key" "$PUSHER_BIN" get-blob --url "$base" --repo "$repo" --digest "$dig" --count "$count" --warmup 0 \
     --max-secs "$BENCH_PULL_SECS" --expect-redirect "$expect" --timeout-s "$to" || return 0
   a1=$(proc_cpu_ticks "$SERVER_PID")
-  [[ -n "$NGINX_WORKERS" ]] && n1=$(proc_cpu_ticks $NGINX_WORKERS)
+  ((${#workers[@]})) && n1=$(proc_cpu_ticks "${workers[@]}")
   bytes=$(kv "$STEP_OUT" bytes)
   echo "$CUR_SERVER.$key.api_cpu_ticks=$a0..$a1 (CLK_TCK=$CLK_TCK) bytes=$bytes nginx_worker_ticks=$n0..$n1" >>"$RAW"
   dput "${key}_mbs" "$(kv "$STEP_OUT" mb_per_s)"
@@ -632,9 +634,9 @@ http {
     include $ngx/cargohold.conf;
 }
 NGX
-  if ! "$NGINX_BIN" -t -q -e "$ngx/error.log" -c "$ngx/nginx.conf" -p "$ngx/" 2>>"$ngx/error.log"; then
-    DNOTES+=("nginx: configuration test failed (error.log tail in the raw results)")
-    { echo "## nginx error.log"; tail -n 20 "$ngx/error.log"; } >>"$RAW"
+  if ! "$NGINX_BIN" -t -q -e "$ngx/error.log" -c "$ngx/nginx.conf" -p "$ngx/" 2>"$ngx/test.log"; then
+    DNOTES+=("nginx: configuration test failed (nginx -t output in the raw results)")
+    { echo "## nginx -t"; tail -n 20 "$ngx/test.log"; } >>"$RAW"
     return 1
   fi
   "$NGINX_BIN" -e "$ngx/error.log" -c "$ngx/nginx.conf" -p "$ngx/" -g 'daemon off;' >>"$ngx/stdout.log" 2>&1 &

@@ -255,12 +255,7 @@ impl FsStore {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
-        let holds = match (condition, &current) {
-            (PutCondition::None, _) => true,
-            (PutCondition::IfNoneMatch, cur) => cur.is_none(),
-            (PutCondition::IfMatch(want), Some(cur)) => &cur.etag == want,
-            (PutCondition::IfMatch(_), None) => false,
-        };
+        let holds = condition.holds(current.as_ref());
         if !holds {
             return Err(StoreError::PreconditionFailed {
                 key: key.to_owned(),

@@ -72,6 +72,18 @@ pub enum PutCondition {
     IfMatch(ETag),
 }
 
+impl PutCondition {
+    /// Whether a write under this condition may replace `current` (`None`: no object).
+    pub fn holds(&self, current: Option<&ObjectInfo>) -> bool {
+        match (self, current) {
+            (Self::None, _) => true,
+            (Self::IfNoneMatch, cur) => cur.is_none(),
+            (Self::IfMatch(want), Some(cur)) => &cur.etag == want,
+            (Self::IfMatch(_), None) => false,
+        }
+    }
+}
+
 /// Metadata stored with an object.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PutMeta {

@@ -1,13 +1,21 @@
-// GET and HEAD of /v2/<name>/manifests/<tag|digest>, straight from cargohold's filesystem
-// store, for nginx's njs module (`js_content cargohold.manifest`). Plain nginx can serve
-// the file, but not read its media type from the sidecar nor hash it; this does just that.
+// GET and HEAD of /v2/<name>/manifests/<tag|digest>, for nginx's njs module. Plain nginx
+// can serve the bytes, but not read their media type nor hash them; this does just that.
+// Two front ends share it:
+//
+//   cargohold.manifest            cargohold.conf: the filesystem store's directory, read
+//                                 with fs, the media type from the .meta/ sidecar
+//   cargohold.manifestFromBucket  cargohold-s3.conf: the object fetched from the S3 bucket
+//                                 by a subrequest, the media type its Content-Type
+//   cargohold.bucketHeaders       cargohold-s3.conf: a header filter that keeps only the
+//                                 bucket's entity headers (no x-amz-*, no S3 ETag)
 //
 // nginx matched the URL against the name, tag and digest grammar and captured $oci_name
-// and $oci_ref, so the path built here stays inside index/. The answer is the API
+// and $oci_ref, so the key built here stays inside index/. The answer is the API
 // server's (registry-api/src/handlers/manifests.rs):
 //
-//   Content-Type           the type recorded at push (.meta/<key>.json), else the body's
-//                          mediaType, else the OCI image manifest type
+//   Content-Type           the type recorded at push (.meta/<key>.json, or the object's
+//                          Content-Type), else the body's mediaType, else an OCI index if
+//                          the body has `manifests`, else the OCI image manifest type
 //   Docker-Content-Digest  the digest in the URL; for a tag, sha256 of the bytes
 //   ETag                   "<digest>"; a matching If-None-Match gives 304
 //   Cache-Control          tags revalidate, digests never change (docs/index-format.md)
@@ -95,11 +103,18 @@ function recordedType(path, bytes, sha256hex) {
     return null;
 }
 
+// The type a reader without metadata gives a manifest (index_format's sniff_media_type):
+// its mediaType field, else an index if it has a `manifests` field, else null (the caller
+// then uses the OCI image manifest type).
 function bodyType(bytes) {
     try {
-        const type = JSON.parse(bytes.toString()).mediaType;
+        const doc = JSON.parse(bytes.toString());
+        const type = doc.mediaType;
         if (typeof type === 'string' && isManifestType(type)) {
             return essence(type);
+        }
+        if (doc.manifests !== undefined && doc.manifests !== null) {
+            return MANIFEST_TYPES[1];
         }
     } catch (e) {
         // Not JSON: served anyway, as the API does, under the default type.
@@ -131,20 +146,127 @@ function manifest(r) {
     }
 
     const byDigest = ref.indexOf(':') >= 0;
-    const digest = byDigest ? ref : 'sha256:' + sha256hex;
+    answer(r, byDigest ? ref : 'sha256:' + sha256hex, mediaType, bytes, null);
+}
+
+// The headers of a found manifest, then 304, the bytes, or (HEAD answered from a HEAD
+// of the object: bytes null) the length alone.
+function answer(r, digest, mediaType, bytes, length) {
     const etag = '"' + digest + '"';
     r.headersOut['Content-Type'] = mediaType;
     r.headersOut['Docker-Content-Digest'] = digest;
     r.headersOut['ETag'] = etag;
-    r.headersOut['Cache-Control'] = byDigest ? IMMUTABLE : REVALIDATE;
+    r.headersOut['Cache-Control'] = r.variables.oci_ref.indexOf(':') >= 0 ? IMMUTABLE : REVALIDATE;
 
     const ifNoneMatch = r.headersIn['If-None-Match'];
     if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag)) {
         r.return(304);
         return;
     }
+    if (bytes === null) {
+        r.status = 200;
+        r.headersOut['Content-Length'] = length;
+        r.sendHeader();
+        r.finish();
+        return;
+    }
     // For HEAD, nginx sends the headers (Content-Length included) and drops the body.
     r.return(200, bytes);
 }
 
-export default { manifest };
+// --- S3 (cargohold-s3.conf) ---------------------------------------------------------------
+
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+
+// The subrequest's location (cargohold-s3.conf) proxies to the manifest's object,
+// index/$oci_name/_manifests/$oci_ref under the configured prefix, with no header of the
+// client's (no Range, no conditions), and does not intercept the bucket's errors.
+const OBJECT = '/_cargohold/manifest';
+
+// The object's Content-Type, if it is a manifest type: S3 stores it with the bytes, so it
+// always describes them. Objects copied in by other tools (binary/octet-stream) fall back.
+function objectType(reply) {
+    const type = reply.headersOut['Content-Type'];
+    return type && isManifestType(type) ? essence(type) : null;
+}
+
+// The digest a writer may have recorded as metadata (x-amz-meta-digest), as the Worker
+// reads R2's `digest` custom metadata; cargohold does not write it yet.
+function objectDigest(reply) {
+    const meta = reply.headersOut['x-amz-meta-digest'];
+    return meta && DIGEST.test(meta) ? meta : null;
+}
+
+function unavailable(r, reply) {
+    r.error('bucket answered ' + reply.status + ' for ' + r.variables.oci_name + '/manifests/'
+        + r.variables.oci_ref);
+    r.headersOut['Retry-After'] = '10';
+    fail(r, 503, 'TOOMANYREQUESTS', 'the storage bucket is not reachable; try again');
+}
+
+function manifestFromBucket(r) {
+    const name = r.variables.oci_name;
+    const ref = r.variables.oci_ref;
+    const byDigest = ref.indexOf(':') >= 0;
+    const unknown = (detail) => fail(r, 404, 'MANIFEST_UNKNOWN',
+        'manifest ' + ref + ' unknown to ' + name, detail);
+    const get = () => r.subrequest(OBJECT, { method: 'GET' })
+        .then((reply) => ({ reply: reply, bytes: reply.responseBuffer }));
+    // A HEAD by digest needs no body when the object's Content-Type is a manifest type:
+    // one HEAD of the object. By tag the digest is the body's hash: one GET.
+    const fetched = r.method === 'HEAD' && byDigest
+        ? r.subrequest(OBJECT, { method: 'HEAD' }).then((reply) => (
+            reply.status === 200 && objectType(reply) !== null
+                ? { reply: reply, bytes: null }
+                : get()))
+        : get();
+
+    fetched.then((got) => {
+        const reply = got.reply;
+        // 403: what AWS answers for a missing key to a reader without s3:ListBucket.
+        if (reply.status === 404 || reply.status === 403) {
+            unknown();
+            return;
+        }
+        if (reply.status !== 200) {
+            unavailable(r, reply);
+            return;
+        }
+        let mediaType = objectType(reply);
+        let digest = byDigest ? ref : objectDigest(reply);
+        const bytes = got.bytes;
+        if (bytes !== null) {
+            if (bytes === undefined) {
+                // njs before 0.5.0, or more than subrequest_output_buffer_size.
+                throw new Error('no body in the subrequest\'s reply');
+            }
+            mediaType = mediaType || bodyType(bytes) || MANIFEST_TYPES[0];
+            digest = digest || 'sha256:' + crypto.createHash('sha256').update(bytes).digest('hex');
+        }
+        if (!accepts(acceptedTypes(r), mediaType)) {
+            unknown({ reason: 'stored as ' + mediaType + ', which the Accept header does not list' });
+            return;
+        }
+        answer(r, digest, mediaType, bytes, bytes === null ? reply.headersOut['Content-Length'] : 0);
+    }).catch((e) => {
+        r.error('manifest ' + name + ':' + ref + ': ' + e);
+        r.headersOut['Retry-After'] = '10';
+        fail(r, 503, 'TOOMANYREQUESTS', 'the storage bucket is not reachable; try again');
+    });
+}
+
+// Header filter for answers proxied from the bucket: only the entity headers pass
+// (Content-Length, Content-Range, Accept-Ranges, Last-Modified, and for the lists the
+// bucket's ETag); x-amz-*, x-localstack, cf-*, and the like are dropped. The location's
+// add_header lines (Content-Type, ETag, Cache-Control, ...) are added after this runs.
+const KEEP = ['content-length', 'content-range', 'accept-ranges', 'last-modified', 'etag'];
+
+function bucketHeaders(r) {
+    Object.keys(r.headersOut).forEach((h) => {
+        if (KEEP.indexOf(h.toLowerCase()) < 0) {
+            delete r.headersOut[h];
+        }
+    });
+}
+
+export default { manifest, manifestFromBucket, bucketHeaders };
