@@ -10,7 +10,8 @@
 # See bench/README.md.
 #
 # Usage:  bench/run.sh
-#   BENCH_SERVERS="cargohold distribution ferro"   which servers, in column order
+#   BENCH_SERVERS="cargohold distribution ferro"   which servers, in column order ("none": none)
+#   BENCH_DELIVERY=0                                skip the cargohold-only blob-delivery section
 #   other knobs: see the "Tunables" block below (all BENCH_* environment variables)
 #
 # Only loopback traffic; every load step is bounded in request count and time;
@@ -22,6 +23,7 @@ REPO_DIR=$(dirname "$BENCH_DIR")
 
 # ---------------------------------------------------------------- Tunables
 BENCH_SERVERS=${BENCH_SERVERS:-"cargohold distribution ferro"}
+[[ "$BENCH_SERVERS" == none ]] && BENCH_SERVERS="" # only the blob-delivery section
 BENCH_PUSHERS=${BENCH_PUSHERS:-4}            # concurrent pushers (one image each)
 BENCH_PUSH_MIB=${BENCH_PUSH_MIB:-512}        # layer bytes pushed per push mode, all pushers together
 BENCH_BLOB_MIB=${BENCH_BLOB_MIB:-32}         # size of each pushed layer
@@ -189,7 +191,9 @@ start_cargohold() {
   local port=$1 dir=$2
   [[ -x "$CARGOHOLD_BIN" ]] || { SKIP_REASON="skipped: $CARGOHOLD_BIN not built"; return 1; }
   mkdir -p "$dir/root"
-  RUST_LOG=${CARGOHOLD_RUST_LOG:-warn} "$CARGOHOLD_BIN" serve --listen "127.0.0.1:$port" --root "$dir/root" \
+  # cargohold reads its log filter from CARGOHOLD_LOG (not RUST_LOG): warn drops the
+  # per-request INFO lines, as the peers run with their access logs off.
+  CARGOHOLD_LOG=${CARGOHOLD_LOG:-warn} "$CARGOHOLD_BIN" serve --listen "127.0.0.1:$port" --root "$dir/root" \
     >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
 }
@@ -488,7 +492,7 @@ per_gb() {
 # start_cargohold_s3 PORT DIR DELIVERY: cargohold on the test bucket under $S3_PREFIX.
 start_cargohold_s3() {
   local port=$1 dir=$2 delivery=$3
-  RUST_LOG=${CARGOHOLD_RUST_LOG:-warn} "$CARGOHOLD_BIN" serve --listen "127.0.0.1:$port" --storage s3 \
+  CARGOHOLD_LOG=${CARGOHOLD_LOG:-warn} "$CARGOHOLD_BIN" serve --listen "127.0.0.1:$port" --storage s3 \
     --s3-endpoint "$CARGOHOLD_TEST_S3_ENDPOINT" --s3-region "$CARGOHOLD_TEST_S3_REGION" \
     --s3-bucket "$CARGOHOLD_TEST_S3_BUCKET" --s3-path-style \
     --s3-access-key "$CARGOHOLD_TEST_S3_ACCESS_KEY" --s3-secret-key "$CARGOHOLD_TEST_S3_SECRET_KEY" \
@@ -811,6 +815,8 @@ report() {
 
 # ---------------------------------------------------------------- Main
 main() {
+  LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+  log "load average: $LOAD_AT_START"
   ensure_tools
   for s in $BENCH_SERVERS; do
     bench_server "$s"
@@ -843,7 +849,7 @@ main() {
       "s3_pushers=$BENCH_S3_PUSHERS s3_push_mib=$BENCH_S3_PUSH_MIB s3_blob_mib=$BENCH_S3_BLOB_MIB pull_mib=$BENCH_PULL_MIB" \
       "s3_pull_count=$BENCH_S3_PULL_COUNT fs_pull_count=$BENCH_FS_PULL_COUNT pull_secs=$BENCH_PULL_SECS" \
       "nginx=$("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //' || echo n/a)"
-    echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# load average (1/5/15 min): at the start $LOAD_AT_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     cat "$table"
     echo

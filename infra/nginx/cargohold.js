@@ -211,14 +211,18 @@ function manifestFromBucket(r) {
     const unknown = (detail) => fail(r, 404, 'MANIFEST_UNKNOWN',
         'manifest ' + ref + ' unknown to ' + name, detail);
     const get = () => r.subrequest(OBJECT, { method: 'GET' })
-        .then((reply) => ({ reply: reply, bytes: reply.responseBuffer }));
+        .then((reply) => ({
+            reply: reply,
+            // An empty body has no buffer at all.
+            bytes: reply.headersOut['Content-Length'] === '0' ? Buffer.alloc(0) : reply.responseBuffer,
+        }));
     // A HEAD by digest needs no body when the object's Content-Type is a manifest type:
     // one HEAD of the object. By tag the digest is the body's hash: one GET.
     const fetched = r.method === 'HEAD' && byDigest
         ? r.subrequest(OBJECT, { method: 'HEAD' }).then((reply) => (
-            reply.status === 200 && objectType(reply) !== null
-                ? { reply: reply, bytes: null }
-                : get()))
+            reply.status === 200 && objectType(reply) === null
+                ? get()
+                : { reply: reply, bytes: null }))
         : get();
 
     fetched.then((got) => {
@@ -262,8 +266,10 @@ function manifestFromBucket(r) {
 const KEEP = ['content-length', 'content-range', 'accept-ranges', 'last-modified', 'etag'];
 
 function bucketHeaders(r) {
+    // Errors the bucket's error pages do not map (416) keep their own Content-Type.
+    const keep = r.status < 400 ? KEEP : KEEP.concat(['content-type']);
     Object.keys(r.headersOut).forEach((h) => {
-        if (KEEP.indexOf(h.toLowerCase()) < 0) {
+        if (keep.indexOf(h.toLowerCase()) < 0) {
             delete r.headersOut[h];
         }
     });
