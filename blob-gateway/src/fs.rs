@@ -250,13 +250,16 @@ impl FsStore {
         .map_err(io_err(&k))
     }
 
-    /// Streams `body` into a new temp file, returning its path, size and SHA-256.
+    /// Streams `body` into a new temp file, returning its path, size and SHA-256 (for
+    /// whole objects, which are also fsynced; parts are synced when completed, and a part
+    /// lost to a power cut fails the upload's digest check instead of storing bad bytes).
     async fn write_temp(
         &self,
         key: &str,
         mut body: ByteStream,
-        hash: bool,
+        whole_object: bool,
     ) -> Result<(PathBuf, u64, Option<String>), StoreError> {
+        let hash = whole_object;
         let path = self.temp_path();
         let file = tokio::fs::File::create(&path).await.map_err(io_err(key))?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
@@ -271,7 +274,10 @@ impl FsStore {
                 out.write_all(&chunk).await?;
             }
             out.flush().await?;
-            out.get_mut().sync_all().await
+            if whole_object {
+                out.get_mut().sync_all().await?;
+            }
+            Ok(())
         }
         .await;
         if let Err(source) = result {
@@ -696,7 +702,9 @@ impl ObjectStore for FsStore {
         let size = tokio::task::spawn_blocking(move || -> io::Result<u64> {
             if let [only] = numbers[..] {
                 std::fs::rename(d.join(only.to_string()), &t)?;
-                return Ok(std::fs::metadata(&t)?.len());
+                let file = std::fs::File::open(&t)?;
+                file.sync_all()?;
+                return Ok(file.metadata()?.len());
             }
             let mut out = std::fs::File::create(&t)?;
             let mut size = 0;
