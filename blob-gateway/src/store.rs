@@ -1,7 +1,7 @@
 //! The object-store contract every backend implements, shaped after S3 so that the
 //! filesystem and S3 backends are interchangeable behind `Arc<dyn ObjectStore>`.
 //!
-//! Contract, per method (the shared test suite in `tests/store_suite.rs` checks each):
+//! Contract, per method (the shared test suite in `tests/store_suite/` checks each):
 //! - `head`/`get`: `NotFound` when the key does not exist. `get` with a range returns exactly
 //!   those bytes; a range starting at or past the end is `InvalidRange`.
 //! - `put`: atomic: readers see the old object or the whole new one, never a part, even

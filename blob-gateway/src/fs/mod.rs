@@ -14,7 +14,10 @@
 //! leaves a sidecar whose size or ETag does not match, which readers detect and ignore,
 //! and the next conditional write repairs. Conditions are checked under an exclusive
 //! `flock` on the key's lock stripe, which serialises writers in this process and in every
-//! other process sharing the directory.
+//! other process sharing the directory. Readers take no lock (see `read`).
+//!
+//! The sidecar's `etag` of an object written whole (`put`) is the SHA-256 (hex) of its
+//! bytes; static hosts (infra/nginx) rely on that to check a sidecar belongs to the bytes.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -28,10 +31,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
+mod multipart;
+mod read;
+
 use crate::store::{
-    ByteRange, ByteStream, CompletedPart, ETag, ListPage, MultipartId, ObjectBody, ObjectInfo,
+    ByteRange, ByteStream, CompletedPart, ListPage, MultipartId, ObjectBody, ObjectInfo,
     ObjectStore, PutCondition, PutMeta, StoreError,
 };
+use read::{ReadCache, stat};
 
 const LOCK_STRIPES: u64 = 64;
 /// The metadata given to `create_multipart`, inside the upload's folder.
@@ -63,65 +70,6 @@ pub struct FsStore {
     part_size: Option<u64>,
     /// Small objects by the identity of the file they were read from: see `ReadCache`.
     cache: Arc<ReadCache>,
-}
-
-/// Recently read small objects, keyed by key and validated on every use against the
-/// identity (inode, size, change time) of the file now at the path. Files are only ever
-/// replaced by rename, which gives a new inode, so a match means the same bytes: a hit
-/// costs one `stat` instead of two opens and reads, and it is exact across processes.
-#[derive(Debug, Default)]
-struct ReadCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (FileIdent, Bytes, ObjectInfo)>>,
-}
-
-/// What identifies one version of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileIdent {
-    ino: u64,
-    size: u64,
-    ctime_ns: i128,
-}
-
-/// Objects up to this size are cached, and this many of them at most (a few MiB in all).
-const CACHE_OBJECT_MAX: u64 = 64 << 10;
-const CACHE_ENTRIES: usize = 4096;
-
-impl FileIdent {
-    #[cfg(unix)]
-    fn of(md: &std::fs::Metadata) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        Some(Self {
-            ino: md.ino(),
-            size: md.size(),
-            ctime_ns: i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()),
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn of(_: &std::fs::Metadata) -> Option<Self> {
-        None
-    }
-}
-
-impl ReadCache {
-    fn get(&self, key: &str, ident: FileIdent) -> Option<(Bytes, ObjectInfo)> {
-        let entries = self.entries.lock().ok()?;
-        let (cached, bytes, info) = entries.get(key)?;
-        (*cached == ident).then(|| (bytes.clone(), info.clone()))
-    }
-
-    fn put(&self, key: &str, ident: FileIdent, bytes: &Bytes, info: &ObjectInfo) {
-        if ident.size > CACHE_OBJECT_MAX {
-            return;
-        }
-        if let Ok(mut entries) = self.entries.lock() {
-            // Bounded without bookkeeping: start over when full.
-            if entries.len() >= CACHE_ENTRIES {
-                entries.clear();
-            }
-            entries.insert(key.to_owned(), (ident, bytes.clone(), info.clone()));
-        }
-    }
 }
 
 fn io_err(key: &str) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -374,78 +322,6 @@ impl ObjectStore for FsStore {
     }
 
     /// One blocking call does it all: small reads are the hot path of every pull.
-    async fn read(&self, key: &StorageKey, max: u64) -> Result<(Bytes, ObjectInfo), StoreError> {
-        let k = key.key();
-        let (data, meta) = (self.data_path(&k), self.meta_path(&k));
-        // No lock: a pull must never wait behind a push. A read that lands between the
-        // sidecar's rename and the data's is detected by hashing the bytes (put's ETag is
-        // their SHA-256), and answered with the ETag of the bytes actually returned.
-        // Small objects are read on the calling thread: they are page-cache hits, and a hop
-        // to the blocking pool costs more than the read (it halved manifest GETs/s).
-        if let Some(hit) = std::fs::metadata(&data)
-            .ok()
-            .and_then(|md| FileIdent::of(&md))
-            .and_then(|ident| self.cache.get(&k, ident))
-        {
-            return Ok(hit);
-        }
-        let opened = std::fs::File::open(&data)
-            .and_then(|f| f.metadata().map(|md| (f, md)))
-            .map_err(io_err(&k))?;
-        let (file, md) = opened;
-        if md.len() > max {
-            return Err(crate::store::too_large(key, md.len(), max));
-        }
-        let small = md.len() <= INLINE_READ_MAX;
-        // The identity of the file actually opened, so a cached entry always matches its bytes.
-        let ident = FileIdent::of(&md);
-        let (cache, cache_key) = (self.cache.clone(), k.clone());
-        let finish = move || {
-            let (bytes, info) = read_whole(file, &md, &meta, max)?;
-            if let Some(ident) = ident {
-                cache.put(&cache_key, ident, &bytes, &info);
-            }
-            Ok((bytes, info))
-        };
-        let result = if small {
-            finish()
-        } else {
-            tokio::task::spawn_blocking(finish)
-                .await
-                .map_err(|e| StoreError::Io {
-                    key: k.clone(),
-                    source: io::Error::other(e),
-                })?
-        };
-        result.map_err(io_err(&k))
-    }
-
-    async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
-        let dir = self.root.join(".multipart");
-        tokio::task::spawn_blocking(move || -> io::Result<usize> {
-            let mut aborted = 0;
-            for entry in std::fs::read_dir(&dir)?.flatten() {
-                let old = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t < before);
-                if old && std::fs::remove_dir_all(entry.path()).is_ok() {
-                    aborted += 1;
-                }
-            }
-            Ok(aborted)
-        })
-        .await
-        .map_err(|e| StoreError::Io {
-            key: ".multipart".into(),
-            source: io::Error::other(e),
-        })?
-        .map_err(|source| StoreError::Io {
-            key: ".multipart".into(),
-            source,
-        })
-    }
-
     async fn head(&self, key: &StorageKey) -> Result<ObjectInfo, StoreError> {
         let k = key.key();
         let _lock = self.lock(&k, false).await?;
@@ -593,30 +469,20 @@ impl ObjectStore for FsStore {
         self.publish(&dst_key, temp, sidecar, &condition).await
     }
 
+    async fn read(&self, key: &StorageKey, max: u64) -> Result<(Bytes, ObjectInfo), StoreError> {
+        self.read_small(key, max).await
+    }
+
+    async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
+        self.mp_abort_stale(before).await
+    }
+
     async fn create_multipart(
         &self,
         key: &StorageKey,
         meta: PutMeta,
     ) -> Result<MultipartId, StoreError> {
-        let k = key.key();
-        let id = MultipartId(uuid::Uuid::new_v4().to_string());
-        let dir = self.multipart_dir(&id)?;
-        tokio::fs::create_dir_all(&dir).await.map_err(io_err(&k))?;
-        // The completed object carries the metadata given here, as on S3.
-        let meta = Sidecar {
-            size: 0,
-            etag: String::new(),
-            content_type: meta.content_type,
-            cache_control: meta.cache_control,
-        };
-        let bytes = serde_json::to_vec(&meta).map_err(|e| StoreError::Io {
-            key: k.clone(),
-            source: io::Error::other(e),
-        })?;
-        tokio::fs::write(dir.join(MULTIPART_META), bytes)
-            .await
-            .map_err(io_err(&k))?;
-        Ok(id)
+        self.mp_create(key, meta).await
     }
 
     async fn upload_part(
@@ -627,35 +493,7 @@ impl ObjectStore for FsStore {
         body: ByteStream,
         size: Option<u64>,
     ) -> Result<CompletedPart, StoreError> {
-        let k = key.key();
-        let dir = self.multipart_dir(upload)?;
-        if number == 0 || !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
-            return Err(StoreError::NoSuchUpload {
-                key: k,
-                upload: upload.0.clone(),
-            });
-        }
-        let (temp, written, _) = self.write_temp(&k, body, false).await?;
-        if let Some(size) = size.filter(|&s| s != written) {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(StoreError::InvalidPart {
-                key: k,
-                message: format!("part {number}: expected {size} bytes, got {written}"),
-            });
-        }
-        tokio::fs::rename(&temp, dir.join(number.to_string()))
-            .await
-            .map_err(io_err(&k))?;
-        // Parts are never hashed twice: the ETag only has to name this write.
-        let etag = format!("{number}-{written}-{}", uuid::Uuid::new_v4().simple());
-        tokio::fs::write(dir.join(format!("{number}.etag")), &etag)
-            .await
-            .map_err(io_err(&k))?;
-        Ok(CompletedPart {
-            number,
-            etag,
-            size: written,
-        })
+        self.mp_upload_part(key, upload, number, body, size).await
     }
 
     async fn complete_multipart(
@@ -664,166 +502,16 @@ impl ObjectStore for FsStore {
         upload: &MultipartId,
         parts: &[CompletedPart],
     ) -> Result<ObjectInfo, StoreError> {
-        let k = key.key();
-        let dir = self.multipart_dir(upload)?;
-        if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
-            return Err(StoreError::NoSuchUpload {
-                key: k,
-                upload: upload.0.clone(),
-            });
-        }
-        let uneven = self.part_size.and_then(|n| {
-            let last = parts.len().saturating_sub(1);
-            parts[..last].iter().find(|p| p.size != n).map(|p| (p, n))
-        });
-        if let Some((p, n)) = uneven {
-            return Err(StoreError::InvalidPart {
-                key: k,
-                message: format!(
-                    "part {} has {} bytes; every part but the last must have {n}",
-                    p.number, p.size
-                ),
-            });
-        }
-        for p in parts {
-            let stored = tokio::fs::read_to_string(dir.join(format!("{}.etag", p.number)))
-                .await
-                .unwrap_or_default();
-            if stored != p.etag {
-                return Err(StoreError::InvalidPart {
-                    key: k,
-                    message: format!("part {} is missing or its ETag differs", p.number),
-                });
-            }
-        }
-        let temp = self.temp_path();
-        let (t, d) = (temp.clone(), dir.clone());
-        let numbers: Vec<u32> = parts.iter().map(|p| p.number).collect();
-        let size = tokio::task::spawn_blocking(move || -> io::Result<u64> {
-            if let [only] = numbers[..] {
-                std::fs::rename(d.join(only.to_string()), &t)?;
-                let file = std::fs::File::open(&t)?;
-                file.sync_all()?;
-                return Ok(file.metadata()?.len());
-            }
-            let mut out = std::fs::File::create(&t)?;
-            let mut size = 0;
-            for n in numbers {
-                // std::io::copy between files uses copy_file_range: no bytes through us.
-                size += io::copy(&mut std::fs::File::open(d.join(n.to_string()))?, &mut out)?;
-            }
-            out.sync_all()?;
-            Ok(size)
-        })
-        .await
-        .map_err(|e| StoreError::Io {
-            key: k.clone(),
-            source: io::Error::other(e),
-        })?
-        .map_err(io_err(&k))?;
-        let mut etag_hash = Sha256::new();
-        for p in parts {
-            etag_hash.update(p.etag.as_bytes());
-        }
-        // Uploads created before the metadata was kept get the layout's defaults.
-        let meta = tokio::fs::read(dir.join(MULTIPART_META))
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-            .map_or_else(
-                || {
-                    (
-                        key.content_type().map(str::to_owned),
-                        Some(key.cache_control().to_owned()),
-                    )
-                },
-                |m| (m.content_type, m.cache_control),
-            );
-        let sidecar = Sidecar {
-            size,
-            etag: format!(
-                "{}-{}",
-                hex::encode(&etag_hash.finalize()[..16]),
-                parts.len()
-            ),
-            content_type: meta.0,
-            cache_control: meta.1,
-        };
-        let info = self.publish(&k, temp, sidecar, &PutCondition::None).await?;
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        Ok(info)
+        self.mp_complete(key, upload, parts).await
     }
 
     async fn abort_multipart(
         &self,
-        _key: &StorageKey,
+        key: &StorageKey,
         upload: &MultipartId,
     ) -> Result<(), StoreError> {
-        let dir = self.multipart_dir(upload)?;
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StoreError::Io {
-                key: upload.0.clone(),
-                source,
-            }),
-        }
+        self.mp_abort(key, upload).await
     }
-}
-
-/// Reads an opened object to the end (at most `max` bytes) with its info. The ETag is
-/// that of the bytes returned: see `read`.
-fn read_whole(
-    mut file: std::fs::File,
-    md: &std::fs::Metadata,
-    meta: &Path,
-    max: u64,
-) -> io::Result<(Bytes, ObjectInfo)> {
-    let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
-    io::Read::read_to_end(&mut io::Read::take(&mut file, max + 1), &mut buf)?;
-    let mut info = stat(md, meta)?;
-    let hash = hex::encode(Sha256::digest(&buf));
-    let content_hash_etag =
-        info.etag.0.len() == 64 && info.etag.0.bytes().all(|b| b.is_ascii_hexdigit());
-    if content_hash_etag && info.etag.0 != hash || info.size != buf.len() as u64 {
-        info = ObjectInfo {
-            size: buf.len() as u64,
-            etag: ETag(hash),
-            content_type: None,
-            cache_control: None,
-            last_modified: info.last_modified,
-        };
-    }
-    Ok((Bytes::from(buf), info))
-}
-
-/// An object's info from its file metadata and sidecar. A missing or stale sidecar (a
-/// crash between the two renames) yields a weak ETag and no stored headers.
-fn stat(md: &std::fs::Metadata, meta: &Path) -> io::Result<ObjectInfo> {
-    if !md.is_file() {
-        return Err(io::ErrorKind::NotFound.into());
-    }
-    let sidecar = std::fs::read(meta)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-        .filter(|s| s.size == md.len());
-    let modified = md.modified().ok();
-    let (etag, content_type, cache_control) = match sidecar {
-        Some(s) => (s.etag, s.content_type, s.cache_control),
-        None => {
-            let nanos = modified
-                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            (format!("W-{nanos:x}-{:x}", md.len()), None, None)
-        }
-    };
-    Ok(ObjectInfo {
-        size: md.len(),
-        etag: ETag(etag),
-        content_type,
-        cache_control,
-        last_modified: modified,
-    })
 }
 
 /// Collects the keys of all files below `dir`, relative to `root`.
@@ -843,40 +531,4 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod cache_tests {
-    use super::*;
-    use crate::store::{get_bytes, put_bytes};
-
-    /// A replaced object is never served from the cache, even at the same size.
-    #[tokio::test]
-    async fn cached_reads_follow_replacements() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|source| StoreError::Io {
-            key: "tmp".into(),
-            source,
-        })?;
-        let store = FsStore::open(dir.path()).map_err(|source| StoreError::Io {
-            key: "open".into(),
-            source,
-        })?;
-        let key = StorageKey::Catalog;
-        for body in ["aaaa", "bbbb", "cccc"] {
-            let meta = PutMeta::for_key(&key, None);
-            put_bytes(&store, &key, Bytes::from(body), meta, PutCondition::None).await?;
-            for _ in 0..2 {
-                let (bytes, info) = get_bytes(&store, &key, 1024).await?;
-                assert_eq!(bytes.as_ref(), body.as_bytes());
-                assert_eq!(info.etag.0, hex::encode(Sha256::digest(body.as_bytes())));
-            }
-        }
-        store.delete(&key).await?;
-        assert!(
-            get_bytes(&store, &key, 1024)
-                .await
-                .is_err_and(|e| e.is_not_found())
-        );
-        Ok(())
-    }
 }
