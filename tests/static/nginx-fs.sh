@@ -178,31 +178,6 @@ stop_registry
 check "API stopped by PID; its port is closed" api_port_closed
 STATIC_MARK="$(log_lines "$NGX/access.log")"
 
-static_inspect() {
-    local out
-    out="$("${SK[@]}" inspect --tls-verify=false "docker://$NGINX/test/app:v1")"
-    echo "$out"
-    assert_eq digest "$IMG_DIGEST" "$(jq -r .Digest <<<"$out")"
-    assert_eq layers "$(layer_digests "$IMG_MANIFEST")" "$(jq -r '.Layers | join(" ")' <<<"$out")"
-    "${SK[@]}" inspect --raw --tls-verify=false "docker://$NGINX/test/multi:v1" >"$WORK/idx-raw.json"
-    assert_eq "index bytes" "$IDX_DIGEST" "$(sha256_of "$WORK/idx-raw.json")"
-    out="$("${SK[@]}" --override-arch arm64 --override-os linux inspect --tls-verify=false \
-        "docker://$NGINX/test/multi:v1")"
-    assert_eq "arm64 through the index" arm64 "$(jq -r .Architecture <<<"$out")"
-    assert_eq tags v1 "$("${SK[@]}" list-tags --tls-verify=false "docker://$NGINX/test/app" | jq -r '.Tags | join(" ")')"
-}
-
-static_pull_image() {
-    "${SK[@]}" copy --preserve-digests --src-tls-verify=false \
-        "docker://$NGINX/test/app:v1" "oci:$WORK/pulled:v1"
-    local got
-    got="$(layout_ref_digest "$WORK/pulled" v1)"
-    assert_eq "manifest digest" "$IMG_DIGEST" "$got"
-    assert_eq layers "$(layer_digests "$IMG_MANIFEST")" "$(layer_digests "$(layout_blob "$WORK/pulled" "$got")")"
-    layout_intact "$WORK/pulled"
-    cmp "$BIG_LAYER_FILE" "$(layout_blob "$WORK/pulled" "$BIG_LAYER")"
-}
-
 static_pull_index() {
     "${SK[@]}" copy --all --preserve-digests --src-tls-verify=false \
         "docker://$NGINX/test/multi:v1" "oci:$WORK/pulled-multi:v1"
