@@ -36,11 +36,16 @@ static_require() {
 # start_api: cargohold on $API_PORT over $ROOT (kept between starts), JSON log lines
 # (one per request, target cargohold::request) appended to $SERVER_LOG.
 start_api() {
-    local i code
     mkdir -p "$ROOT"
     "${API_CMD[@]}" serve --listen "127.0.0.1:$API_PORT" --root "$ROOT" --log-format json \
         >>"$SERVER_LOG" 2>&1 &
     REG_PID=$!
+    wait_for_registry
+}
+
+# Waits until the API started as $REG_PID answers GET /v2/ on $API_PORT (30 s at most).
+wait_for_registry() {
+    local i code
     for ((i = 0; i < 300; i++)); do
         kill -0 "$REG_PID" 2>/dev/null || break
         code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$API_PORT/v2/" || true)"
@@ -234,5 +239,26 @@ static_pull_image() {
     assert_eq layers "$(layer_digests "$IMG_MANIFEST")" "$(layer_digests "$(layout_blob "$WORK/pulled" "$got")")"
     layout_intact "$WORK/pulled"
     cmp "$BIG_LAYER_FILE" "$(layout_blob "$WORK/pulled" "$BIG_LAYER")"
+}
+
+# --- checks both nginx scenarios share ---
+
+referrers() {
+    req GET "/v2/test/app/referrers/sha256:$(printf '%064d' 7)"
+    expect 200 Content-Type "$OCI_INDEX" Cache-Control "public, max-age=0, must-revalidate"
+    assert_eq body "{\"schemaVersion\":2,\"mediaType\":\"$OCI_INDEX\",\"manifests\":[]}" "$(cat "$WORK/b")"
+    req GET "/v2/test/app/referrers/$IMG_DIGEST"
+    expect 200 Content-Type "$OCI_INDEX"
+    jq -e '.manifests == []' "$WORK/b"
+}
+
+api_only_requests_503() {
+    local p
+    for p in "/v2/test/app/tags/list?n=1" "/v2/_catalog?n=10&last=a" \
+        "/v2/test/app/referrers/$IMG_DIGEST?artifactType=application/x-test"; do
+        req GET "$p"
+        expect_error 503 TOOMANYREQUESTS
+        expect 503 Retry-After 10
+    done
 }
 

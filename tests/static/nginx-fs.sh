@@ -377,25 +377,8 @@ lists() {
     assert_eq catalog '["test/app","test/docker","test/multi"]' "$(jq -c .repositories "$WORK/b")"
 }
 
-referrers() {
-    req GET "/v2/test/app/referrers/sha256:$(printf '%064d' 7)"
-    expect 200 Content-Type "$OCI_INDEX" Cache-Control "public, max-age=0, must-revalidate"
-    assert_eq body "{\"schemaVersion\":2,\"mediaType\":\"$OCI_INDEX\",\"manifests\":[]}" "$(cat "$WORK/b")"
-    req GET "/v2/test/app/referrers/$IMG_DIGEST"
-    expect 200 Content-Type "$OCI_INDEX"
-    jq -e '.manifests == []' "$WORK/b"
-}
 
 # -- with the API down, what needs it fails cleanly
-api_only_requests_503() {
-    local p
-    for p in "/v2/test/app/tags/list?n=1" "/v2/_catalog?n=10&last=a" \
-        "/v2/test/app/referrers/$IMG_DIGEST?artifactType=application/x-test"; do
-        req GET "$p"
-        expect_error 503 TOOMANYREQUESTS
-        expect 503 Retry-After 10
-    done
-}
 
 writes_fail_cleanly() {
     req POST /v2/test/app/blobs/uploads/
