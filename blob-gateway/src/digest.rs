@@ -60,13 +60,12 @@ impl DigestWriter {
 
     /// The digest of everything hashed so far (the writer can go on).
     pub fn digest(&self) -> Digest {
-        let hex = match &self.hasher {
-            Hasher::Sha256(h) => hex::encode(h.clone().finalize()),
-            Hasher::Sha512(h) => hex::encode(h.clone().finalize()),
+        let digest = match &self.hasher {
+            Hasher::Sha256(h) => Digest::from_hash(self.algorithm(), &h.clone().finalize()),
+            Hasher::Sha512(h) => Digest::from_hash(self.algorithm(), &h.clone().finalize()),
         };
-        // `from_hex` only fails on a malformed encoding, which hex::encode never produces.
-        Digest::from_hex(self.algorithm(), &hex)
-            .unwrap_or_else(|e| unreachable!("hex digest rejected: {e}"))
+        // `from_hash` only fails on a hash of the wrong length for its algorithm.
+        digest.unwrap_or_else(|e| unreachable!("hash rejected: {e}"))
     }
 
     pub fn save(&self) -> HashState {

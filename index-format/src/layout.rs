@@ -128,17 +128,22 @@ impl StorageKey {
     /// The `Cache-Control` stored with the object, and sent by any host serving it.
     pub fn cache_control(&self) -> &'static str {
         match self {
-            Self::Blob(_) | Self::Manifest(_, Reference::Digest(_)) => IMMUTABLE,
-            Self::Config
-            | Self::Catalog
-            | Self::Manifest(_, Reference::Tag(_))
-            | Self::TagList(_)
-            | Self::Referrers(..) => REVALIDATE,
+            Self::Manifest(_, r) => manifest_cache_control(r),
+            Self::Blob(_) => IMMUTABLE,
+            Self::Config | Self::Catalog | Self::TagList(_) | Self::Referrers(..) => REVALIDATE,
             Self::BlobLink(..)
             | Self::UploadState(_)
             | Self::UploadData(_)
             | Self::UploadTail(..) => PRIVATE,
         }
+    }
+}
+
+/// The `Cache-Control` of a manifest: content by digest never changes, a tag may move.
+pub fn manifest_cache_control(reference: &Reference) -> &'static str {
+    match reference {
+        Reference::Digest(_) => IMMUTABLE,
+        Reference::Tag(_) => REVALIDATE,
     }
 }
 

@@ -16,9 +16,7 @@ mod state;
 pub mod storage;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue};
 use axum::routing::{any, get};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use state::AppState;
 
@@ -29,9 +27,5 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", get(handlers::base).head(handlers::base))
         .route("/v2/{*rest}", any(handlers::dispatch))
         .with_state(state)
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("docker-distribution-api-version"),
-            HeaderValue::from_static("registry/2.0"),
-        ))
-        .layer(axum::middleware::from_fn(logging::log_request))
+        .layer(logging::ResponseLayer)
 }

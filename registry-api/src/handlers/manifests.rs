@@ -1,10 +1,12 @@
 //! `GET`, `HEAD`, `PUT` and `DELETE` of `/v2/<name>/manifests/<reference>`.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use index_format::layout;
 use index_format::manifest::ParsedManifest;
-use index_format::{DigestAlgorithm, ManifestMediaType, Reference, RepoName, StorageKey};
+use index_format::{DigestAlgorithm, ManifestMediaType, Reference, RepoName};
 use serde_json::json;
 
 use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, hv};
@@ -22,19 +24,29 @@ fn unknown(repo: &RepoName, reference: &Reference) -> ApiError {
 /// Whether a client's `Accept` allows `media_type`. No header, wildcards, or a header naming
 /// no manifest type at all accept anything; otherwise the type must be listed, so an old
 /// client that only knows Docker manifests is not handed an OCI index it cannot read.
-fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
-    let listed: Vec<&str> = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.split(';').next().unwrap_or("").trim())
-        .collect();
-    let names_manifests = listed.iter().any(|t| ManifestMediaType::parse(t).is_ok());
-    !names_manifests
-        || listed
+fn accepts(headers: &HeaderMap, media_type: ManifestMediaType) -> bool {
+    let listed = || {
+        headers
+            .get_all(header::ACCEPT)
             .iter()
-            .any(|t| t.eq_ignore_ascii_case(media_type) || *t == "*/*" || *t == "application/*")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.split(';').next().unwrap_or("").trim())
+    };
+    let wanted = media_type.as_str();
+    let mut names_manifests = false;
+    for t in listed() {
+        if t.eq_ignore_ascii_case(wanted) || t == "*/*" || t == "application/*" {
+            return true;
+        }
+        names_manifests |= ManifestMediaType::parse(t).is_ok();
+    }
+    !names_manifests
+}
+
+/// A header value that takes ownership of a string we built (no copy).
+fn owned_hv(s: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(s)).unwrap_or(HeaderValue::from_static(""))
 }
 
 pub async fn get(
@@ -49,12 +61,14 @@ pub async fn get(
         .manifest(&repo, &reference)
         .await?
         .ok_or_else(|| unknown(&repo, &reference))?;
-    if !accepts(headers, &manifest.media_type) {
+    if !accepts(headers, manifest.media_type) {
         return Err(unknown(&repo, &reference).detail(json!({
-            "reason": format!("stored as {}, which the Accept header does not list", manifest.media_type)
+            "reason": format!(
+                "stored as {}, which the Accept header does not list",
+                manifest.media_type.as_str()
+            )
         })));
     }
-    let key = StorageKey::Manifest(repo, reference);
     let etag = format!("\"{}\"", manifest.digest);
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
@@ -65,12 +79,25 @@ pub async fn get(
     } else {
         StatusCode::OK
     };
+    let cache_control = layout::manifest_cache_control(&reference);
     let head = [
-        (header::CONTENT_TYPE, hv(&manifest.media_type)),
-        (header::CONTENT_LENGTH, hv(manifest.bytes.len().to_string())),
-        (DOCKER_CONTENT_DIGEST, hv(manifest.digest.as_str())),
-        (header::ETAG, hv(etag)),
-        (header::CACHE_CONTROL, hv(key.cache_control())),
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(manifest.media_type.as_str()),
+        ),
+        (
+            header::CONTENT_LENGTH,
+            HeaderValue::from(manifest.bytes.len()),
+        ),
+        (
+            DOCKER_CONTENT_DIGEST,
+            owned_hv(manifest.digest.as_str().to_owned()),
+        ),
+        (header::ETAG, owned_hv(etag)),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        ),
     ];
     if with_body && !not_modified {
         Ok((status, head, Body::from(manifest.bytes)).into_response())
@@ -172,14 +199,14 @@ mod tests {
 
     #[test]
     fn accept_negotiation() {
-        let oci_index = ManifestMediaType::OciIndex.as_str();
+        let oci_index = ManifestMediaType::OciIndex;
         assert!(accepts(&HeaderMap::new(), oci_index));
         assert!(accepts(&with_accept("*/*"), oci_index));
         assert!(accepts(&with_accept("application/json"), oci_index));
         let docker_only = "application/vnd.docker.distribution.manifest.v2+json";
         assert!(!accepts(&with_accept(docker_only), oci_index));
         assert!(accepts(
-            &with_accept(&format!("{docker_only}, {oci_index}")),
+            &with_accept(&format!("{docker_only}, {}", oci_index.as_str())),
             oci_index
         ));
         assert!(accepts(

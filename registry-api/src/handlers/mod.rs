@@ -9,7 +9,7 @@ mod uploads;
 use std::io;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -55,11 +55,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 impl<S: Send + Sync> FromRequestParts<S> for Route {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let rest = match Path::<String>::from_request_parts(parts, state).await {
-            Ok(Path(rest)) => rest,
-            Err(_) => String::new(),
-        };
+    /// Read from the URI itself (not axum's `Path`, which copies and deserializes it).
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let rest = parts.uri.path().strip_prefix("/v2/").unwrap_or_default();
+        // Decoded as any HTTP server would: a client may send a digest's colon as `%3A`.
+        let rest = percent_encoding::percent_decode_str(rest)
+            .decode_utf8()
+            .map_err(|_| not_found())?;
         Route::parse(&rest)?.ok_or_else(not_found)
     }
 }
@@ -109,46 +111,57 @@ pub async fn base() -> impl IntoResponse {
     )
 }
 
-/// Every `/v2/<rest>` request.
+/// Every `/v2/<rest>` request. Pulls (manifest and blob reads) are awaited in place; the
+/// other handlers' futures are boxed, so the future every pull moves around stays small.
 pub async fn dispatch(
     State(app): State<AppState>,
-    method: Method,
     route: Route,
     params: Params,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> ApiResult<Response> {
     use Route as R;
-    let m = &method;
+    // Taken apart rather than extracted: the `HeaderMap` extractor clones every header.
+    let (parts, body) = request.into_parts();
+    let (method, headers) = (&parts.method, &parts.headers);
     match route {
-        R::Base if m == Method::GET || m == Method::HEAD => Ok(base().await.into_response()),
-        R::Catalog if m == Method::GET => listing::catalog(app, params).await,
-        R::Tags(repo) if m == Method::GET => listing::tags(app, repo, params).await,
-        R::Referrers(repo, d) if m == Method::GET => listing::referrers(app, repo, d, params).await,
-        R::Manifest(repo, r) if m == Method::GET => {
-            manifests::get(app, repo, r, &headers, true).await
+        R::Manifest(repo, r) if method == Method::GET => {
+            manifests::get(app, repo, r, headers, true).await
         }
-        R::Manifest(repo, r) if m == Method::HEAD => {
-            manifests::get(app, repo, r, &headers, false).await
+        R::Manifest(repo, r) if method == Method::HEAD => {
+            manifests::get(app, repo, r, headers, false).await
         }
-        R::Manifest(repo, r) if m == Method::PUT => {
-            manifests::put(app, repo, r, &headers, body).await
+        R::Blob(repo, d) if method == Method::GET => blobs::get(app, repo, d, headers).await,
+        R::Blob(repo, d) if method == Method::HEAD => blobs::head(app, repo, d).await,
+        R::Base if method == Method::GET || method == Method::HEAD => {
+            Ok(base().await.into_response())
         }
-        R::Manifest(repo, r) if m == Method::DELETE => manifests::delete(app, repo, r).await,
-        R::Blob(repo, d) if m == Method::GET => blobs::get(app, repo, d, &headers).await,
-        R::Blob(repo, d) if m == Method::HEAD => blobs::head(app, repo, d).await,
-        R::Blob(repo, d) if m == Method::DELETE => blobs::delete(app, repo, d).await,
-        R::UploadStart(repo) if m == Method::POST => {
-            uploads::start(app, repo, params, &headers, body).await
+        R::Catalog if method == Method::GET => Box::pin(listing::catalog(app, params)).await,
+        R::Tags(repo) if method == Method::GET => Box::pin(listing::tags(app, repo, params)).await,
+        R::Referrers(repo, d) if method == Method::GET => {
+            Box::pin(listing::referrers(app, repo, d, params)).await
         }
-        R::Upload(repo, id) if m == Method::PATCH => {
-            uploads::patch(app, repo, id, &headers, body).await
+        R::Manifest(repo, r) if method == Method::PUT => {
+            Box::pin(manifests::put(app, repo, r, headers, body)).await
         }
-        R::Upload(repo, id) if m == Method::PUT => {
-            uploads::put(app, repo, id, params, &headers, body).await
+        R::Manifest(repo, r) if method == Method::DELETE => {
+            Box::pin(manifests::delete(app, repo, r)).await
         }
-        R::Upload(repo, id) if m == Method::GET => uploads::status(app, repo, id).await,
-        R::Upload(repo, id) if m == Method::DELETE => uploads::cancel(app, repo, id).await,
+        R::Blob(repo, d) if method == Method::DELETE => Box::pin(blobs::delete(app, repo, d)).await,
+        R::UploadStart(repo) if method == Method::POST => {
+            Box::pin(uploads::start(app, repo, params, headers, body)).await
+        }
+        R::Upload(repo, id) if method == Method::PATCH => {
+            Box::pin(uploads::patch(app, repo, id, headers, body)).await
+        }
+        R::Upload(repo, id) if method == Method::PUT => {
+            Box::pin(uploads::put(app, repo, id, params, headers, body)).await
+        }
+        R::Upload(repo, id) if method == Method::GET => {
+            Box::pin(uploads::status(app, repo, id)).await
+        }
+        R::Upload(repo, id) if method == Method::DELETE => {
+            Box::pin(uploads::cancel(app, repo, id)).await
+        }
         R::Base
         | R::Catalog
         | R::Tags(_)

@@ -20,7 +20,7 @@ const PARALLEL_READS: usize = 16;
 #[derive(Debug, Clone)]
 pub struct StoredManifest {
     pub bytes: Bytes,
-    pub media_type: String,
+    pub media_type: ManifestMediaType,
     pub digest: Digest,
 }
 
@@ -62,8 +62,8 @@ impl Index {
         // The type recorded at push; for objects placed without metadata, the body's own.
         let media_type = info
             .content_type
-            .filter(|t| ManifestMediaType::parse(t).is_ok())
-            .unwrap_or_else(|| sniff_media_type(&bytes).as_str().to_owned());
+            .and_then(|t| ManifestMediaType::parse(&t).ok())
+            .unwrap_or_else(|| sniff_media_type(&bytes));
         Ok(Some(StoredManifest {
             bytes,
             media_type,
@@ -187,7 +187,7 @@ impl Index {
         for tag in self.tags_pointing_at(repo, digest).await? {
             self.delete_tag(repo, &tag).await?;
         }
-        let subject = ParsedManifest::parse(&stored.bytes, Some(&stored.media_type))
+        let subject = ParsedManifest::parse(&stored.bytes, Some(stored.media_type.as_str()))
             .ok()
             .and_then(|p| p.subject);
         if let Some(subject) = subject {
