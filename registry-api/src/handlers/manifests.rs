@@ -3,13 +3,12 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use index_format::layout;
 use index_format::manifest::ParsedManifest;
 use index_format::{DigestAlgorithm, ManifestMediaType, Reference, RepoName};
 use serde_json::json;
 
-use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, hv};
+use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, hv, hv_owned};
 use crate::error::{ApiError, ApiResult, OciCode};
 use crate::index::{MAX_MANIFEST_BYTES, PushedManifest, digest_of};
 use crate::state::AppState;
@@ -25,28 +24,20 @@ fn unknown(repo: &RepoName, reference: &Reference) -> ApiError {
 /// no manifest type at all accept anything; otherwise the type must be listed, so an old
 /// client that only knows Docker manifests is not handed an OCI index it cannot read.
 fn accepts(headers: &HeaderMap, media_type: ManifestMediaType) -> bool {
-    let listed = || {
-        headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|t| t.split(';').next().unwrap_or("").trim())
-    };
-    let wanted = media_type.as_str();
+    let listed = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split(';').next().unwrap_or("").trim());
     let mut names_manifests = false;
-    for t in listed() {
-        if t.eq_ignore_ascii_case(wanted) || t == "*/*" || t == "application/*" {
+    for t in listed {
+        if t.eq_ignore_ascii_case(media_type.as_str()) || t == "*/*" || t == "application/*" {
             return true;
         }
         names_manifests |= ManifestMediaType::parse(t).is_ok();
     }
     !names_manifests
-}
-
-/// A header value that takes ownership of a string we built (no copy).
-fn owned_hv(s: String) -> HeaderValue {
-    HeaderValue::from_maybe_shared(Bytes::from(s)).unwrap_or(HeaderValue::from_static(""))
 }
 
 pub async fn get(
@@ -91,9 +82,9 @@ pub async fn get(
         ),
         (
             DOCKER_CONTENT_DIGEST,
-            owned_hv(manifest.digest.as_str().to_owned()),
+            hv_owned(manifest.digest.as_str().to_owned()),
         ),
-        (header::ETAG, owned_hv(etag)),
+        (header::ETAG, hv_owned(etag)),
         (
             header::CACHE_CONTROL,
             HeaderValue::from_static(cache_control),

@@ -196,3 +196,8 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
 pub fn hv(s: impl AsRef<str>) -> HeaderValue {
     HeaderValue::from_str(s.as_ref()).unwrap_or(HeaderValue::from_static(""))
 }
+
+/// As [`hv`], taking ownership of a string built for the header (no copy).
+pub fn hv_owned(s: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(s)).unwrap_or(HeaderValue::from_static(""))
+}
