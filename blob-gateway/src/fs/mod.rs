@@ -31,14 +31,18 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
+mod cache;
 mod multipart;
 mod read;
+#[cfg(target_os = "linux")]
+mod watch;
 
 use crate::store::{
     ByteRange, ByteStream, CompletedPart, ListPage, MultipartId, ObjectBody, ObjectInfo,
     ObjectStore, PutCondition, PutMeta, StoreError,
 };
-use read::{ReadCache, stat};
+use cache::ReadCache;
+use read::stat;
 
 const LOCK_STRIPES: u64 = 64;
 /// The metadata given to `create_multipart`, inside the upload's folder.
@@ -68,7 +72,7 @@ pub struct FsStore {
     /// When set, parts must follow R2's rule (every part but the last exactly this size),
     /// so the filesystem can stand in for R2 in tests of the upload path.
     part_size: Option<u64>,
-    /// Small objects by the identity of the file they were read from: see `ReadCache`.
+    /// Small objects, served from memory while they are current: see `ReadCache`.
     cache: Arc<ReadCache>,
 }
 
@@ -111,10 +115,11 @@ impl FsStore {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+        let root = Arc::new(root);
         Ok(Self {
-            root: Arc::new(root),
+            cache: Arc::new(ReadCache::new(root.clone())),
+            root,
             part_size: None,
-            cache: Arc::default(),
         })
     }
 

@@ -8,67 +8,9 @@ use bytes::Bytes;
 use index_format::StorageKey;
 use sha2::{Digest as _, Sha256};
 
+use super::cache::{Fill, Lookup};
 use super::{FsStore, INLINE_READ_MAX, Sidecar, io_err};
 use crate::store::{ETag, ObjectInfo, StoreError};
-
-/// Recently read small objects, keyed by key and validated on every use against the
-/// identity (inode, size, change time) of the file now at the path. Files are only ever
-/// replaced by rename, which gives a new inode, so a match means the same bytes: a hit
-/// costs one `stat` instead of two opens and reads, and it is exact across processes.
-#[derive(Debug, Default)]
-pub(super) struct ReadCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (FileIdent, Bytes, ObjectInfo)>>,
-}
-
-/// What identifies one version of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileIdent {
-    ino: u64,
-    size: u64,
-    ctime_ns: i128,
-}
-
-/// Objects up to this size are cached, and this many of them at most (a few MiB in all).
-const CACHE_OBJECT_MAX: u64 = 64 << 10;
-const CACHE_ENTRIES: usize = 4096;
-
-impl FileIdent {
-    #[cfg(unix)]
-    fn of(md: &std::fs::Metadata) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        Some(Self {
-            ino: md.ino(),
-            size: md.size(),
-            ctime_ns: i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()),
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn of(_: &std::fs::Metadata) -> Option<Self> {
-        None
-    }
-}
-
-impl ReadCache {
-    fn get(&self, key: &str, ident: FileIdent) -> Option<(Bytes, ObjectInfo)> {
-        let entries = self.entries.lock().ok()?;
-        let (cached, bytes, info) = entries.get(key)?;
-        (*cached == ident).then(|| (bytes.clone(), info.clone()))
-    }
-
-    fn put(&self, key: &str, ident: FileIdent, bytes: &Bytes, info: &ObjectInfo) {
-        if ident.size > CACHE_OBJECT_MAX {
-            return;
-        }
-        if let Ok(mut entries) = self.entries.lock() {
-            // Bounded without bookkeeping: start over when full.
-            if entries.len() >= CACHE_ENTRIES {
-                entries.clear();
-            }
-            entries.insert(key.to_owned(), (ident, bytes.clone(), info.clone()));
-        }
-    }
-}
 
 impl FsStore {
     pub(super) async fn read_small(
@@ -83,13 +25,14 @@ impl FsStore {
         // their SHA-256), and answered with the ETag of the bytes actually returned.
         // Small objects are read on the calling thread: they are page-cache hits, and a hop
         // to the blocking pool costs more than the read (it halved manifest GETs/s).
-        if let Some(hit) = std::fs::metadata(&data)
-            .ok()
-            .and_then(|md| FileIdent::of(&md))
-            .and_then(|ident| self.cache.get(&k, ident))
-        {
-            return Ok(hit);
-        }
+        let fill = if cached(key) {
+            match self.cache.lookup(&k, &data) {
+                Lookup::Hit(bytes, info) => return Ok((bytes, info)),
+                Lookup::Miss(fill) => fill,
+            }
+        } else {
+            Fill::Skip
+        };
         let opened = std::fs::File::open(&data)
             .and_then(|f| f.metadata().map(|md| (f, md)))
             .map_err(io_err(&k))?;
@@ -98,14 +41,10 @@ impl FsStore {
             return Err(crate::store::too_large(key, md.len(), max));
         }
         let small = md.len() <= INLINE_READ_MAX;
-        // The identity of the file actually opened, so a cached entry always matches its bytes.
-        let ident = FileIdent::of(&md);
         let (cache, cache_key) = (self.cache.clone(), k.clone());
         let finish = move || {
             let (bytes, info) = read_whole(file, &md, &meta, max)?;
-            if let Some(ident) = ident {
-                cache.put(&cache_key, ident, &bytes, &info);
-            }
+            cache.fill(&cache_key, fill, &md, &bytes, &info);
             Ok((bytes, info))
         };
         let result = if small {
@@ -119,6 +58,23 @@ impl FsStore {
                 })?
         };
         result.map_err(io_err(&k))
+    }
+}
+
+/// Whether reads of `key` go through the cache: the index documents every pull reads,
+/// not upload state, which changes with every chunk and is read by one client.
+fn cached(key: &StorageKey) -> bool {
+    match key {
+        StorageKey::Config
+        | StorageKey::Catalog
+        | StorageKey::Manifest(..)
+        | StorageKey::TagList(_)
+        | StorageKey::Referrers(..)
+        | StorageKey::BlobLink(..) => true,
+        StorageKey::Blob(_)
+        | StorageKey::UploadState(_)
+        | StorageKey::UploadData(_)
+        | StorageKey::UploadTail(..) => false,
     }
 }
 
@@ -175,40 +131,4 @@ pub(super) fn stat(md: &std::fs::Metadata, meta: &Path) -> io::Result<ObjectInfo
         cache_control,
         last_modified: modified,
     })
-}
-
-#[cfg(test)]
-mod cache_tests {
-    use super::*;
-    use crate::store::{ObjectStore, PutCondition, PutMeta, get_bytes, put_bytes};
-
-    /// A replaced object is never served from the cache, even at the same size.
-    #[tokio::test]
-    async fn cached_reads_follow_replacements() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|source| StoreError::Io {
-            key: "tmp".into(),
-            source,
-        })?;
-        let store = FsStore::open(dir.path()).map_err(|source| StoreError::Io {
-            key: "open".into(),
-            source,
-        })?;
-        let key = StorageKey::Catalog;
-        for body in ["aaaa", "bbbb", "cccc"] {
-            let meta = PutMeta::for_key(&key, None);
-            put_bytes(&store, &key, Bytes::from(body), meta, PutCondition::None).await?;
-            for _ in 0..2 {
-                let (bytes, info) = get_bytes(&store, &key, 1024).await?;
-                assert_eq!(bytes.as_ref(), body.as_bytes());
-                assert_eq!(info.etag.0, hex::encode(Sha256::digest(body.as_bytes())));
-            }
-        }
-        store.delete(&key).await?;
-        assert!(
-            get_bytes(&store, &key, 1024)
-                .await
-                .is_err_and(|e| e.is_not_found())
-        );
-        Ok(())
-    }
 }
