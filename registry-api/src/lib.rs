@@ -16,7 +16,7 @@ mod state;
 pub mod storage;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::get;
 
 pub use state::AppState;
 
@@ -25,7 +25,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v2", get(handlers::base).head(handlers::base))
         .route("/v2/", get(handlers::base).head(handlers::base))
-        .route("/v2/{*rest}", any(handlers::dispatch))
+        // Every other path, `/v2/<rest>` or not, is parsed by `dispatch` itself: a fallback
+        // spares each request the router's path-parameter and matched-path bookkeeping.
+        .fallback(handlers::dispatch)
         .with_state(state)
         .layer(logging::ResponseLayer)
 }

@@ -109,8 +109,9 @@ impl ReadCache {
         }
     }
 
-    /// The cached copy of `key` (whose file is `path`), if it is current.
-    pub(super) fn lookup(&self, key: &str, path: &Path) -> Lookup {
+    /// The cached copy of `key` (whose file is `path()`, only asked for in the stat mode),
+    /// if it is current.
+    pub(super) fn lookup(&self, key: &str, path: impl FnOnce() -> PathBuf) -> Lookup {
         let Ok(mut inner) = self.inner.lock() else {
             return Lookup::Miss(Fill::Skip);
         };
@@ -123,7 +124,7 @@ impl ReadCache {
             Freshness::Undecided | Freshness::Stat => {
                 // The `stat` is made without the lock.
                 drop(inner);
-                let Some(ident) = std::fs::metadata(path)
+                let Some(ident) = std::fs::metadata(path())
                     .ok()
                     .and_then(|md| FileIdent::of(&md))
                 else {

@@ -19,20 +19,20 @@ impl FsStore {
         max: u64,
     ) -> Result<(Bytes, ObjectInfo), StoreError> {
         let k = key.key();
-        let (data, meta) = (self.data_path(&k), self.meta_path(&k));
         // No lock: a pull must never wait behind a push. A read that lands between the
         // sidecar's rename and the data's is detected by hashing the bytes (put's ETag is
         // their SHA-256), and answered with the ETag of the bytes actually returned.
         // Small objects are read on the calling thread: they are page-cache hits, and a hop
         // to the blocking pool costs more than the read (it halved manifest GETs/s).
         let fill = if cached(key) {
-            match self.cache.lookup(&k, &data) {
+            match self.cache.lookup(&k, || self.data_path(&k)) {
                 Lookup::Hit(bytes, info) => return Ok((bytes, info)),
                 Lookup::Miss(fill) => fill,
             }
         } else {
             Fill::Skip
         };
+        let (data, meta) = (self.data_path(&k), self.meta_path(&k));
         let opened = std::fs::File::open(&data)
             .and_then(|f| f.metadata().map(|md| (f, md)))
             .map_err(io_err(&k))?;

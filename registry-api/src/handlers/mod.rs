@@ -43,6 +43,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // Pulls carry no query: skip the deserializer.
+        if parts.uri.query().is_none() {
+            return Ok(Self::default());
+        }
         Query::<Params>::from_request_parts(parts, state)
             .await
             .map(|Query(p)| p)
@@ -57,7 +61,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Route {
 
     /// Read from the URI itself (not axum's `Path`, which copies and deserializes it).
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let rest = parts.uri.path().strip_prefix("/v2/").unwrap_or_default();
+        let rest = parts
+            .uri
+            .path()
+            .strip_prefix("/v2/")
+            .ok_or_else(not_found)?;
+        if !rest.contains('%') {
+            return Route::parse(rest)?.ok_or_else(not_found);
+        }
         // Decoded as any HTTP server would: a client may send a digest's colon as `%3A`.
         let rest = percent_encoding::percent_decode_str(rest)
             .decode_utf8()

@@ -144,6 +144,10 @@ async fn unknown_endpoint_and_wrong_method() {
         s.get("/v2/r/unknown/thing").await.status(),
         StatusCode::NOT_FOUND
     );
+    // Outside `/v2/` nothing is served, and nothing is mistaken for the base endpoint.
+    for path in ["/", "/v3/", "/v2x/r/tags/list", "/config.json"] {
+        assert_eq!(s.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
     let r = s
         .req(Method::POST, "/v2/r/tags/list")
         .send()
