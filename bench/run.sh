@@ -30,8 +30,9 @@ BENCH_BLOB_MIB=${BENCH_BLOB_MIB:-32}         # size of each pushed layer
 BENCH_CHUNK_MIB=${BENCH_CHUNK_MIB:-8}        # PATCH size for chunked pushes
 BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-2}
 BENCH_WRK_CONNS=${BENCH_WRK_CONNS:-64}
-BENCH_WRK_SECS=${BENCH_WRK_SECS:-10}         # measured wrk run length
 BENCH_WRK_WARMUP_SECS=${BENCH_WRK_WARMUP_SECS:-2}
+BENCH_REQ_ROUNDS=${BENCH_REQ_ROUNDS:-5}      # request rows: rounds, servers taking turns (median kept)
+BENCH_REQ_SECS=${BENCH_REQ_SECS:-4}          # request rows: measured wrk run length per round
 BENCH_BIG_MIB=${BENCH_BIG_MIB:-256}          # blob GET size
 BENCH_GET_COUNT=${BENCH_GET_COUNT:-5}        # measured sequential downloads (after 1 warm-up)
 BENCH_TAGS=${BENCH_TAGS:-1000}               # tags for the tags/list figure
@@ -72,6 +73,7 @@ RUN_DIR=$(mktemp -d "$BENCH_TMP/regbench.XXXXXX")
 RAW="$RUN_DIR/raw.txt"
 : >"$RAW"
 SERVER_PID=""
+REQ_PIDS=()          # servers of the interleaved request rows, all running at once
 SAMPLER_PID=""
 NGINX_PID=""
 NGINX_WORKERS=""     # worker PIDs of our nginx, for the CPU figure and a last-resort KILL
@@ -130,6 +132,9 @@ cleanup() {
   stop_nginx
   stop_pid "$SERVER_PID" 10
   SERVER_PID=""
+  local pid
+  for pid in "${REQ_PIDS[@]}"; do stop_pid "$pid" 10; done
+  REQ_PIDS=()
   s3_cleanup
   [[ -n "${RUN_DIR:-}" && -d "$RUN_DIR" ]] && rm -rf "$RUN_DIR"
 }
@@ -299,10 +304,12 @@ done = function(summary, latency, requests)
 end
 EOF
 
-# wrk_fig KEY METHOD URL : warm up, then measure; records KEY_rps, KEY_p50, KEY_p99
+# wrk_fig KEY METHOD URL : warm up (WRK_FIG_WARMUP seconds, 0: none), then measure for
+# BENCH_REQ_SECS; records KEY_rps, KEY_p50, KEY_p99
 # (wrk for GET, the pusher's wrk-like `load` for HEAD)
 wrk_fig() {
   local key=$1 method=$2 url=$3
+  local secs=$BENCH_REQ_SECS warm=${WRK_FIG_WARMUP:-$BENCH_WRK_WARMUP_SECS}
   # Sanity-check the request once with curl first.
   local code
   if [[ "$method" == HEAD ]]; then
@@ -318,15 +325,19 @@ wrk_fig() {
     # wrk 4.1 cannot do HEAD: its response parser then waits for Content-Length body
     # bytes that never come (0 requests).  The pusher's `load` is the same closed loop
     # (N keep-alive connections, T threads, fixed time; within ~6% of wrk on a GET).
-    step "$key warm-up" "$PUSHER_BIN" load --full-url "$url" --method HEAD --accept "$OCI_ACCEPT" \
-      --threads "$BENCH_WRK_THREADS" --conns "$BENCH_WRK_CONNS" --secs "$BENCH_WRK_WARMUP_SECS" || return 0
+    if ((warm > 0)); then
+      step "$key warm-up" "$PUSHER_BIN" load --full-url "$url" --method HEAD --accept "$OCI_ACCEPT" \
+        --threads "$BENCH_WRK_THREADS" --conns "$BENCH_WRK_CONNS" --secs "$warm" || return 0
+    fi
     step "$key" "$PUSHER_BIN" load --full-url "$url" --method HEAD --accept "$OCI_ACCEPT" \
-      --threads "$BENCH_WRK_THREADS" --conns "$BENCH_WRK_CONNS" --secs "$BENCH_WRK_SECS" || return 0
+      --threads "$BENCH_WRK_THREADS" --conns "$BENCH_WRK_CONNS" --secs "$secs" || return 0
   else
-    WRK_METHOD=$method WRK_ACCEPT=$OCI_ACCEPT step "$key warm-up" \
-      wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_WRK_CONNS" -d "${BENCH_WRK_WARMUP_SECS}s" --timeout 5s -s "$WRK_LUA" "$url" || return 0
+    if ((warm > 0)); then
+      WRK_METHOD=$method WRK_ACCEPT=$OCI_ACCEPT step "$key warm-up" \
+        wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_WRK_CONNS" -d "${warm}s" --timeout 5s -s "$WRK_LUA" "$url" || return 0
+    fi
     WRK_METHOD=$method WRK_ACCEPT=$OCI_ACCEPT step "$key" \
-      wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_WRK_CONNS" -d "${BENCH_WRK_SECS}s" --timeout 5s --latency -s "$WRK_LUA" "$url" || return 0
+      wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_WRK_CONNS" -d "${secs}s" --timeout 5s --latency -s "$WRK_LUA" "$url" || return 0
   fi
   local es ek
   es=$(kv "$STEP_OUT" errors_status); ek=$(kv "$STEP_OUT" errors_socket)
@@ -398,14 +409,7 @@ bench_server() {
     put push_chunked "$(kv "$STEP_OUT" mb_per_s)"
   fi
 
-  # 2./3. Manifest GET by tag and by digest, blob HEAD.
-  if step "small image" "$P" image --url "$base" --repo bench/small --tag latest --seed 3 --timeout-s "$to"; then
-    local mdig ldig
-    mdig=$(kv "$STEP_OUT" manifest_digest); ldig=$(kv "$STEP_OUT" layer_digest)
-    wrk_fig man_tag GET "$base/v2/bench/small/manifests/latest"
-    wrk_fig man_digest GET "$base/v2/bench/small/manifests/$mdig"
-    wrk_fig blob_head HEAD "$base/v2/bench/small/blobs/$ldig"
-  fi
+  # 2./3. Manifest GET by tag and by digest, blob HEAD: in bench_requests, interleaved.
 
   # 4. Blob GET throughput.
   if step "push ${BENCH_BIG_MIB} MiB blob" "$P" blob --url "$base" --repo bench/big --size-mib "$BENCH_BIG_MIB" \
@@ -455,6 +459,81 @@ bench_server() {
     { echo "## $name server.log (last 20 lines)"; tail -n 20 "$dir/server.log"; } >>"$RAW"
   fi
   rm -rf "$dir"
+}
+
+# ---------------------------------------------------------------- Request rows, interleaved
+# Manifest GET by tag and by digest, and blob HEAD: tens of thousands of tiny requests a
+# second, whose rate follows whatever else the machine does (on a 2-core VM it drifts by
+# 15% within a minute). Measured one server after the other, the drift decides the ratio.
+# So every server that ran above runs here at once, on a fresh store holding one small
+# image, and the rows are measured in BENCH_REQ_ROUNDS short rounds in which the servers
+# take turns (who goes first rotates); each figure is the median of its rounds, and every
+# round's figures are in the raw output.
+
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+bench_requests() {
+  local names=() bases=() pids=() mdigs=() ldigs=() name port dir base pid
+  for name in $BENCH_SERVERS; do
+    [[ "${STATUS[$name]:-}" == ok ]] || continue
+    CUR_SERVER=$name
+    port=$(free_port)
+    dir="$RUN_DIR/req-$name"
+    mkdir -p "$dir"
+    base="http://127.0.0.1:$port"
+    SERVER_PID="" SKIP_REASON=""
+    "start_$name" "$port" "$dir" || { WARNINGS+=("$name: request rows: ${SKIP_REASON:-not started}"); continue; }
+    pid=$SERVER_PID SERVER_PID=""
+    REQ_PIDS+=("$pid")
+    if ! wait_ready "$base" "$pid"; then
+      WARNINGS+=("$name: request rows: not ready on $base within 30 s")
+      continue
+    fi
+    echo "## $name (request rows) pid=$pid port=$port" >>"$RAW"
+    step "small image" "$PUSHER_BIN" image --url "$base" --repo bench/small --tag latest --seed 3 \
+      --timeout-s "$BENCH_STEP_TIMEOUT" || continue
+    names+=("$name") bases+=("$base") pids+=("$pid")
+    mdigs+=("$(kv "$STEP_OUT" manifest_digest)") ldigs+=("$(kv "$STEP_OUT" layer_digest)")
+  done
+  local n=${#names[@]} r i j
+  for ((r = 0; r < BENCH_REQ_ROUNDS; r++)); do
+    log "request rows: round $((r + 1)) of $BENCH_REQ_ROUNDS"
+    for ((i = 0; i < n; i++)); do
+      j=$(((i + r) % n))
+      CUR_SERVER=${names[$j]} base=${bases[$j]}
+      # Warm-up in the first round only: later rounds find every server warm.
+      local warm=0
+      ((r == 0)) && warm=$BENCH_WRK_WARMUP_SECS
+      WRK_FIG_WARMUP=$warm wrk_fig "man_tag.$r" GET "$base/v2/bench/small/manifests/latest"
+      WRK_FIG_WARMUP=$warm wrk_fig "man_digest.$r" GET "$base/v2/bench/small/manifests/${mdigs[$j]}"
+      WRK_FIG_WARMUP=$warm wrk_fig "blob_head.$r" HEAD "$base/v2/bench/small/blobs/${ldigs[$j]}"
+    done
+  done
+  local key m vals hwm
+  for ((i = 0; i < n; i++)); do
+    CUR_SERVER=${names[$i]}
+    for key in man_tag man_digest blob_head; do
+      for m in rps p50 p99; do
+        vals=""
+        for ((r = 0; r < BENCH_REQ_ROUNDS; r++)); do vals+=" ${R["$CUR_SERVER|$key.${r}_$m"]:-}"; done
+        [[ -n "${vals// /}" ]] && put "${key}_$m" "$(echo "$vals" | median)"
+      done
+    done
+  done
+  # Peak RSS: the larger of this phase's and the server's own run's.
+  for ((i = 0; i < n; i++)); do
+    CUR_SERVER=${names[$i]}
+    hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${pids[$i]}/status" 2>/dev/null || true)
+    [[ -n "$hwm" ]] || continue
+    hwm=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
+    if [[ -z "${R["$CUR_SERVER|rss_hwm"]:-}" ]] ||
+      awk -v a="$hwm" -v b="${R["$CUR_SERVER|rss_hwm"]}" 'BEGIN { exit !(a > b) }'; then
+      put rss_hwm "$hwm"
+    fi
+  done
+  for pid in "${REQ_PIDS[@]}"; do stop_pid "$pid" 10; done
+  REQ_PIDS=()
+  for name in $BENCH_SERVERS; do rm -rf "$RUN_DIR/req-$name"; done
 }
 
 # ---------------------------------------------------------------- Blob delivery (cargohold only)
@@ -821,6 +900,7 @@ main() {
   for s in $BENCH_SERVERS; do
     bench_server "$s"
   done
+  [[ -n "${BENCH_SERVERS// /}" ]] && bench_requests
   [[ "$BENCH_DELIVERY" == 1 ]] && bench_delivery
   local table="$RUN_DIR/table.txt"
   if [[ -n "${BENCH_SERVERS// /}" ]]; then
@@ -843,7 +923,7 @@ main() {
     echo "# ferro-oci-server: $FERRO_VERSION ($FERRO_BIN)"
     echo "# cargohold: $CARGOHOLD_BIN"
     echo "# settings: pushers=$BENCH_PUSHERS push_mib=$BENCH_PUSH_MIB blob_mib=$BENCH_BLOB_MIB chunk_mib=$BENCH_CHUNK_MIB" \
-      "wrk=-t$BENCH_WRK_THREADS/-c$BENCH_WRK_CONNS/${BENCH_WRK_SECS}s big_mib=$BENCH_BIG_MIB get_count=$BENCH_GET_COUNT" \
+      "wrk=-t$BENCH_WRK_THREADS/-c$BENCH_WRK_CONNS req_rounds=$BENCH_REQ_ROUNDS x ${BENCH_REQ_SECS}s big_mib=$BENCH_BIG_MIB get_count=$BENCH_GET_COUNT" \
       "tags=$BENCH_TAGS lat_count=$BENCH_LAT_COUNT"
     echo "# delivery: enabled=$BENCH_DELIVERY s3=$(have_s3_env && echo "$CARGOHOLD_TEST_S3_ENDPOINT/$CARGOHOLD_TEST_S3_BUCKET" || echo off)" \
       "s3_pushers=$BENCH_S3_PUSHERS s3_push_mib=$BENCH_S3_PUSH_MIB s3_blob_mib=$BENCH_S3_BLOB_MIB pull_mib=$BENCH_PULL_MIB" \
