@@ -44,6 +44,9 @@ pub struct ObjectInfo {
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
     pub last_modified: Option<SystemTime>,
+    /// The SHA-256 of the bytes, when the backend hashed exactly the bytes it returned
+    /// (the filesystem store's whole-object reads): spares the caller a second hash.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// An object's bytes, streamed, with what is known about it.

@@ -185,7 +185,6 @@ impl Digest {
     /// Builds a digest from the raw output of `algorithm`'s hash function: the hot path of
     /// every manifest read by tag, so encoded in one pass with no validation to repeat.
     pub fn from_hash(algorithm: DigestAlgorithm, hash: &[u8]) -> Result<Self, NameError> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         if hash.len() * 2 != algorithm.hex_len() {
             return Err(NameError::Digest(format!(
                 "{}: {} bytes of hash",
@@ -193,6 +192,17 @@ impl Digest {
                 hash.len()
             )));
         }
+        Ok(Self::encode(algorithm, hash))
+    }
+
+    /// The digest of a SHA-256 hash, which has the right length by its type.
+    pub fn sha256(hash: &[u8; 32]) -> Self {
+        Self::encode(DigestAlgorithm::Sha256, hash)
+    }
+
+    /// `algorithm:hex(hash)`, for a hash already known to be of `algorithm`'s length.
+    fn encode(algorithm: DigestAlgorithm, hash: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut full = String::with_capacity(algorithm.as_str().len() + 1 + hash.len() * 2);
         full.push_str(algorithm.as_str());
         full.push(':');
@@ -200,7 +210,7 @@ impl Digest {
             full.push(char::from(HEX[usize::from(b >> 4)]));
             full.push(char::from(HEX[usize::from(b & 0xf)]));
         }
-        Ok(Self { algorithm, full })
+        Self { algorithm, full }
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -357,6 +367,8 @@ mod tests {
         );
         assert!(Digest::from_hash(DigestAlgorithm::Sha512, &hash).is_err());
         assert!(Digest::from_hash(DigestAlgorithm::Sha256, &hash[1..]).is_err());
+        let array: [u8; 32] = hash.try_into().expect("32 bytes");
+        assert_eq!(Digest::sha256(&array), d);
     }
 
     #[test]

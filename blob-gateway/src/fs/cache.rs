@@ -333,7 +333,9 @@ mod tests {
                 for _ in 0..2 {
                     let (bytes, info) = get_bytes(&store, &key, 1024).await?;
                     assert_eq!(bytes.as_ref(), body.as_bytes());
-                    assert_eq!(info.etag.0, hex::encode(Sha256::digest(body.as_bytes())));
+                    let hash: [u8; 32] = Sha256::digest(body.as_bytes()).into();
+                    assert_eq!(info.etag.0, hex::encode(hash));
+                    assert_eq!(info.sha256, Some(hash));
                 }
             }
             store.delete(&key).await?;

@@ -89,7 +89,8 @@ fn read_whole(
     let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
     io::Read::read_to_end(&mut io::Read::take(&mut file, max + 1), &mut buf)?;
     let mut info = stat(md, meta)?;
-    let hash = hex::encode(Sha256::digest(&buf));
+    let raw: [u8; 32] = Sha256::digest(&buf).into();
+    let hash = hex::encode(raw);
     let content_hash_etag =
         info.etag.0.len() == 64 && info.etag.0.bytes().all(|b| b.is_ascii_hexdigit());
     if content_hash_etag && info.etag.0 != hash || info.size != buf.len() as u64 {
@@ -99,8 +100,10 @@ fn read_whole(
             content_type: None,
             cache_control: None,
             last_modified: info.last_modified,
+            sha256: None,
         };
     }
+    info.sha256 = Some(raw);
     Ok((Bytes::from(buf), info))
 }
 
@@ -130,5 +133,6 @@ pub(super) fn stat(md: &std::fs::Metadata, meta: &Path) -> io::Result<ObjectInfo
         content_type,
         cache_control,
         last_modified: modified,
+        sha256: None,
     })
 }

@@ -148,6 +148,7 @@ impl ObjectStore for S3Store {
             content_type: out.content_type,
             cache_control: out.cache_control,
             last_modified: out.last_modified.and_then(system_time),
+            sha256: None,
         })
     }
 
@@ -202,6 +203,7 @@ impl ObjectStore for S3Store {
                 content_type: out.content_type,
                 cache_control: out.cache_control,
                 last_modified: out.last_modified.and_then(system_time),
+                sha256: None,
             },
             range: returned,
             stream: body::from_sdk(out.body),

@@ -34,6 +34,7 @@ pub(super) fn written(size: u64, etag: Option<String>, meta: PutMeta) -> ObjectI
         content_type: meta.content_type,
         cache_control: meta.cache_control,
         last_modified: None,
+        sha256: None,
     }
 }
 

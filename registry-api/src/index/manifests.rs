@@ -55,9 +55,10 @@ impl Index {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let digest = match reference {
-            Reference::Digest(d) => d.clone(),
-            Reference::Tag(_) => digest_of(&bytes, DigestAlgorithm::Sha256),
+        let digest = match (reference, info.sha256) {
+            (Reference::Digest(d), _) => d.clone(),
+            (Reference::Tag(_), Some(hash)) => Digest::sha256(&hash),
+            (Reference::Tag(_), None) => digest_of(&bytes, DigestAlgorithm::Sha256),
         };
         // The type recorded at push; for objects placed without metadata, the body's own.
         let media_type = info
