@@ -4,7 +4,7 @@
 //!
 //! How "known" is decided, per store, at its first read:
 //! - **watched** (Linux, local filesystem): the kernel tells which files changed
-//!   (`watch.rs`); a hit costs one non-blocking `read` of the event queue.
+//!   (`watch.rs`); a hit costs one `ioctl` asking whether the event queue is empty.
 //! - **stat** (anywhere else): a hit costs one `stat`, whose (inode, size, change time)
 //!   must match the cached file's. Files are only ever replaced by rename, which gives a
 //!   new inode, so a match means the same bytes.
@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
@@ -25,10 +25,15 @@ use crate::store::ObjectInfo;
 const CACHE_OBJECT_MAX: u64 = 64 << 10;
 const CACHE_ENTRIES: usize = 4096;
 
+/// Hits share the lock, so concurrent pulls never wait for each other; only draining
+/// the event queue, watching a directory or keeping a read takes it exclusively.
+/// Exactness of the shared path: events are only ever consumed under the exclusive lock
+/// and applied before it is released, so a reader holding the shared lock who finds the
+/// queue empty knows that every change queued before that moment is already applied.
 #[derive(Debug)]
 pub(super) struct ReadCache {
     root: Arc<PathBuf>,
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
 }
 
 #[derive(Debug)]
@@ -101,7 +106,7 @@ impl ReadCache {
     pub(super) fn new(root: Arc<PathBuf>) -> Self {
         Self {
             root,
-            inner: Mutex::new(Inner {
+            inner: RwLock::new(Inner {
                 entries: HashMap::new(),
                 freshness: Freshness::Undecided,
                 generation: 0,
@@ -112,7 +117,28 @@ impl ReadCache {
     /// The cached copy of `key` (whose file is `path()`, only asked for in the stat mode),
     /// if it is current.
     pub(super) fn lookup(&self, key: &str, path: impl FnOnce() -> PathBuf) -> Lookup {
-        let Ok(mut inner) = self.inner.lock() else {
+        {
+            let Ok(inner) = self.inner.read() else {
+                return Lookup::Miss(Fill::Skip);
+            };
+            match &inner.freshness {
+                #[cfg(target_os = "linux")]
+                Freshness::Watched(watch) => {
+                    if !watch.has_events()
+                        && let Some(e) = inner.entries.get(key)
+                    {
+                        return Lookup::Hit(e.bytes.clone(), e.info.clone());
+                    }
+                }
+                Freshness::Stat => {
+                    drop(inner);
+                    return self.lookup_stat(key, path);
+                }
+                Freshness::Undecided => {}
+            }
+        }
+        // Changes to apply, a miss, or the first read.
+        let Ok(mut inner) = self.inner.write() else {
             return Lookup::Miss(Fill::Skip);
         };
         if matches!(inner.freshness, Freshness::Undecided) {
@@ -122,24 +148,26 @@ impl ReadCache {
             #[cfg(target_os = "linux")]
             Freshness::Watched(_) => inner.lookup_watched(&self.root, key),
             Freshness::Undecided | Freshness::Stat => {
-                // The `stat` is made without the lock.
                 drop(inner);
-                let Some(ident) = std::fs::metadata(path())
-                    .ok()
-                    .and_then(|md| FileIdent::of(&md))
-                else {
-                    return Lookup::Miss(Fill::Stat);
-                };
-                let Ok(inner) = self.inner.lock() else {
-                    return Lookup::Miss(Fill::Skip);
-                };
-                match inner.entries.get(key) {
-                    Some(e) if e.ident == Some(ident) => {
-                        Lookup::Hit(e.bytes.clone(), e.info.clone())
-                    }
-                    _ => Lookup::Miss(Fill::Stat),
-                }
+                self.lookup_stat(key, path)
             }
+        }
+    }
+
+    /// The stat mode's lookup; the `stat` is made without the lock.
+    fn lookup_stat(&self, key: &str, path: impl FnOnce() -> PathBuf) -> Lookup {
+        let Some(ident) = std::fs::metadata(path())
+            .ok()
+            .and_then(|md| FileIdent::of(&md))
+        else {
+            return Lookup::Miss(Fill::Stat);
+        };
+        let Ok(inner) = self.inner.read() else {
+            return Lookup::Miss(Fill::Skip);
+        };
+        match inner.entries.get(key) {
+            Some(e) if e.ident == Some(ident) => Lookup::Hit(e.bytes.clone(), e.info.clone()),
+            _ => Lookup::Miss(Fill::Stat),
         }
     }
 
@@ -156,7 +184,7 @@ impl ReadCache {
         if opened.len() > CACHE_OBJECT_MAX {
             return;
         }
-        let Ok(mut inner) = self.inner.lock() else {
+        let Ok(mut inner) = self.inner.write() else {
             return;
         };
         let ident = match fill {
@@ -284,7 +312,7 @@ mod tests {
         let (a, b) = (FsStore::open(dir)?, FsStore::open(dir)?);
         if stat {
             for store in [&a, &b] {
-                if let Ok(mut inner) = store.cache.inner.lock() {
+                if let Ok(mut inner) = store.cache.inner.write() {
                     inner.freshness = Freshness::Stat;
                 }
             }
@@ -367,6 +395,58 @@ mod tests {
         Ok(())
     }
 
+    /// Hits share the lock: readers on several threads, racing a writer in another
+    /// store, never see a version older than the last put that returned before their
+    /// read began.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_readers_never_go_back_in_time() -> TestResult {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+        for stat in [false, true] {
+            let dir = tempfile::tempdir()?;
+            let (reader, writer) = two_stores(dir.path(), stat)?;
+            let reader = Arc::new(reader);
+            let key = manifest("team/app", "latest")?;
+            put(&writer, &key, &format!("{:08}", 0)).await?;
+            let (written, done) = (
+                Arc::new(AtomicU64::new(0)),
+                Arc::new(AtomicBool::new(false)),
+            );
+            let readers: Vec<_> = (0..3)
+                .map(|_| {
+                    let (reader, key) = (reader.clone(), key.clone());
+                    let (written, done) = (written.clone(), done.clone());
+                    tokio::spawn(async move {
+                        let mut reads = 0u64;
+                        while !done.load(Ordering::SeqCst) {
+                            let floor = written.load(Ordering::SeqCst);
+                            let bytes = read(&reader, &key).await?.ok_or("tag vanished")?;
+                            let seen: u64 = std::str::from_utf8(&bytes)?.parse()?;
+                            if seen < floor {
+                                return Err(format!("read {seen} after {floor} was written").into());
+                            }
+                            reads += 1;
+                            tokio::task::yield_now().await;
+                        }
+                        Ok::<u64, Box<dyn std::error::Error + Send + Sync>>(reads)
+                    })
+                })
+                .collect();
+            for round in 1..=300u64 {
+                put(&writer, &key, &format!("{round:08}")).await?;
+                written.store(round, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+            done.store(true, Ordering::SeqCst);
+            for r in readers {
+                let reads = r.await?.map_err(|e| e.to_string())?;
+                assert!(reads > 0, "a reader never ran");
+            }
+        }
+        Ok(())
+    }
+
     /// Directories moved or removed under the cache (by an operator, or another process)
     /// never leave their old files answering at the old path.
     #[tokio::test]
@@ -413,7 +493,7 @@ mod tests {
         let watched = store
             .cache
             .inner
-            .lock()
+            .read()
             .is_ok_and(|inner| matches!(inner.freshness, Freshness::Watched(_)));
         // The temp folder of a test machine is ext4 or tmpfs; say which if not.
         assert!(watched, "filesystem magic {magic:#x} is not watched");

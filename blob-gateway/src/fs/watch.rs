@@ -131,6 +131,12 @@ impl DirWatch {
         }
     }
 
+    /// Whether events are queued, without consuming them (so it needs no exclusive
+    /// access). A failed check says yes: draining then finds out what is wrong.
+    pub(super) fn has_events(&self) -> bool {
+        rustix::io::ioctl_fionread(&self.fd).map_or(true, |queued| queued > 0)
+    }
+
     /// Reads every queued event (one non-blocking `read` when there are none) and hands
     /// each resulting change to `apply`, in order.
     pub(super) fn drain(&mut self, mut apply: impl FnMut(Change)) {
