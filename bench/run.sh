@@ -350,9 +350,14 @@ wrk_fig() {
 }
 
 # ---------------------------------------------------------------- One server
+# The previous phase's gigabytes (its pushes, its deleted storage) are still being written
+# back when the next one starts, and would slow whoever measures first: flush them.
+settle() { sync; }
+
 bench_server() {
   local name=$1 port dir base
   CUR_SERVER=$name
+  settle
   port=$(free_port)
   dir="$RUN_DIR/$name"
   mkdir -p "$dir"
@@ -474,6 +479,7 @@ median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) 
 
 bench_requests() {
   local names=() bases=() pids=() mdigs=() ldigs=() name port dir base pid
+  settle
   for name in $BENCH_SERVERS; do
     [[ "${STATUS[$name]:-}" == ok ]] || continue
     CUR_SERVER=$name

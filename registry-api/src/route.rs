@@ -16,6 +16,11 @@ pub enum Route {
     Tags(RepoName),
     /// `/v2/<name>/manifests/<reference>`
     Manifest(RepoName, Reference),
+    /// `/v2/<name>/manifests/<reference>` where the reference is neither a valid tag nor a
+    /// valid digest, with why. Nothing can be stored under it: a read is
+    /// `MANIFEST_UNKNOWN` (as upstream's conformance suite expects), a push
+    /// `MANIFEST_INVALID`.
+    InvalidReference(RepoName, String),
     /// `/v2/<name>/blobs/<digest>`
     Blob(RepoName, Digest),
     /// `/v2/<name>/blobs/uploads/`
@@ -53,12 +58,10 @@ impl Route {
             return Ok(None);
         };
         Ok(Some(match kind {
-            "manifests" => {
-                let reference = Reference::new(last).map_err(|e| {
-                    ApiError::new(OciCode::ManifestInvalid, format!("invalid reference: {e}"))
-                })?;
-                Self::Manifest(name(n)?, reference)
-            }
+            "manifests" => match Reference::new(last) {
+                Ok(reference) => Self::Manifest(name(n)?, reference),
+                Err(e) => Self::InvalidReference(name(n)?, e.to_string()),
+            },
             "blobs" => Self::Blob(name(n)?, Digest::new(last)?),
             "referrers" => Self::Referrers(name(n)?, Digest::new(last)?),
             "uploads" => {
@@ -126,7 +129,12 @@ mod tests {
             other => panic!("{p}: {other:?}"),
         };
         assert_eq!(code("UPPER/manifests/v1"), OciCode::NameInvalid);
-        assert_eq!(code("a/manifests/bad:ref"), OciCode::ManifestInvalid);
+        for bad in ["bad:ref", ".hidden", "sha256:xyz"] {
+            assert!(matches!(
+                Route::parse(&format!("a/manifests/{bad}")),
+                Ok(Some(Route::InvalidReference(..)))
+            ));
+        }
         assert_eq!(code("a/blobs/sha256:xyz"), OciCode::DigestInvalid);
         assert_eq!(
             code("a/blobs/uploads/not-a-uuid"),

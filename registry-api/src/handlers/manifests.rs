@@ -1,7 +1,7 @@
 //! `GET`, `HEAD`, `PUT` and `DELETE` of `/v2/<name>/manifests/<reference>`.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use index_format::layout;
 use index_format::manifest::ParsedManifest;
@@ -18,6 +18,25 @@ fn unknown(repo: &RepoName, reference: &Reference) -> ApiError {
         OciCode::ManifestUnknown,
         format!("manifest {reference} unknown to {repo}"),
     )
+}
+
+/// A request to a manifest path whose reference is no valid tag or digest: pushing there
+/// is invalid; anything else finds nothing (distribution's router, which never matches such
+/// a path, answers 404 too).
+pub fn invalid_reference(method: &Method, repo: &RepoName, why: &str) -> ApiError {
+    if method == Method::PUT {
+        ApiError::new(
+            OciCode::ManifestInvalid,
+            format!("invalid reference: {why}"),
+        )
+    } else if method == Method::GET || method == Method::HEAD || method == Method::DELETE {
+        ApiError::new(
+            OciCode::ManifestUnknown,
+            format!("no manifest in {repo} can have this reference: {why}"),
+        )
+    } else {
+        super::method_not_allowed(method)
+    }
 }
 
 /// Whether a client's `Accept` allows `media_type`. No header, wildcards, or a header naming

@@ -157,6 +157,7 @@ pub async fn dispatch(
         R::Manifest(repo, r) if method == Method::DELETE => {
             Box::pin(manifests::delete(app, repo, r)).await
         }
+        R::InvalidReference(repo, why) => Err(manifests::invalid_reference(method, &repo, &why)),
         R::Blob(repo, d) if method == Method::DELETE => Box::pin(blobs::delete(app, repo, d)).await,
         R::UploadStart(repo) if method == Method::POST => {
             Box::pin(uploads::start(app, repo, params, headers, body)).await
@@ -180,12 +181,16 @@ pub async fn dispatch(
         | R::Manifest(..)
         | R::Blob(..)
         | R::UploadStart(_)
-        | R::Upload(..) => Err(ApiError::with_status(
-            OciCode::Unsupported,
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not supported here"),
-        )),
+        | R::Upload(..) => Err(method_not_allowed(method)),
     }
+}
+
+/// `405 UNSUPPORTED`: the path exists, the method does not.
+fn method_not_allowed(method: &Method) -> ApiError {
+    ApiError::new(
+        OciCode::Unsupported,
+        format!("{method} is not supported here"),
+    )
 }
 
 /// A request body as a byte stream.

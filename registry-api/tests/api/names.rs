@@ -57,3 +57,28 @@ async fn invalid_tags_are_rejected() {
         StatusCode::CREATED
     );
 }
+
+/// Reading, or deleting, under a reference that is no valid tag or digest finds nothing:
+/// 404 `MANIFEST_UNKNOWN`, as upstream's conformance suite asks of `.INVALID_MANIFEST_NAME`
+/// (pushing there is 400, above). Other methods stay 405.
+#[tokio::test]
+async fn invalid_references_are_unknown_to_reads() {
+    let s = TestServer::spawn().await;
+    s.push_image("r", "v1", b"x").await;
+    for reference in [".INVALID_MANIFEST_NAME", "sha256:totallywrong", "-x", "a:b"] {
+        let path = format!("/v2/r/manifests/{reference}");
+        let r = s.get(&path).await;
+        assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+        let r = s.req(Method::HEAD, &path).send().await.expect("HEAD");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "HEAD {path}");
+        let r = s.req(Method::DELETE, &path).send().await.expect("DELETE");
+        assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+        let r = s.req(Method::PATCH, &path).send().await.expect("PATCH");
+        assert_oci_error(r, StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED").await;
+    }
+    // A bad repository name is still reported as such, whatever the reference.
+    let r = s.get("/v2/Bad/manifests/.INVALID_MANIFEST_NAME").await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "NAME_INVALID").await;
+    // Nothing was disturbed.
+    assert_eq!(s.get("/v2/r/manifests/v1").await.status(), StatusCode::OK);
+}
