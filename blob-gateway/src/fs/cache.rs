@@ -124,10 +124,17 @@ impl ReadCache {
             match &inner.freshness {
                 #[cfg(target_os = "linux")]
                 Freshness::Watched(watch) => {
-                    if !watch.has_events()
-                        && let Some(e) = inner.entries.get(key)
-                    {
-                        return Lookup::Hit(e.bytes.clone(), e.info.clone());
+                    if !watch.has_events() {
+                        if let Some(e) = inner.entries.get(key) {
+                            return Lookup::Hit(e.bytes.clone(), e.info.clone());
+                        }
+                        // A miss in a watched directory (a tag not pushed yet, say) needs
+                        // nothing exclusive either: the fill checks the generation.
+                        if watch.is_watched(parent(key)) {
+                            return Lookup::Miss(Fill::Watched {
+                                generation: inner.generation,
+                            });
+                        }
                     }
                 }
                 Freshness::Stat => {
@@ -231,6 +238,12 @@ impl Freshness {
     }
 }
 
+/// The directory of a key ("" at the root).
+#[cfg(target_os = "linux")]
+fn parent(key: &str) -> &str {
+    key.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
 impl Inner {
     #[cfg(target_os = "linux")]
     fn lookup_watched(&mut self, root: &Path, key: &str) -> Lookup {
@@ -245,8 +258,7 @@ impl Inner {
             self.reset(root);
             return Lookup::Miss(Fill::Skip);
         }
-        let dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
-        match watch.watch(root, dir) {
+        match watch.watch(root, parent(key)) {
             Ok(()) => Lookup::Miss(Fill::Watched {
                 generation: self.generation,
             }),
@@ -391,6 +403,38 @@ mod tests {
             }
             writer.delete(&key).await?;
             assert_eq!(read(&reader, &key).await?, None);
+        }
+        Ok(())
+    }
+
+    /// Every directory is watched before a file in it is kept, also when the cache has
+    /// long been running: a file first read in a new directory, then replaced by another
+    /// store, is read anew. Misses (a tag not there yet) are not kept.
+    #[tokio::test]
+    async fn files_in_new_directories_follow_other_stores() -> TestResult {
+        for stat in [false, true] {
+            let dir = tempfile::tempdir()?;
+            let (reader, writer) = two_stores(dir.path(), stat)?;
+            let repos = ["a", "b/c", "b/d", "e/f/g"];
+            // Written before the reader starts, so no event announces their directories.
+            for repo in repos {
+                put(&writer, &manifest(repo, "v1")?, "old!").await?;
+            }
+            // The mode is decided, and the root watched, by the first read.
+            put(&writer, &StorageKey::Catalog, "catalog").await?;
+            read(&reader, &StorageKey::Catalog).await?;
+            for repo in repos {
+                assert_eq!(read(&reader, &manifest(repo, "v2")?).await?, None, "{repo}");
+                let key = manifest(repo, "v1")?;
+                assert_eq!(read(&reader, &key).await?.as_deref(), Some(&b"old!"[..]));
+                assert_eq!(read(&reader, &key).await?.as_deref(), Some(&b"old!"[..]));
+                put(&writer, &key, "new!").await?;
+                assert_eq!(
+                    read(&reader, &key).await?.as_deref(),
+                    Some(&b"new!"[..]),
+                    "{repo}"
+                );
+            }
         }
         Ok(())
     }

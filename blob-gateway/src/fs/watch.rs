@@ -89,6 +89,12 @@ impl DirWatch {
         self.dirs.len()
     }
 
+    /// Whether `dir` is watched, and with it every directory above it (`watch` adds them
+    /// first, `forget` drops a directory with everything below it).
+    pub(super) fn is_watched(&self, dir: &str) -> bool {
+        self.by_dir.contains_key(dir)
+    }
+
     /// Makes sure `dir` (relative to `root`) and every directory above it are watched.
     /// Called before a file in `dir` is read, so a change after the read is always
     /// queued: to the file itself, or to any directory on its path (a rename or removal
