@@ -304,12 +304,12 @@ done = function(summary, latency, requests)
 end
 EOF
 
-# wrk_fig KEY METHOD URL : warm up (WRK_FIG_WARMUP seconds, 0: none), then measure for
-# BENCH_REQ_SECS; records KEY_rps, KEY_p50, KEY_p99
+# wrk_fig KEY METHOD URL : measure for BENCH_REQ_SECS (warm-up is a round of its own, see
+# bench_requests); records KEY_rps, KEY_p50, KEY_p99
 # (wrk for GET, the pusher's wrk-like `load` for HEAD)
 wrk_fig() {
   local key=$1 method=$2 url=$3
-  local secs=$BENCH_REQ_SECS warm=${WRK_FIG_WARMUP:-$BENCH_WRK_WARMUP_SECS}
+  local secs=$BENCH_REQ_SECS
   # Sanity-check the request once with curl first.
   local code
   if [[ "$method" == HEAD ]]; then
@@ -325,17 +325,9 @@ wrk_fig() {
     # wrk 4.1 cannot do HEAD: its response parser then waits for Content-Length body
     # bytes that never come (0 requests).  The pusher's `load` is the same closed loop
     # (N keep-alive connections, T threads, fixed time; within ~6% of wrk on a GET).
-    if ((warm > 0)); then
-      step "$key warm-up" "$PUSHER_BIN" load --full-url "$url" --method HEAD --accept "$OCI_ACCEPT" \
-        --threads "$BENCH_WRK_THREADS" --conns "$BENCH_WRK_CONNS" --secs "$warm" || return 0
-    fi
     step "$key" "$PUSHER_BIN" load --full-url "$url" --method HEAD --accept "$OCI_ACCEPT" \
       --threads "$BENCH_WRK_THREADS" --conns "$BENCH_WRK_CONNS" --secs "$secs" || return 0
   else
-    if ((warm > 0)); then
-      WRK_METHOD=$method WRK_ACCEPT=$OCI_ACCEPT step "$key warm-up" \
-        wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_WRK_CONNS" -d "${warm}s" --timeout 5s -s "$WRK_LUA" "$url" || return 0
-    fi
     WRK_METHOD=$method WRK_ACCEPT=$OCI_ACCEPT step "$key" \
       wrk -t "$BENCH_WRK_THREADS" -c "$BENCH_WRK_CONNS" -d "${secs}s" --timeout 5s --latency -s "$WRK_LUA" "$url" || return 0
   fi
@@ -480,9 +472,9 @@ median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) 
 # req_figs ROUND BASE MANIFEST_DIGEST LAYER_DIGEST : one round of the request rows
 req_figs() {
   local r=$1 base=$2 mdig=$3 ldig=$4
-  WRK_FIG_WARMUP=0 wrk_fig "man_tag.$r" GET "$base/v2/bench/small/manifests/latest"
-  WRK_FIG_WARMUP=0 wrk_fig "man_digest.$r" GET "$base/v2/bench/small/manifests/$mdig"
-  WRK_FIG_WARMUP=0 wrk_fig "blob_head.$r" HEAD "$base/v2/bench/small/blobs/$ldig"
+  wrk_fig "man_tag.$r" GET "$base/v2/bench/small/manifests/latest"
+  wrk_fig "man_digest.$r" GET "$base/v2/bench/small/manifests/$mdig"
+  wrk_fig "blob_head.$r" HEAD "$base/v2/bench/small/blobs/$ldig"
 }
 
 bench_requests() {
