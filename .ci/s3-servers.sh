@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 LOCALSTACK_VERSION=4.13.1
 S3S_FS_VERSION=0.14.1
-CONSTRAINTS=${CARGOHOLD_LOCALSTACK_CONSTRAINTS:-$PWD/../shared/s3/localstack-4.13.1-py311-constraints.txt}
+CONSTRAINTS=${CARGOHOLD_LOCALSTACK_CONSTRAINTS:-$PWD/.ci/localstack-constraints.txt}
 # Tools live outside the checkout so a fresh clone on the same machine reuses them.
 TOOLS=$(realpath -m "${CARGOHOLD_CI_TOOLS:-/var/cache/cargohold-ci}")
 VENV=$TOOLS/venv-localstack
