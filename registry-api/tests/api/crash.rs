@@ -1,7 +1,7 @@
 //! SIGKILL at any point keeps completed pushes, shows no partial blob or index file, and
 //! leaves an interrupted chunked upload resumable after a restart. SIGTERM drains.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 
 use crate::util::*;
 
@@ -11,43 +11,23 @@ async fn chunked_upload_resumes_after_kill_and_restart() {
     let (_, done) = s.push_image("r", "v1", b"kept").await;
     let data = bytes(200_000, 9);
     let d = digest(&data);
+    let (head, tail) = data.split_at(100_000);
     let loc = s.start_upload("r").await;
-    let r = s
-        .req(Method::PATCH, &loc)
-        .header("content-range", "0-99999")
-        .body(data[..100_000].to_vec())
-        .send()
-        .await
-        .expect("PATCH");
+    let r = s.patch(&loc, 0, head).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     s.kill();
 
     let s2 = s.sharing(&[]).await;
     assert_eq!(
-        s2.get(&format!("/v2/r/manifests/{done}")).await.status(),
+        s2.get_status(&format!("/v2/r/manifests/{done}")).await,
         StatusCode::OK,
         "completed push kept"
     );
-    let st = s2.get(&loc).await;
-    assert_eq!(st.status(), StatusCode::NO_CONTENT);
+    let st = s2.upload_status(&loc).await;
     assert_eq!(header(&st, "range"), "0-99999");
-    let r = s2
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .header("content-range", "100000-199999")
-        .body(data[100_000..].to_vec())
-        .send()
-        .await
-        .expect("PUT");
+    let r = s2.finish_upload_from(&loc, &d, head.len(), tail).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(
-        s2.get(&format!("/v2/r/blobs/{d}"))
-            .await
-            .bytes()
-            .await
-            .expect("b")
-            .as_ref(),
-        &data[..]
-    );
+    assert_eq!(s2.blob_bytes("r", &d).await, data);
 }
 
 #[tokio::test]
@@ -57,8 +37,8 @@ async fn kill_during_streamed_upload_leaves_no_partial_blob() {
     let d = digest(&data);
     let url = s.url(&format!("/v2/r/blobs/uploads/?digest={d}"));
     // Send half the body, then kill the server mid-request.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let client = s.client.clone();
     let req = tokio::spawn(async move {
         client
@@ -84,16 +64,6 @@ async fn kill_during_streamed_upload_leaves_no_partial_blob() {
     if let Some(root) = s.fs_root() {
         assert!(walk(&root.join("blobs")).is_empty(), "no blob file visible");
     }
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
-) -> impl futures_core_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    futures_core_stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-mod futures_core_stream {
-    pub use futures::stream::{Stream, poll_fn};
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Content discovery: tags (end-8a/b), catalog, referrers (end-12a/b).
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::util::*;
@@ -19,7 +19,7 @@ async fn tag_all(s: &TestServer, repo: &str, tags: &[&str]) {
 async fn tags_are_listed_in_lexical_order() {
     let s = TestServer::spawn().await;
     tag_all(&s, "r", &["b", "a", "c10", "c2", "Z"]).await;
-    let v: Value = s.get("/v2/r/tags/list").await.json().await.expect("json");
+    let v: Value = s.get_json("/v2/r/tags/list").await;
     assert_eq!(
         v,
         json!({"name": "r", "tags": ["Z", "a", "b", "c10", "c2"]})
@@ -37,12 +37,7 @@ async fn tags_paginate_with_n_last_and_link() {
     );
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["tags"], json!(["t1", "t2"]));
-    let v: Value = s
-        .get("/v2/r/tags/list?n=2&last=t2")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let v: Value = s.get_json("/v2/r/tags/list?n=2&last=t2").await;
     assert_eq!(v["tags"], json!(["t3", "t4"]));
     let r = s.get("/v2/r/tags/list?n=2&last=t4").await;
     assert_eq!(header(&r, "link"), "");
@@ -50,12 +45,7 @@ async fn tags_paginate_with_n_last_and_link() {
         r.json::<Value>().await.expect("json")["tags"],
         json!(["t5"])
     );
-    let v: Value = s
-        .get("/v2/r/tags/list?last=t3")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let v: Value = s.get_json("/v2/r/tags/list?last=t3").await;
     assert_eq!(v["tags"], json!(["t4", "t5"]));
     let r = s.get("/v2/r/tags/list?n=0").await;
     assert_eq!(header(&r, "link"), "");
@@ -73,18 +63,10 @@ async fn tags_paginate_with_n_last_and_link() {
 #[tokio::test]
 async fn tags_of_unknown_repository_is_404_name_unknown() {
     let s = TestServer::spawn().await;
-    assert_oci_error(
-        s.get("/v2/nothing/tags/list").await,
-        StatusCode::NOT_FOUND,
-        "NAME_UNKNOWN",
-    )
-    .await;
-    assert_oci_error(
-        s.get("/v2/r/tags/list?n=abc").await,
-        StatusCode::BAD_REQUEST,
-        "UNSUPPORTED",
-    )
-    .await;
+    let r = s.get("/v2/nothing/tags/list").await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "NAME_UNKNOWN").await;
+    let r = s.get("/v2/r/tags/list?n=abc").await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "UNSUPPORTED").await;
 }
 
 #[tokio::test]
@@ -93,19 +75,14 @@ async fn catalog_lists_and_paginates_repositories() {
     for r in ["b", "a/x", "c"] {
         s.push_image(r, "v1", b"l").await;
     }
-    let v: Value = s.get("/v2/_catalog").await.json().await.expect("json");
+    let v: Value = s.get_json("/v2/_catalog").await;
     assert_eq!(v, json!({"repositories": ["a/x", "b", "c"]}));
     let r = s.get("/v2/_catalog?n=1").await;
     assert_eq!(
         header(&r, "link"),
         "</v2/_catalog?n=1&last=a/x>; rel=\"next\""
     );
-    let v: Value = s
-        .get("/v2/_catalog?n=5&last=a/x")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let v: Value = s.get_json("/v2/_catalog?n=5&last=a/x").await;
     assert_eq!(v["repositories"], json!(["b", "c"]));
 }
 
@@ -172,18 +149,9 @@ async fn referrers_are_listed_filtered_and_removed() {
     assert_eq!(v["manifests"].as_array().map(Vec::len), Some(1));
     assert_eq!(v["manifests"][0]["digest"], sbom.as_str());
 
-    let r = s
-        .req(Method::DELETE, &format!("/v2/r/manifests/{sig}"))
-        .send()
-        .await
-        .expect("DELETE");
+    let r = s.delete(&format!("/v2/r/manifests/{sig}")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let v: Value = s
-        .get(&format!("/v2/r/referrers/{subject}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let v: Value = s.get_json(&format!("/v2/r/referrers/{subject}")).await;
     assert_eq!(v["manifests"].as_array().map(Vec::len), Some(1));
 }
 
@@ -192,12 +160,7 @@ async fn referrers_of_a_subject_that_does_not_exist_yet() {
     let s = TestServer::spawn().await;
     let ghost = digest(b"pushed later");
     push_referrer(&s, "r", (&ghost, 100), "application/x-sig", "early").await;
-    let v: Value = s
-        .get(&format!("/v2/r/referrers/{ghost}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let v: Value = s.get_json(&format!("/v2/r/referrers/{ghost}")).await;
     assert_eq!(v["manifests"].as_array().map(Vec::len), Some(1));
 }
 
@@ -208,12 +171,8 @@ async fn referrers_without_any_is_an_empty_index_and_bad_digest_is_400() {
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["manifests"], json!([]));
-    assert_oci_error(
-        s.get("/v2/r/referrers/sha256:bad").await,
-        StatusCode::BAD_REQUEST,
-        "DIGEST_INVALID",
-    )
-    .await;
+    let r = s.get("/v2/r/referrers/sha256:bad").await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 }
 
 #[tokio::test]
@@ -227,12 +186,7 @@ async fn index_artifact_type_is_omitted_when_missing() {
     .expect("json");
     let r = s.put_manifest("r", &digest(&body), OCI_INDEX, &body).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let v: Value = s
-        .get(&format!("/v2/r/referrers/{subject}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let v: Value = s.get_json(&format!("/v2/r/referrers/{subject}")).await;
     assert_eq!(v["manifests"][0]["mediaType"], OCI_INDEX);
     assert!(v["manifests"][0].get("artifactType").is_none());
 }

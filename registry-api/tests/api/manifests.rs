@@ -1,6 +1,6 @@
 //! Pushing, pulling and deleting manifests (end-3, end-7, end-9).
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::util::*;
@@ -35,32 +35,21 @@ async fn push_by_digest_returns_location_and_digest() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "location"), format!("/v2/r/manifests/{d}"));
     assert_eq!(header(&r, "docker-content-digest"), d);
-    assert_eq!(
-        s.get(&format!("/v2/r/manifests/{d}"))
-            .await
-            .text()
-            .await
-            .expect("t"),
-        m
-    );
+    let r = s.get(&format!("/v2/r/manifests/{d}")).await;
+    assert_eq!(r.text().await.expect("t"), m);
 }
 
 #[tokio::test]
 async fn missing_manifest_is_404_manifest_unknown() {
     let s = TestServer::spawn().await;
-    assert_oci_error(
-        s.get("/v2/r/manifests/nope").await,
-        StatusCode::NOT_FOUND,
-        "MANIFEST_UNKNOWN",
-    )
-    .await;
     let d = digest(b"x");
-    assert_oci_error(
-        s.get(&format!("/v2/r/manifests/{d}")).await,
-        StatusCode::NOT_FOUND,
-        "MANIFEST_UNKNOWN",
-    )
-    .await;
+    for path in [
+        "/v2/r/manifests/nope".to_owned(),
+        format!("/v2/r/manifests/{d}"),
+    ] {
+        let r = s.get(&path).await;
+        assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    }
     assert_eq!(
         s.head("/v2/r/manifests/nope").await.status(),
         StatusCode::NOT_FOUND
@@ -73,18 +62,7 @@ async fn manifest_referencing_unknown_blob_is_manifest_blob_unknown() {
     let c = s.push_blob("r", b"{}").await;
     let layer = s.push_blob("elsewhere", b"layer").await;
     let m = image_manifest(&c, 2, &[(&layer, 5)], None);
-    assert_oci_error(
-        s.put_manifest("r", "v1", OCI_MANIFEST, &m).await,
-        StatusCode::BAD_REQUEST,
-        "MANIFEST_BLOB_UNKNOWN",
-    )
-    .await;
-    assert_oci_error(
-        s.get("/v2/r/manifests/v1").await,
-        StatusCode::NOT_FOUND,
-        "MANIFEST_UNKNOWN",
-    )
-    .await;
+    assert_push_refused(&s, ("r", "v1"), OCI_MANIFEST, &m, "MANIFEST_BLOB_UNKNOWN").await;
 }
 
 #[tokio::test]
@@ -107,15 +85,8 @@ async fn invalid_manifests_are_manifest_invalid() {
         (image_manifest(&c, 2, &[], None), OCI_INDEX),
     ];
     for (body, ct) in cases {
-        let r = s.put_manifest("r", "bad", ct, &body).await;
-        assert_oci_error(r, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+        assert_push_refused(&s, ("r", "bad"), ct, &body, "MANIFEST_INVALID").await;
     }
-    assert_oci_error(
-        s.get("/v2/r/manifests/bad").await,
-        StatusCode::NOT_FOUND,
-        "MANIFEST_UNKNOWN",
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -147,12 +118,8 @@ async fn put_by_digest_that_does_not_match_is_digest_invalid() {
     let c = s.push_blob("r", b"{}").await;
     let m = image_manifest(&c, 2, &[], None);
     let wrong = digest(b"other");
-    assert_oci_error(
-        s.put_manifest("r", &wrong, OCI_MANIFEST, &m).await,
-        StatusCode::BAD_REQUEST,
-        "DIGEST_INVALID",
-    )
-    .await;
+    let r = s.put_manifest("r", &wrong, OCI_MANIFEST, &m).await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 }
 
 #[tokio::test]
@@ -182,12 +149,10 @@ async fn docker_schema2_manifest_and_manifest_list() {
             .status(),
         StatusCode::CREATED
     );
+    let accept = format!("{DOCKER_MANIFEST}, {DOCKER_LIST}");
     let r = s
-        .req(Method::GET, "/v2/d/manifests/latest")
-        .header("accept", format!("{DOCKER_MANIFEST}, {DOCKER_LIST}"))
-        .send()
-        .await
-        .expect("GET");
+        .get_with("/v2/d/manifests/latest", "accept", &accept)
+        .await;
     assert_eq!(header(&r, "content-type"), DOCKER_LIST);
     let r = s.get("/v2/d/manifests/amd64").await;
     assert_eq!(header(&r, "content-type"), DOCKER_MANIFEST);
@@ -205,12 +170,7 @@ async fn image_index_needs_its_children_and_accept_negotiates() {
         })).expect("json")
     };
     let bad = index(&[(&d, m.len()), (&missing, 10)]);
-    assert_oci_error(
-        s.put_manifest("i", "multi", OCI_INDEX, &bad).await,
-        StatusCode::BAD_REQUEST,
-        "MANIFEST_BLOB_UNKNOWN",
-    )
-    .await;
+    assert_push_refused(&s, ("i", "multi"), OCI_INDEX, &bad, "MANIFEST_BLOB_UNKNOWN").await;
     let good = index(&[(&d, m.len())]);
     assert_eq!(
         s.put_manifest("i", "multi", OCI_INDEX, &good)
@@ -219,82 +179,42 @@ async fn image_index_needs_its_children_and_accept_negotiates() {
         StatusCode::CREATED
     );
     let r = s
-        .req(Method::GET, "/v2/i/manifests/multi")
-        .header("accept", OCI_INDEX)
-        .send()
-        .await
-        .expect("GET");
+        .get_with("/v2/i/manifests/multi", "accept", OCI_INDEX)
+        .await;
     assert_eq!(header(&r, "content-type"), OCI_INDEX);
     // A client that lists only single-image types is not handed an index.
     let r = s
-        .req(Method::GET, "/v2/i/manifests/multi")
-        .header("accept", OCI_MANIFEST)
-        .send()
-        .await
-        .expect("GET");
+        .get_with("/v2/i/manifests/multi", "accept", OCI_MANIFEST)
+        .await;
     assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
 }
 
 #[tokio::test]
 async fn delete_by_tag_keeps_manifest_and_delete_by_digest_removes_tags() {
     let s = TestServer::spawn().await;
-    let (_, d) = s.push_image("r", "v1", b"l").await;
-    let _ = s
-        .put_manifest(
-            "r",
-            "v2",
-            OCI_MANIFEST,
-            &s.get(&format!("/v2/r/manifests/{d}"))
-                .await
-                .bytes()
-                .await
-                .expect("b"),
-        )
-        .await;
-    let r = s
-        .req(Method::DELETE, "/v2/r/manifests/v1")
-        .send()
-        .await
-        .expect("DELETE");
+    let (m, d) = s.push_image("r", "v1", b"l").await;
+    let by_digest = format!("/v2/r/manifests/{d}");
+    let r = s.put_manifest("r", "v2", OCI_MANIFEST, &m).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s.delete("/v2/r/manifests/v1").await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(
-        s.get("/v2/r/manifests/v1").await.status(),
+        s.get_status("/v2/r/manifests/v1").await,
         StatusCode::NOT_FOUND
     );
+    assert_eq!(s.get_status(&by_digest).await, StatusCode::OK);
+    assert_eq!(s.get_json("/v2/r/tags/list").await["tags"], json!(["v2"]));
+    assert_eq!(s.delete(&by_digest).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(s.get_status(&by_digest).await, StatusCode::NOT_FOUND);
     assert_eq!(
-        s.get(&format!("/v2/r/manifests/{d}")).await.status(),
-        StatusCode::OK
-    );
-    let tags: serde_json::Value = s.get("/v2/r/tags/list").await.json().await.expect("json");
-    assert_eq!(tags["tags"], json!(["v2"]));
-    let r = s
-        .req(Method::DELETE, &format!("/v2/r/manifests/{d}"))
-        .send()
-        .await
-        .expect("DELETE");
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    assert_eq!(
-        s.get(&format!("/v2/r/manifests/{d}")).await.status(),
+        s.get_status("/v2/r/manifests/v2").await,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        s.get("/v2/r/manifests/v2").await.status(),
-        StatusCode::NOT_FOUND
-    );
-    let tags: serde_json::Value = s.get("/v2/r/tags/list").await.json().await.expect("json");
-    assert_eq!(tags["tags"], json!([]));
-    let r = s
-        .req(Method::DELETE, &format!("/v2/r/manifests/{d}"))
-        .send()
-        .await
-        .expect("DELETE");
-    assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
-    let r = s
-        .req(Method::DELETE, "/v2/r/manifests/never")
-        .send()
-        .await
-        .expect("DELETE");
-    assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert_eq!(s.get_json("/v2/r/tags/list").await["tags"], json!([]));
+    for path in [by_digest.as_str(), "/v2/r/manifests/never"] {
+        let r = s.delete(path).await;
+        assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    }
 }
 
 #[tokio::test]
@@ -311,7 +231,7 @@ async fn retagging_moves_the_tag() {
         d2
     );
     assert_eq!(
-        s.get(&format!("/v2/r/manifests/{d1}")).await.status(),
+        s.get_status(&format!("/v2/r/manifests/{d1}")).await,
         StatusCode::OK
     );
 }
@@ -320,13 +240,26 @@ async fn retagging_moves_the_tag() {
 async fn conditional_get_by_etag_is_304() {
     let s = TestServer::spawn().await;
     let (_, d) = s.push_image("r", "v1", b"l").await;
+    let etag = format!("\"{d}\"");
     let r = s
-        .req(Method::GET, "/v2/r/manifests/v1")
-        .header("if-none-match", format!("\"{d}\""))
-        .send()
-        .await
-        .expect("GET");
+        .get_with("/v2/r/manifests/v1", "if-none-match", &etag)
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+}
+
+/// Pushes `body` under `repo:tag`, asserts that it is refused (`400` with `code`), and
+/// that the tag still names nothing.
+async fn assert_push_refused(
+    s: &TestServer,
+    (repo, tag): (&str, &str),
+    media_type: &str,
+    body: &[u8],
+    code: &str,
+) {
+    let r = s.put_manifest(repo, tag, media_type, body).await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, code).await;
+    let r = s.get(&format!("/v2/{repo}/manifests/{tag}")).await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
 }
 
 fn strip_media_type(m: Vec<u8>) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! under 64 MiB.
 
 use futures::StreamExt;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use sha2::{Digest as _, Sha256};
 
 use crate::util::*;
@@ -26,21 +26,11 @@ async fn one_gib_push_and_pull_stay_under_64_mib_resident() {
     let c = bytes::Bytes::from(chunk);
     let body = futures::stream::iter((0..CHUNKS).map(move |_| Ok::<_, std::io::Error>(c.clone())));
     let r = s
-        .req(Method::PATCH, &loc)
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await
-        .expect("PATCH");
+        .patch_streamed(&loc, reqwest::Body::wrap_stream(body))
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(header(&r, "range"), format!("0-{}", CHUNK * CHUNKS - 1));
-    let r = s
-        .req(
-            Method::PUT,
-            &format!("{}?digest={d}", header(&r, "location")),
-        )
-        .send()
-        .await
-        .expect("PUT");
+    let r = s.finish_upload(&header(&r, "location"), &d, b"").await;
     assert_eq!(r.status(), StatusCode::CREATED);
 
     let r = s.get(&format!("/v2/big/blobs/{d}")).await;

@@ -21,11 +21,7 @@ async fn invalid_repository_names_are_name_invalid() {
     ] {
         let r = s.get(&format!("/v2/{name}/tags/list")).await;
         assert_oci_error(r, StatusCode::BAD_REQUEST, "NAME_INVALID").await;
-        let r = s
-            .req(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
-            .send()
-            .await
-            .expect("POST");
+        let r = s.post_upload(name, "").await;
         assert_oci_error(r, StatusCode::BAD_REQUEST, "NAME_INVALID").await;
     }
 }
@@ -34,10 +30,8 @@ async fn invalid_repository_names_are_name_invalid() {
 async fn deeply_nested_names_work() {
     let s = TestServer::spawn().await;
     s.push_image("a/b/c/d-e/f.g/h__i", "v1", b"x").await;
-    assert_eq!(
-        s.get("/v2/a/b/c/d-e/f.g/h__i/manifests/v1").await.status(),
-        StatusCode::OK
-    );
+    let path = "/v2/a/b/c/d-e/f.g/h__i/manifests/v1";
+    assert_eq!(s.get_status(path).await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -69,16 +63,16 @@ async fn invalid_references_are_unknown_to_reads() {
         let path = format!("/v2/r/manifests/{reference}");
         let r = s.get(&path).await;
         assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
-        let r = s.req(Method::HEAD, &path).send().await.expect("HEAD");
+        let r = s.head(&path).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "HEAD {path}");
-        let r = s.req(Method::DELETE, &path).send().await.expect("DELETE");
+        let r = s.delete(&path).await;
         assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
-        let r = s.req(Method::PATCH, &path).send().await.expect("PATCH");
+        let r = s.send(Method::PATCH, &path).await;
         assert_oci_error(r, StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED").await;
     }
     // A bad repository name is still reported as such, whatever the reference.
     let r = s.get("/v2/Bad/manifests/.INVALID_MANIFEST_NAME").await;
     assert_oci_error(r, StatusCode::BAD_REQUEST, "NAME_INVALID").await;
     // Nothing was disturbed.
-    assert_eq!(s.get("/v2/r/manifests/v1").await.status(), StatusCode::OK);
+    assert_eq!(s.get_status("/v2/r/manifests/v1").await, StatusCode::OK);
 }

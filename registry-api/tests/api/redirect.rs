@@ -1,7 +1,7 @@
 //! Blob downloads by redirect on S3: the API answers `307` to a presigned URL (or a CDN
 //! URL), and the bytes, ranges included, come from the bucket.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 
 use crate::util::*;
 
@@ -42,11 +42,7 @@ async fn blob_get_redirects_to_a_presigned_url_that_serves_ranges() {
     let h = s.head(&format!("/v2/r/blobs/{d}")).await;
     assert_eq!(h.status(), StatusCode::OK);
     assert_eq!(header(&h, "content-length"), "100000");
-    let other = s
-        .req(Method::GET, &format!("/v2/other/blobs/{d}"))
-        .send()
-        .await
-        .expect("GET");
+    let other = s.get(&format!("/v2/other/blobs/{d}")).await;
     assert_oci_error(other, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
 }
 

@@ -11,36 +11,18 @@ async fn post_then_put_monolithic() {
     assert!(loc.starts_with("/v2/r/blobs/uploads/"), "{loc}");
     let data = bytes(5000, 3);
     let d = digest(&data);
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .body(data.clone())
-        .send()
-        .await
-        .expect("PUT");
+    let r = s.finish_upload(&loc, &d, &data).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "location"), format!("/v2/r/blobs/{d}"));
     assert_eq!(header(&r, "docker-content-digest"), d);
-    assert_eq!(
-        s.get(&format!("/v2/r/blobs/{d}"))
-            .await
-            .bytes()
-            .await
-            .expect("b")
-            .as_ref(),
-        &data[..]
-    );
+    assert_eq!(s.blob_bytes("r", &d).await, data);
 }
 
 #[tokio::test]
 async fn single_post_monolithic_returns_201_with_location() {
     let s = TestServer::spawn().await;
     let d = digest(b"abc");
-    let r = s
-        .req(Method::POST, &format!("/v2/r/blobs/uploads/?digest={d}"))
-        .body("abc")
-        .send()
-        .await
-        .expect("POST");
+    let r = s.post_blob("r", &d, "abc").await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "location"), format!("/v2/r/blobs/{d}"));
 }
@@ -54,37 +36,17 @@ async fn chunked_upload_with_status_and_close() {
     for (i, chunk) in data.chunks(100_000).enumerate() {
         let start = i * 100_000;
         let end = start + chunk.len() - 1;
-        let r = s
-            .req(Method::PATCH, &loc)
-            .header("content-type", "application/octet-stream")
-            .header("content-range", format!("{start}-{end}"))
-            .body(chunk.to_vec())
-            .send()
-            .await
-            .expect("PATCH");
+        let r = s.patch(&loc, start, chunk).await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         assert_eq!(header(&r, "range"), format!("0-{end}"));
         loc = header(&r, "location");
-        let st = s.get(&loc).await;
-        assert_eq!(st.status(), StatusCode::NO_CONTENT);
+        let st = s.upload_status(&loc).await;
         assert_eq!(header(&st, "range"), format!("0-{end}"));
         assert!(!header(&st, "location").is_empty());
     }
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .expect("PUT");
+    let r = s.finish_upload(&loc, &d, b"").await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(
-        s.get(&format!("/v2/a/b/blobs/{d}"))
-            .await
-            .bytes()
-            .await
-            .expect("b")
-            .as_ref(),
-        &data[..]
-    );
+    assert_eq!(s.blob_bytes("a/b", &d).await, data);
 }
 
 #[tokio::test]
@@ -92,69 +54,32 @@ async fn streamed_patch_without_content_range_then_put_with_final_chunk() {
     let s = TestServer::spawn().await;
     let data = bytes(70_000, 5);
     let d = digest(&data);
+    let (head, tail) = data.split_at(50_000);
     let loc = s.start_upload("r").await;
-    let r = s
-        .req(Method::PATCH, &loc)
-        .body(data[..50_000].to_vec())
-        .send()
-        .await
-        .expect("PATCH");
+    let r = s.patch_streamed(&loc, head.to_vec()).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let loc = header(&r, "location");
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .header("content-range", "50000-69999")
-        .body(data[50_000..].to_vec())
-        .send()
-        .await
-        .expect("PUT");
+    let r = s.finish_upload_from(&loc, &d, head.len(), tail).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(
-        s.get(&format!("/v2/r/blobs/{d}"))
-            .await
-            .bytes()
-            .await
-            .expect("b")
-            .as_ref(),
-        &data[..]
-    );
+    assert_eq!(s.blob_bytes("r", &d).await, data);
 }
 
 #[tokio::test]
 async fn out_of_order_chunk_is_416_and_upload_survives() {
     let s = TestServer::spawn().await;
     let loc = s.start_upload("r").await;
-    let r = s
-        .req(Method::PATCH, &loc)
-        .header("content-range", "0-2")
-        .body("abc")
-        .send()
-        .await
-        .expect("PATCH");
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = s
-        .req(Method::PATCH, &loc)
-        .header("content-range", "5-7")
-        .body("xyz")
-        .send()
-        .await
-        .expect("PATCH");
+    assert_eq!(
+        s.patch(&loc, 0, b"abc").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let r = s.patch(&loc, 5, b"xyz").await;
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(header(&r, "range"), "0-2");
-    let r = s
-        .req(Method::PATCH, &loc)
-        .header("content-range", "3-5")
-        .body("def")
-        .send()
-        .await
-        .expect("PATCH");
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let d = digest(b"abcdef");
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .expect("PUT");
+    assert_eq!(
+        s.patch(&loc, 3, b"def").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let r = s.finish_upload(&loc, &digest(b"abcdef"), b"").await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
@@ -162,38 +87,19 @@ async fn out_of_order_chunk_is_416_and_upload_survives() {
 async fn wrong_digest_is_digest_invalid_and_stores_nothing() {
     let s = TestServer::spawn().await;
     let wrong = digest(b"something else");
-    let r = s
-        .req(
-            Method::POST,
-            &format!("/v2/r/blobs/uploads/?digest={wrong}"),
-        )
-        .body("actual")
-        .send()
-        .await
-        .expect("POST");
+    let r = s.post_blob("r", &wrong, "actual").await;
     assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
-    assert_eq!(
-        s.head(&format!("/v2/r/blobs/{wrong}")).await.status(),
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        s.head(&format!("/v2/r/blobs/{}", digest(b"actual")))
-            .await
-            .status(),
-        StatusCode::NOT_FOUND
-    );
+    for d in [wrong.clone(), digest(b"actual")] {
+        let r = s.head(&format!("/v2/r/blobs/{d}")).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
     assert!(
         s.fs_root()
             .is_none_or(|root| walk(&root.join("blobs")).is_empty()),
         "nothing stored"
     );
     let loc = s.start_upload("r").await;
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={wrong}"))
-        .body("actual")
-        .send()
-        .await
-        .expect("PUT");
+    let r = s.finish_upload(&loc, &wrong, b"actual").await;
     assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 }
 
@@ -205,20 +111,12 @@ async fn bad_digests_are_rejected() {
         "md5:d41d8cd98f00b204e9800998ecf8427e",
         "nocolon",
     ] {
-        let r = s
-            .req(Method::POST, &format!("/v2/r/blobs/uploads/?digest={bad}"))
-            .body("x")
-            .send()
-            .await
-            .expect("POST");
+        let r = s.post_blob("r", bad, "x").await;
         assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
-        assert_oci_error(
-            s.get(&format!("/v2/r/blobs/{bad}")).await,
-            StatusCode::BAD_REQUEST,
-            "DIGEST_INVALID",
-        )
-        .await;
+        let r = s.get(&format!("/v2/r/blobs/{bad}")).await;
+        assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
     }
+    // A closing PUT without `?digest=`.
     let loc = s.start_upload("r").await;
     let r = s
         .req(Method::PUT, &loc)
@@ -233,91 +131,48 @@ async fn bad_digests_are_rejected() {
 async fn unknown_upload_is_blob_upload_unknown() {
     let s = TestServer::spawn().await;
     let path = "/v2/r/blobs/uploads/0f0e0d0c-0b0a-4908-8706-050403020100";
-    assert_oci_error(
-        s.get(path).await,
-        StatusCode::NOT_FOUND,
-        "BLOB_UPLOAD_UNKNOWN",
-    )
-    .await;
-    let r = s
-        .req(Method::PATCH, path)
-        .body("x")
-        .send()
-        .await
-        .expect("PATCH");
+    let r = s.get(path).await;
     assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
-    assert_oci_error(
-        s.get("/v2/r/blobs/uploads/not-a-uuid").await,
-        StatusCode::NOT_FOUND,
-        "BLOB_UPLOAD_UNKNOWN",
-    )
-    .await;
+    let r = s.patch_streamed(path, "x").await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    let r = s.get("/v2/r/blobs/uploads/not-a-uuid").await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
     // A session belongs to its repository.
     let loc = s.start_upload("r").await;
-    let other = loc.replace("/v2/r/", "/v2/q/");
-    assert_oci_error(
-        s.get(&other).await,
-        StatusCode::NOT_FOUND,
-        "BLOB_UPLOAD_UNKNOWN",
-    )
-    .await;
+    let r = s.get(&loc.replace("/v2/r/", "/v2/q/")).await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
 }
 
 #[tokio::test]
 async fn cancel_upload_then_it_is_unknown() {
     let s = TestServer::spawn().await;
     let loc = s.start_upload("r").await;
-    s.req(Method::PATCH, &loc)
-        .body("abc")
-        .send()
-        .await
-        .expect("PATCH");
-    let r = s.req(Method::DELETE, &loc).send().await.expect("DELETE");
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_oci_error(
-        s.get(&loc).await,
-        StatusCode::NOT_FOUND,
-        "BLOB_UPLOAD_UNKNOWN",
-    )
-    .await;
+    s.patch_streamed(&loc, "abc").await;
+    assert_eq!(s.delete(&loc).await.status(), StatusCode::NO_CONTENT);
+    let r = s.get(&loc).await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
 }
 
 #[tokio::test]
 async fn mount_from_another_repository() {
     let s = TestServer::spawn().await;
     let d = s.push_blob("src", b"shared layer").await;
-    let r = s
-        .req(
-            Method::POST,
-            &format!("/v2/dst/blobs/uploads/?mount={d}&from=src"),
-        )
-        .send()
-        .await
-        .expect("POST");
+    let r = s.post_upload("dst", &format!("?mount={d}&from=src")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "location"), format!("/v2/dst/blobs/{d}"));
     assert_eq!(header(&r, "docker-content-digest"), d);
     assert_eq!(
-        s.get(&format!("/v2/dst/blobs/{d}")).await.status(),
+        s.get_status(&format!("/v2/dst/blobs/{d}")).await,
         StatusCode::OK
     );
     // Not mountable (unknown source): a session starts instead.
     let other = digest(b"not anywhere");
     let r = s
-        .req(
-            Method::POST,
-            &format!("/v2/dst/blobs/uploads/?mount={other}&from=src"),
-        )
-        .send()
-        .await
-        .expect("POST");
+        .post_upload("dst", &format!("?mount={other}&from=src"))
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert!(header(&r, "location").contains("/blobs/uploads/"));
-    let r = s
-        .req(Method::POST, &format!("/v2/dst2/blobs/uploads/?mount={d}"))
-        .send()
-        .await
-        .expect("POST");
+    let r = s.post_upload("dst2", &format!("?mount={d}")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 }
 
@@ -333,7 +188,7 @@ async fn content_length_mismatch_with_content_range_is_rejected() {
         .await
         .expect("PATCH");
     assert!(r.status().is_client_error());
-    let st = s.get(&loc).await;
+    let st = s.upload_status(&loc).await;
     assert_eq!(header(&st, "range"), "0-0", "nothing appended");
 }
 
@@ -342,15 +197,9 @@ async fn empty_blob_can_be_pushed() {
     let s = TestServer::spawn().await;
     let d = digest(b"");
     let loc = s.start_upload("r").await;
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .expect("PUT");
+    let r = s.finish_upload(&loc, &d, b"").await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = s.get(&format!("/v2/r/blobs/{d}")).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.bytes().await.expect("b").len(), 0);
+    assert_eq!(s.blob_bytes("r", &d).await.len(), 0);
 }
 
 /// With R2's rule (every part but the last exactly the part size), chunks of any size are
@@ -364,12 +213,7 @@ async fn chunks_of_any_size_become_equal_parts() {
     let mut at = 0;
     for len in [300, 1500, 10, 3000, 1024, 2048, 0, 2000] {
         let end = (at + len).min(data.len());
-        let r = s
-            .req(Method::PATCH, &loc)
-            .body(data[at..end].to_vec())
-            .send()
-            .await
-            .expect("PATCH");
+        let r = s.patch_streamed(&loc, data[at..end].to_vec()).await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         if end > 0 {
             assert_eq!(header(&r, "range"), format!("0-{}", end - 1));
@@ -377,27 +221,9 @@ async fn chunks_of_any_size_become_equal_parts() {
         loc = header(&r, "location");
         at = end;
     }
-    let r = s
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .body(data[at..].to_vec())
-        .send()
-        .await
-        .expect("PUT");
-    assert_eq!(
-        r.status(),
-        StatusCode::CREATED,
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
-    assert_eq!(
-        s.get(&format!("/v2/r/blobs/{d}"))
-            .await
-            .bytes()
-            .await
-            .expect("b")
-            .as_ref(),
-        &data[..]
-    );
+    let r = s.finish_upload(&loc, &d, &data[at..]).await;
+    assert_status(r, StatusCode::CREATED, "closing PUT").await;
+    assert_eq!(s.blob_bytes("r", &d).await, data);
     // A monolithic push smaller than a part, and one of several parts.
     s.push_blob("r", &bytes(100, 12)).await;
     s.push_blob("r", &bytes(5000, 13)).await;
@@ -417,37 +243,13 @@ async fn upload_moves_between_processes() {
     let data = bytes(5000, 14);
     let d = digest(&data);
     let loc = a.start_upload("r").await;
-    let r = a
-        .req(Method::PATCH, &loc)
-        .body(data[..1500].to_vec())
-        .send()
-        .await
-        .expect("PATCH");
+    let r = a.patch_streamed(&loc, data[..1500].to_vec()).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = b
-        .req(Method::PATCH, &loc)
-        .header("content-range", "1500-3999")
-        .body(data[1500..4000].to_vec())
-        .send()
-        .await
-        .expect("PATCH");
+    let r = b.patch(&loc, 1500, &data[1500..4000]).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = a
-        .req(Method::PUT, &format!("{loc}?digest={d}"))
-        .body(data[4000..].to_vec())
-        .send()
-        .await
-        .expect("PUT");
+    let r = a.finish_upload(&loc, &d, &data[4000..]).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(
-        b.get(&format!("/v2/r/blobs/{d}"))
-            .await
-            .bytes()
-            .await
-            .expect("b")
-            .as_ref(),
-        &data[..]
-    );
+    assert_eq!(b.blob_bytes("r", &d).await, data);
 }
 
 /// `cargohold gc uploads` discards sessions older than the limit and leaves newer ones.
@@ -455,24 +257,15 @@ async fn upload_moves_between_processes() {
 async fn gc_discards_abandoned_uploads() {
     let s = TestServer::spawn_with(small_parts(s3_backend())).await;
     let old = s.start_upload("r").await;
-    let r = s
-        .req(Method::PATCH, &old)
-        .body(bytes(3000, 15))
-        .send()
-        .await
-        .expect("PATCH");
+    let r = s.patch_streamed(&old, bytes(3000, 15)).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let gc = |age: &str| s.command(&["gc", "uploads", "--upload-max-age", age]);
     assert!(gc("1h").starts_with("removed 0 abandoned upload sessions"));
-    assert_eq!(s.get(&old).await.status(), StatusCode::NO_CONTENT);
+    s.upload_status(&old).await;
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert!(gc("1s").starts_with("removed 1 abandoned upload sessions"));
-    assert_oci_error(
-        s.get(&old).await,
-        StatusCode::NOT_FOUND,
-        "BLOB_UPLOAD_UNKNOWN",
-    )
-    .await;
+    let r = s.get(&old).await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
     if let Some(root) = s.fs_root() {
         assert!(walk(&root.join("uploads")).is_empty());
         assert!(walk(&root.join(".multipart")).is_empty());

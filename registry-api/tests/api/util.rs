@@ -3,11 +3,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Body, Method, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -133,26 +133,7 @@ impl TestServer {
             .spawn()
             .expect("spawn cargohold");
         let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Read the address from the start-up line, then keep draining the pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let addr = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v["fields"]["listen"].as_str().map(str::to_owned));
-                if let (Some(t), Some(addr)) = (tx.as_ref(), addr) {
-                    let _ = t.send(addr);
-                    tx = None;
-                }
-                if std::env::var_os("CARGOHOLD_TEST_LOG").is_some() {
-                    eprintln!("{line}");
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not report its address");
+        let addr = listen_address(stderr);
         Self {
             child: Some(child),
             base: format!("http://{addr}"),
@@ -219,44 +200,135 @@ impl TestServer {
         self.client.request(method, self.url(path))
     }
 
+    /// Sends a request without a body.
+    pub async fn send(&self, method: Method, path: &str) -> Response {
+        let what = format!("{method} {path}");
+        self.req(method, path).send().await.expect(&what)
+    }
+
     pub async fn get(&self, path: &str) -> Response {
-        self.req(Method::GET, path).send().await.expect("GET")
+        self.send(Method::GET, path).await
     }
 
     pub async fn head(&self, path: &str) -> Response {
-        self.req(Method::HEAD, path).send().await.expect("HEAD")
+        self.send(Method::HEAD, path).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.send(Method::DELETE, path).await
+    }
+
+    /// A GET with one request header (`range`, `accept`, `if-none-match`, ...).
+    pub async fn get_with(&self, path: &str, name: &str, value: &str) -> Response {
+        self.req(Method::GET, path)
+            .header(name, value)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// The status a GET of `path` answers.
+    pub async fn get_status(&self, path: &str) -> StatusCode {
+        self.get(path).await.status()
+    }
+
+    /// A GET of `path`, its body parsed as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.expect("json")
+    }
+
+    /// A blob's bytes, pulled through the API (asserts `200`).
+    pub async fn blob_bytes(&self, repo: &str, digest: &str) -> Vec<u8> {
+        let r = self.get(&format!("/v2/{repo}/blobs/{digest}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "GET blob {digest}");
+        r.bytes().await.expect("blob body").to_vec()
+    }
+
+    /// `POST /v2/<repo>/blobs/uploads/<query>` without a body: starts a session, or
+    /// mounts with `?mount=...&from=...`.
+    pub async fn post_upload(&self, repo: &str, query: &str) -> Response {
+        self.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/{query}"))
+            .await
+    }
+
+    /// A monolithic push (`POST ?digest=`) of `body` under `digest`, right or wrong.
+    pub async fn post_blob(&self, repo: &str, digest: &str, body: impl Into<Body>) -> Response {
+        self.req(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("POST blob")
     }
 
     /// Pushes a blob monolithically (`POST ?digest=`); returns its digest.
     pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let d = digest(data);
-        let r = self
-            .req(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-            )
-            .body(data.to_vec())
-            .send()
-            .await
-            .expect("POST blob");
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "push blob: {}",
-            r.text().await.unwrap_or_default()
-        );
+        let r = self.post_blob(repo, &d, data.to_vec()).await;
+        assert_status(r, StatusCode::CREATED, "push blob").await;
         d
     }
 
     /// Starts an upload session; returns its Location.
     pub async fn start_upload(&self, repo: &str) -> String {
-        let r = self
-            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
-            .send()
-            .await
-            .expect("POST");
+        let r = self.post_upload(repo, "").await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         header(&r, "location")
+    }
+
+    /// A chunk of an upload: `PATCH` with `Content-Range` from `range_start`.
+    pub async fn patch(&self, loc: &str, range_start: usize, data: &[u8]) -> Response {
+        self.req(Method::PATCH, loc)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", chunk_range(range_start, data))
+            .body(data.to_vec())
+            .send()
+            .await
+            .expect("PATCH")
+    }
+
+    /// A streamed chunk of an upload: `PATCH` without `Content-Range`.
+    pub async fn patch_streamed(&self, loc: &str, body: impl Into<Body>) -> Response {
+        self.req(Method::PATCH, loc)
+            .body(body)
+            .send()
+            .await
+            .expect("PATCH")
+    }
+
+    /// The closing `PUT ?digest=` of an upload, with `body` as its last chunk (no
+    /// `Content-Range`; empty for none).
+    pub async fn finish_upload(&self, loc: &str, digest: &str, body: &[u8]) -> Response {
+        self.req(Method::PUT, &format!("{loc}?digest={digest}"))
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    /// The closing `PUT ?digest=` with a last chunk that names its `Content-Range`.
+    pub async fn finish_upload_from(
+        &self,
+        loc: &str,
+        digest: &str,
+        range_start: usize,
+        data: &[u8],
+    ) -> Response {
+        self.req(Method::PUT, &format!("{loc}?digest={digest}"))
+            .header("content-range", chunk_range(range_start, data))
+            .body(data.to_vec())
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    /// An upload session's status (asserts `204`), for its `Range` and `Location`.
+    pub async fn upload_status(&self, loc: &str) -> Response {
+        let r = self.get(loc).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "upload status {loc}");
+        r
     }
 
     /// Pushes a manifest; returns the response.
@@ -282,15 +354,39 @@ impl TestServer {
         let layer_d = self.push_blob(repo, layer).await;
         let m = image_manifest(&config, 2, &[(&layer_d, layer.len())], None);
         let r = self.put_manifest(repo, tag, OCI_MANIFEST, &m).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "{}",
-            r.text().await.unwrap_or_default()
-        );
+        assert_status(r, StatusCode::CREATED, "push manifest").await;
         let d = digest(&m);
         (m, d)
     }
+}
+
+/// Reads the listen address from the server's start-up line on `stderr`, and keeps
+/// draining the pipe (echoing it with `CARGOHOLD_TEST_LOG` set) in a thread of its own.
+fn listen_address(stderr: ChildStderr) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let addr = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| v["fields"]["listen"].as_str().map(str::to_owned));
+            if let (Some(t), Some(addr)) = (tx.as_ref(), addr) {
+                let _ = t.send(addr);
+                tx = None;
+            }
+            if std::env::var_os("CARGOHOLD_TEST_LOG").is_some() {
+                eprintln!("{line}");
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("server did not report its address")
+}
+
+/// The `Content-Range` of `data` sent from `start`: `start-end`, both inclusive.
+fn chunk_range(start: usize, data: &[u8]) -> String {
+    assert!(!data.is_empty(), "a Content-Range names at least one byte");
+    format!("{start}-{}", start + data.len() - 1)
 }
 
 impl Drop for TestServer {
@@ -332,6 +428,15 @@ pub fn image_manifest(
         m["subject"] = serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d, "size": s});
     }
     serde_json::to_vec(&m).expect("json")
+}
+
+/// Asserts the response's status, with its body in the message when it is another.
+pub async fn assert_status(r: Response, status: StatusCode, what: &str) {
+    let got = r.status();
+    if got != status {
+        let body = r.text().await.unwrap_or_default();
+        panic!("{what}: expected {status}, got {got}: {body}");
+    }
 }
 
 /// Asserts the response is the spec's error envelope with `code` and `status`.
