@@ -14,6 +14,8 @@
 #        .ci/s3-servers.sh stop
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source-path=SCRIPTDIR/..
+source tests/lib/proc.sh # free_port, stop_pid, wait_until, wait_http
 
 LOCALSTACK_VERSION=4.13.1
 S3S_FS_VERSION=0.14.1
@@ -30,10 +32,6 @@ READY_TIMEOUT=${CARGOHOLD_S3_READY_TIMEOUT:-120}
 
 log() { echo "s3-servers: $*" >&2; }
 die() { log "$*"; exit 1; }
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 install_localstack() {
     local have
@@ -59,14 +57,20 @@ install_s3s_fs() {
     cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$S3S_ROOT" --quiet
 }
 
-# wait_for NAME PID URL: until URL answers (any HTTP status), or the process dies.
-wait_for() {
-    local name=$1 pid=$2 url=$3 deadline=$((SECONDS + READY_TIMEOUT))
-    until curl -s -o /dev/null --max-time 2 "$url"; do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during start-up; see $STATE/$name.log"
-        ((SECONDS < deadline)) || die "$name not ready after ${READY_TIMEOUT}s; see $STATE/$name.log"
-        sleep 0.2
-    done
+# ready NAME WAIT_CMD...: runs a wait_until/wait_http command; dies saying why it failed.
+ready() {
+    local name=$1 rc=0
+    shift
+    "$@" || rc=$?
+    case $rc in
+    0) ;;
+    1) die "$name exited during start-up; see $STATE/$name.log" ;;
+    *) die "$name not ready after ${READY_TIMEOUT}s; see $STATE/$name.log" ;;
+    esac
+}
+
+localstack_s3_up() { # localstack_s3_up PORT: its health check lists S3 as up
+    curl -fs --max-time 2 "http://127.0.0.1:$1/_localstack/health" | grep -Eq '"s3": *"(available|running)"'
 }
 
 start_localstack() {
@@ -85,12 +89,7 @@ start_localstack() {
     ) >"$STATE/localstack.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$STATE/localstack.pid"
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    until curl -fs --max-time 2 "http://127.0.0.1:$port/_localstack/health" | grep -Eq '"s3": *"(available|running)"'; do
-        kill -0 "$pid" 2>/dev/null || die "LocalStack exited during start-up; see $STATE/localstack.log"
-        ((SECONDS < deadline)) || die "LocalStack not ready after ${READY_TIMEOUT}s; see $STATE/localstack.log"
-        sleep 0.5
-    done
+    ready localstack wait_until "$pid" "$READY_TIMEOUT" localstack_s3_up "$port"
     curl -fs -o /dev/null -X PUT "http://127.0.0.1:$port/$BUCKET" || die "LocalStack: creating bucket $BUCKET failed"
     write_env CARGOHOLD_TEST_S3 "http://127.0.0.1:$port" test test
     log "LocalStack $LOCALSTACK_VERSION on 127.0.0.1:$port (pid $pid)"
@@ -107,7 +106,7 @@ start_s3s_fs() {
         >"$STATE/s3s-fs.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$STATE/s3s-fs.pid"
-    wait_for s3s-fs "$pid" "http://127.0.0.1:$port/"
+    ready s3s-fs wait_http "http://127.0.0.1:$port/" "$pid" "$READY_TIMEOUT"
     write_env CARGOHOLD_TEST_S3SFS "http://127.0.0.1:$port" cargohold "$secret"
     log "s3s-fs $S3S_FS_VERSION on 127.0.0.1:$port (pid $pid)"
 }
@@ -129,14 +128,9 @@ stop_one() {
     pid=$(<"$pidfile")
     rm -f "$pidfile"
     kill -0 "$pid" 2>/dev/null || return 0
-    # setsid made it a process-group leader: end the group it leads (LocalStack's workers too).
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || { log "stopped $name (pid $pid)"; return 0; }
-        sleep 0.2
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    log "killed $name (pid $pid)"
+    # setsid made it a process-group leader: stop_pid ends the group (LocalStack's workers too).
+    stop_pid "$pid" TERM 10
+    log "stopped $name (pid $pid)"
 }
 
 stop_all() {

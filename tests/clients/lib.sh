@@ -6,6 +6,8 @@
 
 CLIENTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$CLIENTS_DIR/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=../lib/proc.sh
+source "$REPO_ROOT/tests/lib/proc.sh" # free_port, stop_pid, wait_http
 
 # The server under test. Anything accepting `serve --listen ADDR --root DIR`
 # works, e.g. REGISTRY_CMD=tests/clients/docker-registry-serve.sh to check
@@ -49,12 +51,6 @@ client_cleanup() {
     exit "$rc"
 }
 
-# A free loopback port: bind to port 0 and let the kernel choose. There is a
-# tiny window before the server binds it; start_registry retries for that.
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # start_registry: sets PORT, HOST (127.0.0.1:PORT) and REG_PID.
 start_registry() {
     local -a cmd
@@ -64,7 +60,7 @@ start_registry() {
         FAILED=$((FAILED + 1))
         return 1
     fi
-    local attempt i code deadline
+    local attempt rc
     for attempt in 1 2 3; do
         PORT="$(free_port)"
         HOST="127.0.0.1:$PORT"
@@ -73,19 +69,13 @@ start_registry() {
         "${cmd[@]}" serve --listen "$HOST" --root "$WORK/registry-root" >>"$SERVER_LOG" 2>&1 &
         REG_PID=$!
         # Up to 30 s for the first answer on /v2/ (200, or 401 if auth is on).
-        deadline=$((SECONDS + 30))
-        for ((i = 0; i < 300 && SECONDS < deadline; i++)); do
-            if ! kill -0 "$REG_PID" 2>/dev/null; then
-                break
-            fi
-            code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$HOST/v2/" || true)"
-            if [[ "$code" == 200 || "$code" == 401 ]]; then
-                echo "# $SCENARIO: registry pid $REG_PID on $HOST ($attempt)" >&2
-                return 0
-            fi
-            sleep 0.1
-        done
-        if kill -0 "$REG_PID" 2>/dev/null; then
+        rc=0
+        wait_http "http://$HOST/v2/" "$REG_PID" 30 '200|401' || rc=$?
+        if [[ $rc -eq 0 ]]; then
+            echo "# $SCENARIO: registry pid $REG_PID on $HOST ($attempt)" >&2
+            return 0
+        fi
+        if [[ $rc -eq 2 ]]; then
             # Alive but silent for 30 s: retrying would not help.
             echo "# $SCENARIO: registry on $HOST did not answer GET /v2/ in 30 s" >&2
             stop_registry
@@ -103,17 +93,7 @@ start_registry() {
 
 # Stop only the server this script started, by its PID.
 stop_registry() {
-    [[ -n "$REG_PID" ]] || return 0
-    local i
-    if kill -0 "$REG_PID" 2>/dev/null; then
-        kill -TERM "$REG_PID" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$REG_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$REG_PID" 2>/dev/null || true
-    fi
-    wait "$REG_PID" 2>/dev/null || true
+    stop_pid "$REG_PID"
     REG_PID=""
 }
 
@@ -280,4 +260,60 @@ layout_ref_digest() {
 # layout_blob DIR DIGEST: path of a blob in a layout.
 layout_blob() {
     echo "$1/blobs/sha256/${2#sha256:}"
+}
+
+# ---------------------------------------------------------------------------
+# What a client pulled, checked the same way here, in tests/static/ and in
+# tests/cloudflare/: skopeo as ${SK[@]}, registries without TLS (or self-signed).
+
+SK=(skopeo --command-timeout 120s)
+
+# Layer digests of a manifest file, one line, space separated.
+layer_digests() { jq -r '[.layers[].digest] | join(" ")' "$1"; }
+
+# layout_intact DIR: every blob file of an OCI layout hashes to its name.
+layout_intact() {
+    local f
+    for f in "$1"/blobs/sha256/*; do
+        assert_eq "blob $(basename "$f")" "sha256:$(basename "$f")" "$(sha256_of "$f")"
+    done
+}
+
+# inspect_matches REF DIGEST MANIFEST [ARCH]: `skopeo inspect docker://REF` reports
+# DIGEST, the layers of the manifest file MANIFEST, and ARCH (default amd64).
+inspect_matches() {
+    local out
+    out="$("${SK[@]}" inspect --tls-verify=false "docker://$1")"
+    echo "$out"
+    assert_eq digest "$2" "$(jq -r .Digest <<<"$out")"
+    assert_eq layers "$(layer_digests "$3")" "$(jq -r '.Layers | join(" ")' <<<"$out")"
+    assert_eq architecture "${4:-amd64}" "$(jq -r .Architecture <<<"$out")"
+}
+
+# pull_image_matches REF DIGEST MANIFEST DEST: `skopeo copy docker://REF` into the OCI
+# layout DEST (under REF's tag) keeps DIGEST and MANIFEST's layers, every blob intact.
+pull_image_matches() {
+    local tag="${1##*:}" got
+    "${SK[@]}" copy --preserve-digests --src-tls-verify=false "docker://$1" "oci:$4:$tag"
+    got="$(layout_ref_digest "$4" "$tag")"
+    assert_eq "pulled manifest digest" "$2" "$got"
+    assert_eq "pulled layers" "$(layer_digests "$3")" "$(layer_digests "$(layout_blob "$4" "$got")")"
+    layout_intact "$4"
+}
+
+# pull_index_matches REF SRC DEST: `skopeo copy --all docker://REF` into the OCI layout
+# DEST gives the index SRC (a layout) has under REF's tag, byte for byte: the index, each
+# platform's manifest, config and layers, and no other blob.
+pull_index_matches() {
+    local tag="${1##*:}" idx child d
+    idx="$(layout_ref_digest "$2" "$tag")"
+    "${SK[@]}" copy --all --preserve-digests --src-tls-verify=false "docker://$1" "oci:$3:$tag"
+    assert_eq "index digest" "$idx" "$(layout_ref_digest "$3" "$tag")"
+    for child in $(jq -r '.manifests[].digest' "$(layout_blob "$2" "$idx")"); do
+        for d in "$child" $(jq -r '.config.digest, .layers[].digest' "$(layout_blob "$2" "$child")"); do
+            cmp "$(layout_blob "$2" "$d")" "$(layout_blob "$3" "$d")"
+        done
+    done
+    layout_intact "$3"
+    assert_eq "blob count" "$(find "$2/blobs/sha256" -type f | wc -l)" "$(find "$3/blobs/sha256" -type f | wc -l)"
 }

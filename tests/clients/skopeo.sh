@@ -14,10 +14,6 @@ SRC_DIGEST="$(layout_ref_digest "$WORK/img" v1)"
 SRC_MANIFEST="$(layout_blob "$WORK/img" "$SRC_DIGEST")"
 IDX_DIGEST="$(layout_ref_digest "$WORK/multi" v1)"
 IDX_BLOB="$(layout_blob "$WORK/multi" "$IDX_DIGEST")"
-SK=(skopeo --command-timeout 120s)
-
-# Layer digests of a manifest file, one line, space separated.
-layer_digests() { jq -r '[.layers[].digest] | join(" ")' "$1"; }
 
 push_image() {
     "${SK[@]}" copy --preserve-digests --dest-tls-verify=false \
@@ -25,12 +21,7 @@ push_image() {
 }
 
 inspect_image() {
-    local out
-    out="$("${SK[@]}" inspect --tls-verify=false "docker://$HOST/test/app:v1")"
-    echo "$out"
-    assert_eq digest "$SRC_DIGEST" "$(jq -r .Digest <<<"$out")"
-    assert_eq layers "$(layer_digests "$SRC_MANIFEST")" "$(jq -r '.Layers | join(" ")' <<<"$out")"
-    assert_eq architecture amd64 "$(jq -r .Architecture <<<"$out")"
+    inspect_matches "$HOST/test/app:v1" "$SRC_DIGEST" "$SRC_MANIFEST"
 }
 
 # The registry must hand back the manifest byte for byte.
@@ -59,16 +50,7 @@ tag_and_list() {
 
 # Pull into a new layout: same manifest digest, same layers, every blob intact.
 pull_back() {
-    "${SK[@]}" copy --preserve-digests --src-tls-verify=false \
-        "docker://$HOST/test/app:v1" "oci:$WORK/back:v1"
-    local got f
-    got="$(layout_ref_digest "$WORK/back" v1)"
-    assert_eq "pulled manifest digest" "$SRC_DIGEST" "$got"
-    assert_eq "pulled layers" "$(layer_digests "$SRC_MANIFEST")" \
-        "$(layer_digests "$(layout_blob "$WORK/back" "$got")")"
-    for f in "$WORK"/back/blobs/sha256/*; do
-        assert_eq "blob $(basename "$f")" "sha256:$(basename "$f")" "$(sha256_of "$f")"
-    done
+    pull_image_matches "$HOST/test/app:v1" "$SRC_DIGEST" "$SRC_MANIFEST" "$WORK/back"
 }
 
 # Registry-to-registry copy into another repository (skopeo tries a blob mount).

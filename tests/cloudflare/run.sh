@@ -26,23 +26,10 @@ client_init cloudflare
 WORKER_PIDS=()
 STATIC_PID=""
 
-stop_pid() { # stop_pid PID: TERM, up to 5 s, then KILL its process group (node + workerd)
-    local pid="$1" i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
 cf_cleanup() {
     local rc=$? pid
     set +e
+    # stop_pid (tests/lib/proc.sh): each worker leads its own process group (node + workerd).
     for pid in "${WORKER_PIDS[@]}"; do stop_pid "$pid"; done
     [[ -z "$STATIC_PID" ]] || stop_pid "$STATIC_PID"
     if [[ "$FAILED" -gt 0 || "$rc" -ne 0 ]]; then
@@ -76,19 +63,16 @@ fi
 # VAR_URL (https://127.0.0.1:P, self-signed: curl -k, skopeo --tls-verify=false), VAR_LOG
 # and VAR_PID.
 start_worker() {
-    local var="$1" root="$2" log pid i url=""
+    local var="$1" root="$2" log pid url=""
     shift 2
     log="$WORK/worker-${var,,}.log"
     # Its own process group, so a stuck node and its workerd can be stopped together.
     setsid node "$CF_DIR/serve.mjs" --root "$root" --api "http://$HOST" "$@" >"$log" 2>&1 &
     pid=$!
     WORKER_PIDS+=("$pid")
-    for ((i = 0; i < 600; i++)); do
+    if wait_until "$pid" 60 grep -q '^listening ' "$log"; then
         url="$(sed -n 's/^listening //p' "$log")"
-        [[ -z "$url" ]] || break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    fi
     if [[ -z "$url" ]]; then
         echo "not ok - worker $var starts in Miniflare"
         FAILED=$((FAILED + 1))
@@ -103,15 +87,12 @@ start_worker() {
 
 # sync_worker VAR: copies the store into the worker's bucket again (SIGUSR2) and waits.
 sync_worker() {
-    local log_var="${1}_LOG" pid_var="${1}_PID" next i
+    local log_var="${1}_LOG" pid_var="${1}_PID" next
     local log="${!log_var}" pid="${!pid_var}"
     next=$(($(grep -c '^synced ' "$log") + 1))
     kill -USR2 "$pid"
-    for ((i = 0; i < 600; i++)); do
-        grep -q "^synced $next " "$log" && return 0
-        grep -q "^sync-failed $next" "$log" && break
-        sleep 0.1
-    done
+    wait_until "$pid" 60 grep -q -E "^(synced|sync-failed) $next( |\$)" "$log" || true
+    grep -q "^synced $next " "$log" && return 0
     echo "sync of worker $1 did not finish"
     return 1
 }
@@ -144,7 +125,6 @@ expect_error() {
 }
 host_of() { echo "${1#https://}"; }
 
-SK=(skopeo --command-timeout 120s)
 MANIFEST_ACCEPT="$OCI_MANIFEST, $OCI_INDEX, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
 EMPTY_DIGEST=sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a
 NOTE_TYPE=application/vnd.cargohold.test.note
@@ -252,46 +232,22 @@ api_stopped() {
 }
 stop_registry
 check "cargohold stopped: from here on only R2 answers" api_stopped
-for ((i = 0; i < 50; i++)); do
-    curl -s -o /dev/null --max-time 1 "$STATIC_URL/config.json" && break
-    sleep 0.1
-done
+wait_http "$STATIC_URL/config.json" "$STATIC_PID" 5 || true
 
 # --- 3. pulls through the worker ---------------------------------------------------
 pull_inspect() { # pull_inspect HOST
-    local out
-    out="$("${SK[@]}" inspect --tls-verify=false "docker://$1/test/app:v1")"
-    assert_eq digest "$SRC_DIGEST" "$(jq -r .Digest <<<"$out")"
-    assert_eq layers "$(jq -r '[.layers[].digest] | join(" ")' "$SRC_MANIFEST")" "$(jq -r '.Layers | join(" ")' <<<"$out")"
-    assert_eq architecture amd64 "$(jq -r .Architecture <<<"$out")"
+    inspect_matches "$1/test/app:v1" "$SRC_DIGEST" "$SRC_MANIFEST"
     "${SK[@]}" inspect --raw --tls-verify=false "docker://$1/test/app:v1" >"$WORK/raw.json"
     assert_eq "raw manifest digest" "$SRC_DIGEST" "$(sha256_of "$WORK/raw.json")"
     "${SK[@]}" inspect --config --raw --tls-verify=false "docker://$1/test/app:v1" >"$WORK/cfg.json"
     assert_eq "config digest" "$(jq -r .config.digest "$SRC_MANIFEST")" "$(sha256_of "$WORK/cfg.json")"
 }
 pull_copy() { # pull_copy HOST DEST
-    "${SK[@]}" copy --preserve-digests --src-tls-verify=false "docker://$1/test/app:v1" "oci:$2:v1"
-    local got f
-    got="$(layout_ref_digest "$2" v1)"
-    assert_eq "pulled manifest digest" "$SRC_DIGEST" "$got"
-    for f in "$2"/blobs/sha256/*; do
-        assert_eq "blob $(basename "$f")" "sha256:$(basename "$f")" "$(sha256_of "$f")"
-    done
+    pull_image_matches "$1/test/app:v1" "$SRC_DIGEST" "$SRC_MANIFEST" "$2"
     [[ -f "$(layout_blob "$2" "$BIG_LAYER")" ]]
 }
 pull_index_all() {
-    "${SK[@]}" copy --all --preserve-digests --src-tls-verify=false \
-        "docker://$W1H/test/multi:v1" "oci:$WORK/multi-back:v1"
-    assert_eq "index digest" "$IDX_DIGEST" "$(layout_ref_digest "$WORK/multi-back" v1)"
-    local child f
-    for child in $(jq -r '.manifests[].digest' "$IDX_BLOB"); do
-        [[ -f "$(layout_blob "$WORK/multi-back" "$child")" ]] || { echo "child $child missing"; return 1; }
-    done
-    for f in "$WORK"/multi-back/blobs/sha256/*; do
-        assert_eq "blob $(basename "$f")" "sha256:$(basename "$f")" "$(sha256_of "$f")"
-    done
-    assert_eq "blob count" "$(find "$WORK/multi/blobs/sha256" -type f | wc -l)" \
-        "$(find "$WORK/multi-back/blobs/sha256" -type f | wc -l)"
+    pull_index_matches "$W1H/test/multi:v1" "$WORK/multi" "$WORK/multi-back"
 }
 pull_platform() {
     local child out

@@ -1,8 +1,11 @@
 # shellcheck shell=bash
-# Helpers for tests/static/: cargohold (JSON request log) and a private nginx running
-# infra/nginx/cargohold.conf, both started and stopped by PID, and curl assertions.
-# Sourced; it sources tests/clients/lib.sh (layouts, check, assert_eq, free_port,
-# stop_registry). The scenario sets WORK (client_init), ROOT, NGX and API_PORT.
+# Helpers for tests/static/nginx.sh: cargohold (JSON request log) and a private nginx
+# running a copy of an infra/nginx/ config, both started and stopped by PID
+# (tests/lib/proc.sh), and curl assertions. Sourced; it sources tests/clients/lib.sh
+# (layouts, check, assert_eq, stop_registry, and through it free_port, stop_pid,
+# wait_http). The scenario sets WORK (client_init), NGX, API_PORT, API_STORE_ARGS (the
+# store's `serve` options), NGINX_CONF (a file in infra/nginx/), NGINX_EDITS (its
+# store-specific EDIT values, FROM TO pairs) and NGINX_USER.
 
 STATIC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=../clients/lib.sh
@@ -33,25 +36,14 @@ static_require() {
 
 # --- the API server ---------------------------------------------------------------------
 
-# start_api: cargohold on $API_PORT over $ROOT (kept between starts), JSON log lines
-# (one per request, target cargohold::request) appended to $SERVER_LOG.
+# start_api: cargohold on $API_PORT over the store API_STORE_ARGS names (kept between
+# starts), JSON log lines (one per request, target cargohold::request) appended to
+# $SERVER_LOG; waits until it answers GET /v2/ (30 s at most).
 start_api() {
-    mkdir -p "$ROOT"
-    "${API_CMD[@]}" serve --listen "127.0.0.1:$API_PORT" --root "$ROOT" --log-format json \
+    "${API_CMD[@]}" serve --listen "127.0.0.1:$API_PORT" --log-format json "${API_STORE_ARGS[@]}" \
         >>"$SERVER_LOG" 2>&1 &
     REG_PID=$!
-    wait_for_registry
-}
-
-# Waits until the API started as $REG_PID answers GET /v2/ on $API_PORT (30 s at most).
-wait_for_registry() {
-    local i code
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$REG_PID" 2>/dev/null || break
-        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$API_PORT/v2/" || true)"
-        [[ "$code" == 200 ]] && return 0
-        sleep 0.1
-    done
+    wait_http "http://127.0.0.1:$API_PORT/v2/" "$REG_PID" 30 200 && return 0
     echo "cargohold did not answer on 127.0.0.1:$API_PORT"
     tail -n 20 "$SERVER_LOG"
     stop_registry
@@ -78,53 +70,54 @@ log_lines() { wc -l <"$1" | tr -d ' '; }
 # --- nginx ------------------------------------------------------------------------------
 
 # write_nginx_conf: a private nginx.conf (temp paths, logs, pid all in $NGX) that loads
-# njs and includes a copy of infra/nginx/cargohold.conf with the four EDIT values set.
+# njs and includes a copy of infra/nginx/$NGINX_CONF with its EDIT values set: the API,
+# cargohold.js and the port here, the store's from NGINX_EDITS. The access log has one line
+# per request, subrequests included: method, URI, status, body bytes, upstream address
+# ("-": answered by nginx itself), bytes received from the upstream, $uri, request bytes.
 write_nginx_conf() {
-    local user want
-    user="nobody $(id -gn nobody)"
-    mkdir -p "$NGX"
-    # The workers only need to read the data root; run them unprivileged when they can
-    # reach it (mktemp made $WORK 0700), as a real installation would.
-    chmod 755 "$WORK"
-    if ! runuser -u nobody -- test -x "$ROOT" 2>/dev/null; then
-        user="root root"
-        echo "# nginx-fs: $ROOT is not reachable for nobody; nginx workers run as root" >&2
-    fi
-    sed -e "s|server 127.0.0.1:5000;|server 127.0.0.1:$API_PORT;|" \
-        -e "s|/etc/nginx/njs/cargohold.js|$CONF_DIR/cargohold.js|" \
-        -e "s|listen 8080;|listen 127.0.0.1:$NGINX_PORT;|" \
-        -e "s|root /srv/cargohold;|root $ROOT;|" \
-        "$CONF_DIR/cargohold.conf" >"$NGX/cargohold.conf"
-    for want in "server 127.0.0.1:$API_PORT;" "js_import cargohold from $CONF_DIR/cargohold.js;" \
-        "listen 127.0.0.1:$NGINX_PORT;" "root $ROOT;"; do
-        grep -qF "$want" "$NGX/cargohold.conf" || {
-            echo "infra/nginx/cargohold.conf changed: no '$want' after substitution"
+    local -a edits=(
+        "server 127.0.0.1:5000;" "server 127.0.0.1:$API_PORT;"
+        "js_import cargohold from /etc/nginx/njs/cargohold.js;" "js_import cargohold from $CONF_DIR/cargohold.js;"
+        "listen 8080;" "listen 127.0.0.1:$NGINX_PORT;"
+        "${NGINX_EDITS[@]}"
+    )
+    local conf from to i
+    conf="$(<"$CONF_DIR/$NGINX_CONF")"
+    for ((i = 0; i < ${#edits[@]}; i += 2)); do
+        from="${edits[i]}" to="${edits[i + 1]}"
+        [[ "$conf" == *"$from"* ]] || {
+            echo "infra/nginx/$NGINX_CONF changed: no '$from' to replace"
             return 1
         }
+        conf="${conf//"$from"/"$to"}"
     done
+    mkdir -p "$NGX"
+    printf '%s\n' "$conf" >"$NGX/$NGINX_CONF"
     cat >"$NGX/nginx.conf" <<EOF
 load_module $NJS_MODULE;
-user $user;
+user $NGINX_USER;
 worker_processes 1;
 pid $NGX/nginx.pid;
 error_log $NGX/error.log info;
 events { worker_connections 256; }
 http {
-    # Which requests were passed to the API (\$upstream_addr is "-" for static answers).
-    log_format cargohold_test '\$request_method \$request_uri \$status \$body_bytes_sent \$upstream_addr \$request_length';
+    log_format cargohold_test '\$request_method \$request_uri \$status \$body_bytes_sent \$upstream_addr \$upstream_bytes_received \$uri \$request_length';
     access_log $NGX/access.log cargohold_test;
+    log_subrequest on;
     client_body_temp_path $NGX/client_body;
     proxy_temp_path $NGX/proxy;
     fastcgi_temp_path $NGX/fastcgi;
     uwsgi_temp_path $NGX/uwsgi;
     scgi_temp_path $NGX/scgi;
-    include $NGX/cargohold.conf;
+    include $NGX/$NGINX_CONF;
 }
 EOF
 }
 
+# start_nginx: sets NGINX_PORT, NGINX (127.0.0.1:port) and NGINX_PID; up to 10 s for a 200
+# on /v2/, on another port if the first was taken meanwhile.
 start_nginx() {
-    local i code _
+    local _
     for _ in 1 2 3; do
         NGINX_PORT="$(free_port)"
         NGINX="127.0.0.1:$NGINX_PORT"
@@ -133,31 +126,16 @@ start_nginx() {
         nginx -e "$NGX/error.log" -c "$NGX/nginx.conf" -p "$NGX/" -g 'daemon off;' \
             >>"$NGX/stdout.log" 2>&1 &
         NGINX_PID=$!
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$NGINX_PID" 2>/dev/null || break
-            code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$NGINX/v2/" || true)"
-            [[ "$code" == 200 ]] && return 0
-            sleep 0.1
-        done
-        stop_nginx # the port may have been taken meanwhile: try another
+        wait_http "http://$NGINX/v2/" "$NGINX_PID" 10 200 && return 0
+        stop_nginx
     done
     tail -n 20 "$NGX/error.log"
     return 1
 }
 
-# Stops only the nginx this script started: SIGQUIT to its master, by PID.
+# Stops only the nginx this script started: SIGQUIT (graceful) to its master, by PID.
 stop_nginx() {
-    [[ -n "$NGINX_PID" ]] || return 0
-    local i
-    if kill -0 "$NGINX_PID" 2>/dev/null; then
-        kill -QUIT "$NGINX_PID" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$NGINX_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$NGINX_PID" 2>/dev/null || true
-    fi
-    wait "$NGINX_PID" 2>/dev/null || true
+    stop_pid "$NGINX_PID" QUIT
     NGINX_PID=""
 }
 
@@ -205,60 +183,3 @@ expect_error() { # expect_error STATUS CODE: the spec's error envelope
     assert_eq "error code" "$2" "$(jq -r '.errors[0].code' "$WORK/b")"
     jq -e '.errors[0].message | type == "string"' "$WORK/b" >/dev/null
 }
-
-# Every blob file of an OCI layout hashes to its name.
-layout_intact() {
-    local f
-    for f in "$1"/blobs/sha256/*; do
-        assert_eq "blob $(basename "$f")" "sha256:$(basename "$f")" "$(sha256_of "$f")"
-    done
-}
-
-# --- pulls both nginx scenarios check the same way (nginx at $NGINX, skopeo as ${SK[@]}) ---
-
-static_inspect() {
-    local out
-    out="$("${SK[@]}" inspect --tls-verify=false "docker://$NGINX/test/app:v1")"
-    echo "$out"
-    assert_eq digest "$IMG_DIGEST" "$(jq -r .Digest <<<"$out")"
-    assert_eq layers "$(layer_digests "$IMG_MANIFEST")" "$(jq -r '.Layers | join(" ")' <<<"$out")"
-    "${SK[@]}" inspect --raw --tls-verify=false "docker://$NGINX/test/multi:v1" >"$WORK/idx-raw.json"
-    assert_eq "index bytes" "$IDX_DIGEST" "$(sha256_of "$WORK/idx-raw.json")"
-    out="$("${SK[@]}" --override-arch arm64 --override-os linux inspect --tls-verify=false \
-        "docker://$NGINX/test/multi:v1")"
-    assert_eq "arm64 through the index" arm64 "$(jq -r .Architecture <<<"$out")"
-    assert_eq tags v1 "$("${SK[@]}" list-tags --tls-verify=false "docker://$NGINX/test/app" | jq -r '.Tags | join(" ")')"
-}
-
-static_pull_image() {
-    "${SK[@]}" copy --preserve-digests --src-tls-verify=false \
-        "docker://$NGINX/test/app:v1" "oci:$WORK/pulled:v1"
-    local got
-    got="$(layout_ref_digest "$WORK/pulled" v1)"
-    assert_eq "manifest digest" "$IMG_DIGEST" "$got"
-    assert_eq layers "$(layer_digests "$IMG_MANIFEST")" "$(layer_digests "$(layout_blob "$WORK/pulled" "$got")")"
-    layout_intact "$WORK/pulled"
-    cmp "$BIG_LAYER_FILE" "$(layout_blob "$WORK/pulled" "$BIG_LAYER")"
-}
-
-# --- checks both nginx scenarios share ---
-
-referrers() {
-    req GET "/v2/test/app/referrers/sha256:$(printf '%064d' 7)"
-    expect 200 Content-Type "$OCI_INDEX" Cache-Control "public, max-age=0, must-revalidate"
-    assert_eq body "{\"schemaVersion\":2,\"mediaType\":\"$OCI_INDEX\",\"manifests\":[]}" "$(cat "$WORK/b")"
-    req GET "/v2/test/app/referrers/$IMG_DIGEST"
-    expect 200 Content-Type "$OCI_INDEX"
-    jq -e '.manifests == []' "$WORK/b"
-}
-
-api_only_requests_503() {
-    local p
-    for p in "/v2/test/app/tags/list?n=1" "/v2/_catalog?n=10&last=a" \
-        "/v2/test/app/referrers/$IMG_DIGEST?artifactType=application/x-test"; do
-        req GET "$p"
-        expect_error 503 TOOMANYREQUESTS
-        expect 503 Retry-After 10
-    done
-}
-
