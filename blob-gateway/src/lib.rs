@@ -5,10 +5,14 @@
 //! - [`FsStore`]: the filesystem backend, the embedded default.
 //! - [`S3Store`]: the S3 backend (feature `s3`, on by default), configured by [`S3Config`].
 //! - [`SingleWriter`]: conditional writes checked in-process, for stores that ignore them.
-//! - [`Uploads`]: OCI upload sessions kept in the store, so any process can continue them.
+//! - [`Uploads`]: OCI upload sessions kept in the store, so any process can continue them;
+//!   finishing one yields a [`PublishedUpload`] for the index to link.
+//! - [`Blobs`]: content-addressed blob bytes: a presigned redirect or a stream.
 //! - [`DigestWriter`]: SHA-256/512 computed while bytes stream, never by a second read.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+mod blobs;
 mod digest;
 mod fs;
 #[cfg(feature = "s3")]
@@ -17,6 +21,7 @@ mod single_writer;
 mod store;
 mod uploads;
 
+pub use blobs::{Blobs, Download};
 pub use digest::{DigestWriter, HashState};
 pub use fs::FsStore;
 #[cfg(feature = "s3")]
@@ -24,6 +29,9 @@ pub use s3::{ConditionalWrites, S3Config, S3ConfigError, S3Store};
 pub use single_writer::SingleWriter;
 pub use store::{
     ByteRange, ByteStream, CompletedPart, ETag, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ObjectStore, PutCondition, PutMeta, StoreError, get_bytes, put_bytes,
+    ObjectStore, Presign, PutCondition, StoreError, one_chunk, put_bytes,
 };
-pub use uploads::{GcReport, StoredBlob, UploadError, UploadState, Uploads};
+pub use uploads::{
+    ClosingBody, FaultPoint, GcReport, PublishedUpload, StoredBlob, UploadError, UploadState,
+    Uploads,
+};

@@ -6,15 +6,15 @@
 //! process has its own lock and can interleave, losing tags. cargohold refuses such a
 //! store at start-up unless the operator opts in to single-writer mode.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
-use index_format::{KeyPrefix, StorageKey};
+use index_format::{KeyPrefix, ManifestMediaType, StorageKey};
 use tokio::sync::Mutex;
 
 use crate::store::{
     ByteRange, ByteStream, CompletedPart, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ObjectStore, PutCondition, PutMeta, StoreError,
+    ObjectStore, Presign, PutCondition, StoreError,
 };
 
 /// Serialises conditional writes of the wrapped store in this process.
@@ -73,15 +73,17 @@ impl<S: ObjectStore> ObjectStore for SingleWriter<S> {
         &self,
         key: &StorageKey,
         body: ByteStream,
-        meta: PutMeta,
+        media_type: Option<ManifestMediaType>,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
         if condition == PutCondition::None {
-            return self.inner.put(key, body, meta, condition).await;
+            return self.inner.put(key, body, media_type, condition).await;
         }
         let _held = self.lock.lock().await;
         self.check(key, &condition).await?;
-        self.inner.put(key, body, meta, PutCondition::None).await
+        self.inner
+            .put(key, body, media_type, PutCondition::None)
+            .await
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
@@ -102,23 +104,18 @@ impl<S: ObjectStore> ObjectStore for SingleWriter<S> {
         &self,
         from: &StorageKey,
         to: &StorageKey,
-        meta: PutMeta,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
         if condition == PutCondition::None {
-            return self.inner.copy(from, to, meta, condition).await;
+            return self.inner.copy(from, to, condition).await;
         }
         let _held = self.lock.lock().await;
         self.check(to, &condition).await?;
-        self.inner.copy(from, to, meta, PutCondition::None).await
+        self.inner.copy(from, to, PutCondition::None).await
     }
 
-    async fn create_multipart(
-        &self,
-        key: &StorageKey,
-        meta: PutMeta,
-    ) -> Result<MultipartId, StoreError> {
-        self.inner.create_multipart(key, meta).await
+    async fn create_multipart(&self, key: &StorageKey) -> Result<MultipartId, StoreError> {
+        self.inner.create_multipart(key).await
     }
 
     async fn upload_part(
@@ -155,15 +152,11 @@ impl<S: ObjectStore> ObjectStore for SingleWriter<S> {
         self.inner.abort_multipart(key, upload).await
     }
 
-    async fn presign_get(
-        &self,
-        key: &StorageKey,
-        expires: Duration,
-    ) -> Result<Option<String>, StoreError> {
-        self.inner.presign_get(key, expires).await
+    fn presigner(&self) -> Option<&dyn Presign> {
+        self.inner.presigner()
     }
 
-    async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
-        self.inner.abort_stale_multipart(before).await
+    async fn remove_leftovers(&self, before: SystemTime) -> Result<usize, StoreError> {
+        self.inner.remove_leftovers(before).await
     }
 }

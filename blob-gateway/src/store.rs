@@ -12,6 +12,9 @@
 //! - `list`: keys under a prefix in lexical order, at most `limit`, strictly after `after`.
 //! - `copy`: server-side; the destination appears atomically, under the same conditions as
 //!   `put`. The source is unchanged.
+//! - metadata: every write stores the content type and cache-control the layout gives its
+//!   key ([`StorageKey::content_type`], [`StorageKey::cache_control`]); only a manifest's
+//!   media type is the writer's to give.
 //! - multipart: parts are numbered from 1; `complete` assembles the given parts in order
 //!   and publishes the object atomically; `abort` is idempotent.
 
@@ -21,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::Stream;
-use index_format::{KeyPrefix, StorageKey};
+use index_format::{KeyPrefix, ManifestMediaType, StorageKey};
 
 /// A stream of body bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
@@ -87,19 +90,23 @@ impl PutCondition {
     }
 }
 
-/// Metadata stored with an object.
+/// Metadata stored with an object. Backends derive it from the key (and, for a manifest,
+/// its media type), so no caller can store an object with the wrong type or cache rule.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PutMeta {
+pub(crate) struct PutMeta {
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
 }
 
 impl PutMeta {
-    /// The content type and cache-control the layout assigns to `key`; `content_type`
+    /// The content type and cache-control the layout assigns to `key`; `media_type`
     /// supplies what the layout leaves to the writer (a manifest's media type).
-    pub fn for_key(key: &StorageKey, content_type: Option<&str>) -> Self {
+    pub(crate) fn new(key: &StorageKey, media_type: Option<ManifestMediaType>) -> Self {
         Self {
-            content_type: content_type.or(key.content_type()).map(str::to_owned),
+            content_type: media_type
+                .map(ManifestMediaType::as_str)
+                .or(key.content_type())
+                .map(str::to_owned),
             cache_control: Some(key.cache_control().to_owned()),
         }
     }
@@ -137,8 +144,17 @@ pub enum StoreError {
     InvalidRange { key: String, start: u64, size: u64 },
     #[error("{key}: multipart upload {upload} is unknown")]
     NoSuchUpload { key: String, upload: String },
+    /// A multipart upload's parts do not fit together (sizes, ETags, order), or a part's
+    /// body does not match its announced size.
     #[error("{key}: {message}")]
     InvalidPart { key: String, message: String },
+    /// An object is bigger than the reader allows (a corrupt or hostile index document).
+    #[error("{key}: object of {size} bytes exceeds the {max}-byte limit")]
+    TooLarge { key: String, size: u64, max: u64 },
+    /// The backend answered in a way the contract does not allow (a ranged read answered
+    /// whole, a missing upload id): a broken or incompatible server, not the client's fault.
+    #[error("{key}: the storage backend misbehaved: {message}")]
+    Backend { key: String, message: String },
     #[error("{key}: I/O error")]
     Io {
         key: String,
@@ -177,11 +193,13 @@ pub trait ObjectStore: Send + Sync + 'static {
         range: Option<ByteRange>,
     ) -> Result<ObjectBody, StoreError>;
 
+    /// Stores `body` under `key` with the metadata the layout gives the key; `media_type`
+    /// is stored as the content type of a manifest.
     async fn put(
         &self,
         key: &StorageKey,
         body: ByteStream,
-        meta: PutMeta,
+        media_type: Option<ManifestMediaType>,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError>;
 
@@ -194,19 +212,16 @@ pub trait ObjectStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<ListPage, StoreError>;
 
+    /// Copies `from` to `to`, server-side; `to` gets the metadata the layout gives it.
     async fn copy(
         &self,
         from: &StorageKey,
         to: &StorageKey,
-        meta: PutMeta,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError>;
 
-    async fn create_multipart(
-        &self,
-        key: &StorageKey,
-        meta: PutMeta,
-    ) -> Result<MultipartId, StoreError>;
+    /// Starts a multipart upload whose object gets the metadata the layout gives `key`.
+    async fn create_multipart(&self, key: &StorageKey) -> Result<MultipartId, StoreError>;
 
     /// Uploads part `number` (from 1). `size`, when given, is the exact byte count of
     /// `body`; backends that need it up front (S3) are only called with it.
@@ -238,39 +253,34 @@ pub trait ObjectStore: Send + Sync + 'static {
         upload: &MultipartId,
     ) -> Result<(), StoreError>;
 
-    /// A URL a client can GET the object from directly, valid for `expires`; `None` when
-    /// the backend cannot presign (the filesystem), and the API streams instead.
-    async fn presign_get(
-        &self,
-        key: &StorageKey,
-        expires: Duration,
-    ) -> Result<Option<String>, StoreError> {
-        let _ = (key, expires);
-        Ok(None)
+    /// The backend's presigner, when it can hand out URLs for direct downloads; the
+    /// filesystem has none, and the API streams instead.
+    fn presigner(&self) -> Option<&dyn Presign> {
+        None
     }
 
     /// Reads a whole small object (an index document, a manifest) into memory, refusing
-    /// anything over `max` bytes. Backends override it when one call can do it all.
+    /// anything over `max` bytes with `TooLarge`. The one way to read a small object;
+    /// backends override it when one call can do it all.
     async fn read(&self, key: &StorageKey, max: u64) -> Result<(Bytes, ObjectInfo), StoreError> {
         read_streamed(self, key, max).await
     }
 
-    /// Aborts multipart uploads started before `before` that nobody completed (a crash
-    /// between `create_multipart` and saving the upload state leaves one behind). Returns
-    /// how many were aborted.
-    async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
+    /// Removes what crashed writers left: multipart uploads started before `before` that
+    /// nobody completed (a crash between `create_multipart` and saving the upload state
+    /// leaves one behind), and on the filesystem abandoned temp files and empty session
+    /// folders. Returns how many things went.
+    async fn remove_leftovers(&self, before: SystemTime) -> Result<usize, StoreError> {
         let _ = before;
         Ok(0)
     }
 }
 
-/// Reads a whole (small) object into memory, refusing anything over `max` bytes.
-pub async fn get_bytes(
-    store: &dyn ObjectStore,
-    key: &StorageKey,
-    max: u64,
-) -> Result<(Bytes, ObjectInfo), StoreError> {
-    store.read(key, max).await
+/// Backends that can sign URLs for direct downloads (S3 and R2; a CDN base URL counts).
+#[async_trait::async_trait]
+pub trait Presign: Send + Sync {
+    /// A URL a client can GET the object from directly, valid for `expires`.
+    async fn presign_get(&self, key: &StorageKey, expires: Duration) -> Result<String, StoreError>;
 }
 
 /// The default `read`: a streamed `get` collected into memory.
@@ -290,27 +300,34 @@ async fn read_streamed(
         key: key.key(),
         source,
     })? {
+        if buf.len() as u64 + chunk.len() as u64 > max {
+            return Err(too_large(key, buf.len() as u64 + chunk.len() as u64, max));
+        }
         buf.extend_from_slice(&chunk);
     }
     Ok((Bytes::from(buf), body.info))
 }
 
 /// The error for an object bigger than a reader allows.
-pub fn too_large(key: &StorageKey, size: u64, max: u64) -> StoreError {
-    StoreError::InvalidPart {
+pub(crate) fn too_large(key: &StorageKey, size: u64, max: u64) -> StoreError {
+    StoreError::TooLarge {
         key: key.key(),
-        message: format!("object of {size} bytes exceeds the {max}-byte limit"),
+        size,
+        max,
     }
 }
 
-/// Writes small in-memory bytes.
+/// Writes small in-memory bytes with the metadata the layout gives `key`.
 pub async fn put_bytes(
     store: &dyn ObjectStore,
     key: &StorageKey,
     bytes: Bytes,
-    meta: PutMeta,
     condition: PutCondition,
 ) -> Result<ObjectInfo, StoreError> {
-    let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok(bytes) }));
-    store.put(key, stream, meta, condition).await
+    store.put(key, one_chunk(bytes), None, condition).await
+}
+
+/// A body of one in-memory chunk.
+pub fn one_chunk(bytes: Bytes) -> ByteStream {
+    Box::pin(futures::stream::once(async move { Ok(bytes) }))
 }

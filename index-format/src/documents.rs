@@ -155,10 +155,11 @@ pub struct BlobLink {
     pub size: u64,
 }
 
-/// Serializes a document to the exact bytes stored.
-pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
-    // Serializing these plain structs cannot fail: no maps with non-string keys.
-    serde_json::to_vec(doc).unwrap_or_default()
+/// Serializes a document to the exact bytes stored. The documents here cannot fail to
+/// serialize (no maps with non-string keys), but the error is passed on rather than
+/// turned into an empty document that would then be written.
+pub fn to_bytes<T: Serialize>(doc: &T) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(doc)
 }
 
 #[cfg(test)]
@@ -172,7 +173,7 @@ mod tests {
             l.insert(Tag::new(t).expect("tag"));
         }
         assert_eq!(
-            String::from_utf8(to_bytes(&l)).expect("utf8"),
+            String::from_utf8(to_bytes(&l).expect("json")).expect("utf8"),
             r#"{"name":"a/b","tags":["latest","v1","v2"]}"#
         );
         assert!(l.remove(&Tag::new("v1").expect("tag")));
@@ -196,7 +197,8 @@ mod tests {
         assert!(!r.upsert(d('a', "x/sbom")));
         assert_eq!(r.manifests[0].digest.hex(), "a".repeat(64));
         assert_eq!(r.filtered("x/sig").manifests.len(), 1);
-        let bytes = String::from_utf8(to_bytes(&ReferrersIndex::default())).expect("utf8");
+        let bytes =
+            String::from_utf8(to_bytes(&ReferrersIndex::default()).expect("json")).expect("utf8");
         assert_eq!(
             bytes,
             r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#

@@ -70,6 +70,8 @@ pub enum KeyPrefix {
     Upload(UploadId),
     /// Every index object of one repository (and of repositories nested below it).
     Repository(RepoName),
+    /// Every index object of every repository, and the catalog.
+    Index,
     /// Every blob.
     Blobs,
 }
@@ -160,6 +162,7 @@ impl KeyPrefix {
             Self::Uploads => "uploads/".to_owned(),
             Self::Upload(u) => format!("uploads/{u}/"),
             Self::Repository(n) => format!("index/{n}/"),
+            Self::Index => "index/".to_owned(),
             Self::Blobs => "blobs/".to_owned(),
         }
     }
@@ -184,6 +187,20 @@ impl UploadId {
         ok.then(|| Self(s.to_owned()))
     }
 
+    /// The id of 128 random bits, in the 8-4-4-4-12 shape; cannot fail.
+    pub fn from_u128(bits: u128) -> Self {
+        let h = format!("{bits:032x}");
+        Self(format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        ))
+    }
+
+    /// The id as it appears in keys and URLs.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -375,6 +392,9 @@ mod tests {
     #[test]
     fn upload_ids() {
         assert!(UploadId::new("0f0e0d0c-0b0a-4908-8706-050403020100").is_some());
+        let made = UploadId::from_u128(0x0f0e0d0c_0b0a_4908_8706_050403020100);
+        assert_eq!(made.as_str(), "0f0e0d0c-0b0a-4908-8706-050403020100");
+        assert_eq!(UploadId::new(made.as_str()), Some(made));
         for bad in [
             "",
             "../etc",

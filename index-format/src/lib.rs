@@ -12,6 +12,7 @@
 //! - [`documents`]: the JSON documents of the index (root config, tag list, catalog,
 //!   referrers, blob links), byte-for-byte what a static host serves.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod documents;
 pub mod layout;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use blob_gateway::S3Config;
+use blob_gateway::{FaultPoint, S3Config};
 use serde::Deserialize;
 
 /// Log line format.
@@ -160,6 +160,9 @@ pub struct Config {
     pub upload_max_age: Duration,
     pub blob_delivery: BlobDelivery,
     pub presign_expiry: Duration,
+    /// Crash tests only: the step of closing an upload after which the process aborts,
+    /// from `CARGOHOLD_TEST_CRASH_AFTER` (deliberately no flag or config key).
+    pub fault: Option<FaultPoint>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
@@ -248,6 +251,10 @@ impl Config {
                 .unwrap_or(DEFAULT_UPLOAD_MAX_AGE),
             blob_delivery,
             presign_expiry,
+            fault: match std::env::var("CARGOHOLD_TEST_CRASH_AFTER") {
+                Ok(point) => Some(point.parse().map_err(anyhow::Error::msg)?),
+                Err(_) => None,
+            },
         })
     }
 }

@@ -149,23 +149,30 @@ impl From<NameError> for ApiError {
 
 impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
+        let message = e.to_string();
         match e {
-            UploadError::Unknown(_) => Self::new(OciCode::BlobUploadUnknown, e.to_string()),
+            UploadError::Unknown(_) => Self::new(OciCode::BlobUploadUnknown, message),
             UploadError::OutOfOrder { expected, .. } => {
                 Self::RangeNotSatisfiable { offset: expected }
             }
-            UploadError::DigestMismatch { .. } => Self::new(OciCode::DigestInvalid, e.to_string()),
-            UploadError::Conflict => Self::with_status(
-                OciCode::BlobUploadInvalid,
-                StatusCode::CONFLICT,
-                e.to_string(),
-            ),
-            UploadError::Store(s) => match s {
-                StoreError::InvalidPart { .. } => {
-                    Self::new(OciCode::BlobUploadInvalid, s.to_string())
-                }
-                other => Self::store(other, OciCode::BlobUploadUnknown),
-            },
+            UploadError::SizeMismatch { .. } => Self::new(OciCode::SizeInvalid, message),
+            UploadError::DigestMismatch { .. } => Self::new(OciCode::DigestInvalid, message),
+            UploadError::Closing(_) | UploadError::TooManyParts { .. } => {
+                Self::new(OciCode::BlobUploadInvalid, message)
+            }
+            // Another request changed the session meanwhile: retrying is safe.
+            UploadError::Conflict(_) => {
+                Self::with_status(OciCode::BlobUploadInvalid, StatusCode::CONFLICT, message)
+            }
+            UploadError::CorruptState { .. } => Self::Internal(e.into()),
+            // A part whose body does not match its declared size: the request lied.
+            UploadError::Store(StoreError::InvalidPart { .. }) => {
+                Self::new(OciCode::BlobUploadInvalid, message)
+            }
+            UploadError::Store(StoreError::NoSuchUpload { .. }) => {
+                Self::new(OciCode::BlobUploadUnknown, message)
+            }
+            UploadError::Store(s) => Self::store(s, OciCode::BlobUploadUnknown),
         }
     }
 }

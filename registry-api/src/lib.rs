@@ -5,6 +5,7 @@
 //! [`route::Route`]; handlers answer from the sparse [`index`] and the `blob-gateway` store,
 //! and every failure is an [`error::ApiError`] in the spec's error envelope.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod error;

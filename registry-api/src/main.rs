@@ -6,8 +6,10 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use blob_gateway::Uploads;
 use clap::{Parser, Subcommand};
+use index_format::RepoName;
 use index_format::documents::IndexConfig;
 use registry_api::config::{Config, LogFormat, ServeArgs};
+use registry_api::index::Index;
 use registry_api::{AppState, router, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
@@ -27,6 +29,30 @@ enum Command {
         #[command(subcommand)]
         what: GcCommand,
     },
+    /// Check the index against its source of truth, or rebuild what is derived from it.
+    Index {
+        #[command(subcommand)]
+        what: IndexCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IndexCommand {
+    /// Report every disagreement (a tag naming a missing manifest, a manifest naming an
+    /// unlinked blob, a list missing a tag, ...) without changing anything; exits 1 if any.
+    Check(IndexArgs),
+    /// Regenerate tag lists, referrers and the catalog from the manifests and tags, and
+    /// restore what can be restored. Idempotent, and safe while servers run.
+    Rebuild(IndexArgs),
+}
+
+#[derive(clap::Args)]
+struct IndexArgs {
+    /// Only this repository (the catalog is then left alone).
+    #[arg(long)]
+    repo: Option<String>,
+    #[command(flatten)]
+    store: ServeArgs,
 }
 
 #[derive(Subcommand)]
@@ -49,6 +75,9 @@ fn run() -> anyhow::Result<()> {
         | Command::Gc {
             what: GcCommand::Uploads(a),
         } => a,
+        Command::Index {
+            what: IndexCommand::Check(a) | IndexCommand::Rebuild(a),
+        } => &a.store,
     };
     let config = Config::load(args)?;
     // Held until exit: dropping it flushes the log lines still queued.
@@ -60,7 +89,47 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => runtime.block_on(serve(config)),
         Command::Gc { .. } => runtime.block_on(gc_uploads(config)),
+        Command::Index { what } => {
+            let (args, repair) = match what {
+                IndexCommand::Check(a) => (a, false),
+                IndexCommand::Rebuild(a) => (a, true),
+            };
+            let repo = args.repo.as_deref().map(RepoName::new).transpose()?;
+            let clean = runtime.block_on(index_check(config, repo, repair))?;
+            if !clean {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
+}
+
+/// Prints each finding; `true` when the index is (now) consistent.
+async fn index_check(config: Config, repo: Option<RepoName>, repair: bool) -> anyhow::Result<bool> {
+    let (store, what) = storage::open(&config).await?;
+    let report = Index::new(store)
+        .check(repo.as_ref(), repair)
+        .await
+        .with_context(|| format!("checking the index in {what}"))?;
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    let verb = if repair { "repaired" } else { "found" };
+    println!(
+        "{} repositories, {} findings, {} {verb}",
+        report.repositories,
+        report.findings.len(),
+        if repair {
+            report.repaired
+        } else {
+            report.findings.len()
+        },
+    );
+    Ok(if repair {
+        report.repaired == report.findings.len()
+    } else {
+        report.findings.is_empty()
+    })
 }
 
 async fn gc_uploads(config: Config) -> anyhow::Result<()> {
@@ -70,8 +139,8 @@ async fn gc_uploads(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("collecting abandoned uploads in {what}"))?;
     println!(
-        "removed {} abandoned upload sessions, {} orphaned objects, {} multipart uploads",
-        report.sessions, report.orphans, report.multipart
+        "removed {} abandoned upload sessions, {} orphaned objects, {} leftovers of crashed writes",
+        report.sessions, report.orphans, report.leftovers
     );
     Ok(())
 }
@@ -96,8 +165,9 @@ fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let (store, backend) = storage::open(&config).await?;
-    let state =
-        AppState::new(store).with_blob_delivery(config.blob_delivery, config.presign_expiry);
+    let state = AppState::new(store)
+        .with_blob_delivery(config.blob_delivery, config.presign_expiry)
+        .with_fault(config.fault);
     let gc = storage::spawn_upload_gc(state.uploads.clone(), config.upload_max_age);
     state
         .index

@@ -81,6 +81,25 @@ impl Route {
     }
 }
 
+impl Route {
+    /// The URL path of this route, the inverse of [`Route::parse`]: the one place
+    /// `Location` and `Link` headers get their paths from. `None` for
+    /// [`Route::InvalidReference`], which names nothing that exists.
+    pub fn path(&self) -> Option<String> {
+        Some(match self {
+            Self::Base => "/v2/".to_owned(),
+            Self::Catalog => "/v2/_catalog".to_owned(),
+            Self::Tags(n) => format!("/v2/{n}/tags/list"),
+            Self::Manifest(n, r) => format!("/v2/{n}/manifests/{}", r.as_str()),
+            Self::InvalidReference(..) => return None,
+            Self::Blob(n, d) => format!("/v2/{n}/blobs/{d}"),
+            Self::UploadStart(n) => format!("/v2/{n}/blobs/uploads/"),
+            Self::Upload(n, id) => format!("/v2/{n}/blobs/uploads/{id}"),
+            Self::Referrers(n, d) => format!("/v2/{n}/referrers/{d}"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +139,29 @@ mod tests {
         assert!(
             matches!(ok("manifests/manifests/v1"), Route::Manifest(n, _) if n.as_str() == "manifests")
         );
+    }
+
+    #[test]
+    fn paths_round_trip_through_the_parser() {
+        let paths = [
+            "".to_owned(),
+            "_catalog".to_owned(),
+            "a/b/tags/list".to_owned(),
+            "a/manifests/latest".to_owned(),
+            format!("a/b/manifests/{D}"),
+            format!("x/blobs/{D}"),
+            "x/y/blobs/uploads/".to_owned(),
+            "x/blobs/uploads/0f0e0d0c-0b0a-4908-8706-050403020100".to_owned(),
+            format!("x/referrers/{D}"),
+            "manifests/manifests/v1".to_owned(),
+        ];
+        for rest in paths {
+            let route = ok(&rest);
+            let path = route.path().expect("a path");
+            assert_eq!(path, format!("/v2/{rest}"));
+            let again = path.strip_prefix("/v2/").map(ok);
+            assert_eq!(again, Some(route), "{path}");
+        }
     }
 
     #[test]

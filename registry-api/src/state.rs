@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blob_gateway::{ObjectStore, Uploads};
+use blob_gateway::{Blobs, FaultPoint, ObjectStore, Uploads};
 
 use crate::config::{BlobDelivery, DEFAULT_PRESIGN_EXPIRY};
 use crate::index::Index;
@@ -15,19 +15,25 @@ pub struct AppState(Arc<Shared>);
 
 #[derive(Clone)]
 pub struct Shared {
-    pub store: Arc<dyn ObjectStore>,
+    /// The one owner of every index document.
     pub index: Index,
+    /// Upload sessions.
     pub uploads: Uploads,
+    /// Blob bytes: redirects and streams.
+    pub blobs: Blobs,
+    /// How blob downloads are answered.
     pub blob_delivery: BlobDelivery,
+    /// How long a presigned download URL lives.
     pub presign_expiry: Duration,
 }
 
 impl AppState {
+    /// The state for a server on `store`.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self(Arc::new(Shared {
             index: Index::new(store.clone()),
             uploads: Uploads::new(store.clone()),
-            store,
+            blobs: Blobs::new(store),
             blob_delivery: BlobDelivery::default(),
             presign_expiry: DEFAULT_PRESIGN_EXPIRY,
         }))
@@ -38,6 +44,16 @@ impl AppState {
         Self(Arc::new(Shared {
             blob_delivery: delivery,
             presign_expiry: expiry,
+            ..Shared::clone(&self.0)
+        }))
+    }
+}
+
+impl AppState {
+    /// Makes the process crash at `point` while closing uploads (crash tests only).
+    pub fn with_fault(self, point: Option<FaultPoint>) -> Self {
+        Self(Arc::new(Shared {
+            uploads: self.0.uploads.clone().with_fault(point),
             ..Shared::clone(&self.0)
         }))
     }

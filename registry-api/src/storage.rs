@@ -83,7 +83,7 @@ pub fn spawn_upload_gc(uploads: Uploads, max_age: Duration) -> tokio::task::Join
                 Ok(r) => tracing::info!(
                     sessions = r.sessions,
                     orphans = r.orphans,
-                    multipart = r.multipart,
+                    leftovers = r.leftovers,
                     "removed abandoned uploads"
                 ),
                 Err(e) => {

@@ -314,7 +314,7 @@ mod tests {
 
     use super::Freshness;
     use crate::fs::FsStore;
-    use crate::store::{ObjectStore, PutCondition, PutMeta, StoreError, get_bytes, put_bytes};
+    use crate::store::{ObjectStore, PutCondition, StoreError, put_bytes};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -340,20 +340,13 @@ mod tests {
     }
 
     async fn put(store: &FsStore, key: &StorageKey, body: &str) -> Result<(), StoreError> {
-        let meta = PutMeta::for_key(key, Some("application/json"));
-        put_bytes(
-            store,
-            key,
-            Bytes::from(body.to_owned()),
-            meta,
-            PutCondition::None,
-        )
-        .await
-        .map(drop)
+        put_bytes(store, key, Bytes::from(body.to_owned()), PutCondition::None)
+            .await
+            .map(drop)
     }
 
     async fn read(store: &FsStore, key: &StorageKey) -> Result<Option<Bytes>, StoreError> {
-        match get_bytes(store, key, 1024).await {
+        match ObjectStore::read(store, key, 1024).await {
             Ok((bytes, _)) => Ok(Some(bytes)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -371,7 +364,7 @@ mod tests {
             for body in ["aaaa", "bbbb", "cccc"] {
                 put(&store, &key, body).await?;
                 for _ in 0..2 {
-                    let (bytes, info) = get_bytes(&store, &key, 1024).await?;
+                    let (bytes, info) = ObjectStore::read(&store, &key, 1024).await?;
                     assert_eq!(bytes.as_ref(), body.as_bytes());
                     let hash: [u8; 32] = Sha256::digest(body.as_bytes()).into();
                     assert_eq!(info.etag.0, hex::encode(hash));

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use index_format::{KeyPrefix, StorageKey};
+use index_format::{KeyPrefix, ManifestMediaType, StorageKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
@@ -51,8 +51,9 @@ const WRITE_BUFFER: usize = 1 << 20;
 const READ_CHUNK: usize = 256 << 10;
 /// `read`s of at most this many bytes (manifests, index documents) skip the blocking pool.
 const INLINE_READ_MAX: u64 = 4 << 20;
-/// Temp files older than this are left over from a crash and removed at start-up.
-const STALE_TEMP: Duration = Duration::from_secs(3600);
+/// Temp files are locked while written; an unlocked one older than this was left by a
+/// killed writer (the age covers the instant between creating a file and locking it).
+const STALE_TEMP: Duration = Duration::from_secs(60);
 
 /// The sidecar stored beside each object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,16 +106,7 @@ impl FsStore {
                 .append(true)
                 .open(path)?;
         }
-        let now = SystemTime::now();
-        for entry in std::fs::read_dir(root.join(".tmp"))?.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_TEMP);
-            if old {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        remove_stale_temps(&root)?;
         let root = Arc::new(root);
         Ok(Self {
             cache: Arc::new(ReadCache::new(root.clone())),
@@ -214,7 +206,7 @@ impl FsStore {
     ) -> Result<(PathBuf, u64, Option<String>), StoreError> {
         let hash = whole_object;
         let path = self.temp_path();
-        let file = tokio::fs::File::create(&path).await.map_err(io_err(key))?;
+        let file = create_locked(&path).await.map_err(io_err(key))?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut hasher = hash.then(Sha256::new);
         let mut size = 0u64;
@@ -377,9 +369,10 @@ impl ObjectStore for FsStore {
         &self,
         key: &StorageKey,
         body: ByteStream,
-        meta: PutMeta,
+        media_type: Option<ManifestMediaType>,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
+        let meta = PutMeta::new(key, media_type);
         let k = key.key();
         let (temp, size, hash) = self.write_temp(&k, body, true).await?;
         let sidecar = Sidecar {
@@ -404,6 +397,15 @@ impl ObjectStore for FsStore {
                         source: e,
                     });
                 }
+            }
+        }
+        if let StorageKey::UploadState(id) = key {
+            // The state is a session's last object: its folders go with it (they fail,
+            // harmlessly, if anything is still inside).
+            let dir = StorageKey::UploadState(id.clone()).key();
+            if let Some((folder, _)) = dir.rsplit_once('/') {
+                let _ = tokio::fs::remove_dir(self.data_path(folder)).await;
+                let _ = tokio::fs::remove_dir(self.root.join(".meta").join(folder)).await;
             }
         }
         Ok(())
@@ -442,9 +444,9 @@ impl ObjectStore for FsStore {
         &self,
         from: &StorageKey,
         to: &StorageKey,
-        meta: PutMeta,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
+        let meta = PutMeta::new(to, None);
         let (src_key, dst_key) = (from.key(), to.key());
         // The source's info and the linked bytes must come from the same write. The lock is
         // released before publishing: both keys may share a stripe.
@@ -478,16 +480,12 @@ impl ObjectStore for FsStore {
         self.read_small(key, max).await
     }
 
-    async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
-        self.mp_abort_stale(before).await
+    async fn remove_leftovers(&self, before: SystemTime) -> Result<usize, StoreError> {
+        self.mp_remove_leftovers(before).await
     }
 
-    async fn create_multipart(
-        &self,
-        key: &StorageKey,
-        meta: PutMeta,
-    ) -> Result<MultipartId, StoreError> {
-        self.mp_create(key, meta).await
+    async fn create_multipart(&self, key: &StorageKey) -> Result<MultipartId, StoreError> {
+        self.mp_create(key, PutMeta::new(key, None)).await
     }
 
     async fn upload_part(
@@ -517,6 +515,60 @@ impl ObjectStore for FsStore {
     ) -> Result<(), StoreError> {
         self.mp_abort(key, upload).await
     }
+}
+
+/// Creates a temp file and locks it, so clean-up can tell it from one a killed writer left.
+/// The lock goes when the file is closed, after it was renamed into place.
+async fn create_locked(path: &Path) -> io::Result<tokio::fs::File> {
+    let path = path.to_owned();
+    let file = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(path)?;
+        file.try_lock().map_err(io::Error::other)?;
+        Ok::<_, io::Error>(file)
+    })
+    .await
+    .map_err(io::Error::other)??;
+    Ok(tokio::fs::File::from_std(file))
+}
+
+/// Removes what killed writers left in `.tmp/`: files no writer holds a lock on, older than
+/// [`STALE_TEMP`]. Returns how many went.
+fn remove_stale_temps(root: &Path) -> io::Result<usize> {
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for entry in std::fs::read_dir(root.join(".tmp"))?.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_TEMP);
+        let Ok(file) = std::fs::File::open(entry.path()) else {
+            continue;
+        };
+        // A live writer holds its temp file locked until the file is renamed into place.
+        if old && file.try_lock().is_ok() && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes the folders under `dir` that hold nothing (left by sessions whose last object
+/// was deleted while another process still wrote beside it). Returns how many went.
+fn remove_empty_dirs(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            removed += remove_empty_dirs(&path);
+            if std::fs::remove_dir(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 /// Collects the keys of all files below `dir`, relative to `root`.

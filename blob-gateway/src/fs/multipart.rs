@@ -2,6 +2,7 @@
 //! the kernel (`copy_file_range`) when the upload completes.
 
 use std::io;
+use std::path::Path;
 use std::time::SystemTime;
 
 use index_format::StorageKey;
@@ -13,7 +14,25 @@ use crate::store::{
 };
 
 impl FsStore {
-    pub(super) async fn mp_abort_stale(&self, before: SystemTime) -> Result<usize, StoreError> {
+    /// Aborts multipart uploads older than `before`, removes temp files killed writers left
+    /// and empty session folders.
+    pub(super) async fn mp_remove_leftovers(
+        &self,
+        before: SystemTime,
+    ) -> Result<usize, StoreError> {
+        let root = self.root.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            let temps = super::remove_stale_temps(&root).unwrap_or(0);
+            let dirs = super::remove_empty_dirs(&root.join("uploads"))
+                + super::remove_empty_dirs(&root.join(".meta").join("uploads"));
+            temps + dirs
+        })
+        .await
+        .unwrap_or(0);
+        Ok(removed + self.mp_abort_stale(before).await?)
+    }
+
+    async fn mp_abort_stale(&self, before: SystemTime) -> Result<usize, StoreError> {
         let dir = self.root.join(".multipart");
         tokio::task::spawn_blocking(move || -> io::Result<usize> {
             let mut aborted = 0;
@@ -104,6 +123,9 @@ impl FsStore {
         })
     }
 
+    /// Joins the parts into the object. Crash-safe at every instant: the parts stay in
+    /// `.multipart/<id>/` until the object is published, so an interrupted completion can be
+    /// run again; once published, the folder goes and the upload is unknown, as on S3.
     pub(super) async fn mp_complete(
         &self,
         key: &StorageKey,
@@ -118,13 +140,43 @@ impl FsStore {
                 upload: upload.0.clone(),
             });
         }
+        self.check_parts(&k, &dir, parts).await?;
+        let temp = self.temp_path();
+        let numbers: Vec<u32> = parts.iter().map(|p| p.number).collect();
+        let (t, d) = (temp.clone(), dir.clone());
+        let size = tokio::task::spawn_blocking(move || join_parts(&d, &numbers, &t))
+            .await
+            .map_err(|e| StoreError::Io {
+                key: k.clone(),
+                source: io::Error::other(e),
+            })?
+            .map_err(io_err(&k))?;
+        let (content_type, cache_control) = upload_meta(key, &dir).await;
+        let sidecar = Sidecar {
+            size,
+            etag: multipart_etag(parts),
+            content_type,
+            cache_control,
+        };
+        let info = self.publish(&k, temp, sidecar, &PutCondition::None).await?;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        Ok(info)
+    }
+
+    /// R2's equal-size rule (when enforced), and every part present with its ETag.
+    async fn check_parts(
+        &self,
+        key: &str,
+        dir: &Path,
+        parts: &[CompletedPart],
+    ) -> Result<(), StoreError> {
         let uneven = self.part_size.and_then(|n| {
             let last = parts.len().saturating_sub(1);
             parts[..last].iter().find(|p| p.size != n).map(|p| (p, n))
         });
         if let Some((p, n)) = uneven {
             return Err(StoreError::InvalidPart {
-                key: k,
+                key: key.to_owned(),
                 message: format!(
                     "part {} has {} bytes; every part but the last must have {n}",
                     p.number, p.size
@@ -137,67 +189,12 @@ impl FsStore {
                 .unwrap_or_default();
             if stored != p.etag {
                 return Err(StoreError::InvalidPart {
-                    key: k,
+                    key: key.to_owned(),
                     message: format!("part {} is missing or its ETag differs", p.number),
                 });
             }
         }
-        let temp = self.temp_path();
-        let (t, d) = (temp.clone(), dir.clone());
-        let numbers: Vec<u32> = parts.iter().map(|p| p.number).collect();
-        let size = tokio::task::spawn_blocking(move || -> io::Result<u64> {
-            if let [only] = numbers[..] {
-                std::fs::rename(d.join(only.to_string()), &t)?;
-                let file = std::fs::File::open(&t)?;
-                file.sync_all()?;
-                return Ok(file.metadata()?.len());
-            }
-            let mut out = std::fs::File::create(&t)?;
-            let mut size = 0;
-            for n in numbers {
-                // std::io::copy between files uses copy_file_range: no bytes through us.
-                size += io::copy(&mut std::fs::File::open(d.join(n.to_string()))?, &mut out)?;
-            }
-            out.sync_all()?;
-            Ok(size)
-        })
-        .await
-        .map_err(|e| StoreError::Io {
-            key: k.clone(),
-            source: io::Error::other(e),
-        })?
-        .map_err(io_err(&k))?;
-        let mut etag_hash = Sha256::new();
-        for p in parts {
-            etag_hash.update(p.etag.as_bytes());
-        }
-        // Uploads created before the metadata was kept get the layout's defaults.
-        let meta = tokio::fs::read(dir.join(MULTIPART_META))
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-            .map_or_else(
-                || {
-                    (
-                        key.content_type().map(str::to_owned),
-                        Some(key.cache_control().to_owned()),
-                    )
-                },
-                |m| (m.content_type, m.cache_control),
-            );
-        let sidecar = Sidecar {
-            size,
-            etag: format!(
-                "{}-{}",
-                hex::encode(&etag_hash.finalize()[..16]),
-                parts.len()
-            ),
-            content_type: meta.0,
-            cache_control: meta.1,
-        };
-        let info = self.publish(&k, temp, sidecar, &PutCondition::None).await?;
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        Ok(info)
+        Ok(())
     }
 
     pub(super) async fn mp_abort(
@@ -213,6 +210,54 @@ impl FsStore {
                 key: upload.0.clone(),
                 source,
             }),
+        }
+    }
+}
+
+/// Writes the parts, in order, into `out` (synced); returns the size. A single part is
+/// hard-linked, not moved: it must survive until the object is published.
+fn join_parts(dir: &Path, numbers: &[u32], out: &Path) -> io::Result<u64> {
+    if let [only] = numbers {
+        let part = dir.join(only.to_string());
+        std::fs::hard_link(&part, out).or_else(|_| std::fs::copy(&part, out).map(drop))?;
+        let file = std::fs::File::open(out)?;
+        file.sync_all()?;
+        return Ok(file.metadata()?.len());
+    }
+    let mut file = std::fs::File::create(out)?;
+    let mut size = 0;
+    for n in numbers {
+        // std::io::copy between files uses copy_file_range: no bytes through us.
+        size += io::copy(
+            &mut std::fs::File::open(dir.join(n.to_string()))?,
+            &mut file,
+        )?;
+    }
+    file.sync_all()?;
+    Ok(size)
+}
+
+/// The ETag of a completed upload: S3's shape, a hash of the part ETags and their count.
+fn multipart_etag(parts: &[CompletedPart]) -> String {
+    let mut hash = Sha256::new();
+    for p in parts {
+        hash.update(p.etag.as_bytes());
+    }
+    format!("{}-{}", hex::encode(&hash.finalize()[..16]), parts.len())
+}
+
+/// The content type and cache-control given at `create`; uploads created before the
+/// metadata was kept get the layout's.
+async fn upload_meta(key: &StorageKey, dir: &Path) -> (Option<String>, Option<String>) {
+    match tokio::fs::read(dir.join(MULTIPART_META))
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+    {
+        Some(m) => (m.content_type, m.cache_control),
+        None => {
+            let m = PutMeta::new(key, None);
+            (m.content_type, m.cache_control)
         }
     }
 }

@@ -26,6 +26,9 @@ impl FsStore {
         // to the blocking pool costs more than the read (it halved manifest GETs/s).
         let fill = if cached(key) {
             match self.cache.lookup(&k, || self.data_path(&k)) {
+                Lookup::Hit(_, info) if info.size > max => {
+                    return Err(crate::store::too_large(key, info.size, max));
+                }
                 Lookup::Hit(bytes, info) => return Ok((bytes, info)),
                 Lookup::Miss(fill) => fill,
             }

@@ -14,7 +14,7 @@
 //! | multipart            | `Create…`, `UploadPart` (streamed; the size is required),        |
 //! |                      | `Complete…`, `AbortMultipartUpload` (an unknown upload is `Ok`)  |
 //! | `presign_get`        | a presigned `GetObject` URL, or `<public_base_url>/<key>`        |
-//! | `abort_stale_…`      | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |
+//! | `remove_leftovers`   | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |
 //!
 //! Keys are `[<prefix>/]<StorageKey::key()>`. Notes, each measured by the store suite:
 //! - `If-Match` on a missing key is a 404 on S3 and LocalStack: to the contract, a failed
@@ -45,11 +45,11 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCa
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::MetadataDirective;
 use bytes::Bytes;
-use index_format::{KeyPrefix, StorageKey};
+use index_format::{KeyPrefix, ManifestMediaType, StorageKey};
 
 use crate::store::{
     ByteRange, ByteStream, CompletedPart, ETag, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ObjectStore, PutCondition, PutMeta, StoreError,
+    ObjectStore, Presign, PutCondition, PutMeta, StoreError,
 };
 use body::{PartReader, StreamedBody};
 pub use config::{S3Config, S3ConfigError};
@@ -193,7 +193,10 @@ impl ObjectStore for S3Store {
                 });
             }
             (Some(_), None) => {
-                return Err(invalid(&k, "the server ignored the Range header".into()));
+                return Err(StoreError::Backend {
+                    key: k,
+                    message: "the server ignored the Range header".into(),
+                });
             }
         };
         Ok(ObjectBody {
@@ -214,9 +217,10 @@ impl ObjectStore for S3Store {
         &self,
         key: &StorageKey,
         body: ByteStream,
-        meta: PutMeta,
+        media_type: Option<ManifestMediaType>,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
+        let meta = PutMeta::new(key, media_type);
         let k = key.key();
         let object = self.object_key(&k);
         // Up to one part goes in one PutObject; anything longer is a multipart upload.
@@ -294,9 +298,9 @@ impl ObjectStore for S3Store {
         &self,
         from: &StorageKey,
         to: &StorageKey,
-        meta: PutMeta,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
+        let meta = PutMeta::new(to, None);
         let (src_key, dst_key) = (from.key(), to.key());
         let (source, object) = (self.object_key(&src_key), self.object_key(&dst_key));
         let src = self.head(from).await?;
@@ -329,12 +333,9 @@ impl ObjectStore for S3Store {
         ))
     }
 
-    async fn create_multipart(
-        &self,
-        key: &StorageKey,
-        meta: PutMeta,
-    ) -> Result<MultipartId, StoreError> {
+    async fn create_multipart(&self, key: &StorageKey) -> Result<MultipartId, StoreError> {
         let k = key.key();
+        let meta = PutMeta::new(key, None);
         self.create(&k, &self.object_key(&k), &meta).await
     }
 
@@ -403,19 +404,23 @@ impl ObjectStore for S3Store {
         self.abort(&k, &self.object_key(&k), upload).await
     }
 
-    async fn abort_stale_multipart(&self, before: SystemTime) -> Result<usize, StoreError> {
+    async fn remove_leftovers(&self, before: SystemTime) -> Result<usize, StoreError> {
         self.abort_started_before(before).await
     }
 
-    async fn presign_get(
-        &self,
-        key: &StorageKey,
-        expires: Duration,
-    ) -> Result<Option<String>, StoreError> {
+    fn presigner(&self) -> Option<&dyn Presign> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl Presign for S3Store {
+    /// A presigned `GetObject` URL, or the CDN URL when a public base URL is configured.
+    async fn presign_get(&self, key: &StorageKey, expires: Duration) -> Result<String, StoreError> {
         let k = key.key();
         let object = self.object_key(&k);
         if let Some(base) = &self.public_base_url {
-            return Ok(Some(format!("{base}/{}", percent_encode(&object))));
+            return Ok(format!("{base}/{}", percent_encode(&object)));
         }
         let config = PresigningConfig::expires_in(expires.min(MAX_PRESIGN)).map_err(|e| {
             let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
@@ -432,6 +437,6 @@ impl ObjectStore for S3Store {
             .presigned(config)
             .await
             .map_err(|e| store_error(&k, e))?;
-        Ok(Some(request.uri().to_owned()))
+        Ok(request.uri().to_owned())
     }
 }

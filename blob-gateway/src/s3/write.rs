@@ -116,9 +116,10 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| store_error(key, e))?;
-        let id = out
-            .upload_id
-            .ok_or_else(|| invalid(key, "CreateMultipartUpload returned no upload id".into()))?;
+        let id = out.upload_id.ok_or_else(|| StoreError::Backend {
+            key: key.to_owned(),
+            message: "CreateMultipartUpload returned no upload id".into(),
+        })?;
         Ok(MultipartId(id))
     }
 

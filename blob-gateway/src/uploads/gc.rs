@@ -8,8 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use index_format::{KeyPrefix, StorageKey, UploadId};
 
-use super::{UploadError, UploadState, Uploads};
-use crate::store::get_bytes;
+use super::{UploadError, Uploads};
 
 const PAGE: usize = 1000;
 
@@ -20,8 +19,9 @@ pub struct GcReport {
     pub sessions: usize,
     /// Objects left by sessions whose state was already gone.
     pub orphans: usize,
-    /// Multipart uploads the backend still held.
-    pub multipart: usize,
+    /// What crashed writers left: multipart uploads the backend still held, and on the
+    /// filesystem temp files and empty session folders.
+    pub leftovers: usize,
 }
 
 impl Uploads {
@@ -35,17 +35,16 @@ impl Uploads {
             let state_key = StorageKey::UploadState(id.clone());
             let has_state = keys.iter().any(|k| k == &state_key);
             if has_state {
-                let state = match get_bytes(self.store.as_ref(), &state_key, super::MAX_STATE_BYTES)
-                    .await
-                {
-                    Ok((bytes, _)) => serde_json::from_slice::<UploadState>(&bytes).ok(),
-                    Err(e) if e.is_not_found() => continue,
-                    Err(e) => return Err(e.into()),
+                let state = match self.load(&id).await {
+                    Ok((state, _)) => Some(state),
+                    Err(UploadError::Unknown(_)) => continue,
+                    Err(UploadError::CorruptState { .. }) => None,
+                    Err(e) => return Err(e),
                 };
                 match state {
                     Some(s) if s.started > cutoff_secs => {}
                     Some(s) => {
-                        self.discard(&id, &s, false).await?;
+                        self.discard(&id, &s).await?;
                         report.sessions += 1;
                     }
                     None => {
@@ -57,7 +56,7 @@ impl Uploads {
                 report.orphans += self.remove_if_old(&keys, cutoff).await?;
             }
         }
-        report.multipart = self.store.abort_stale_multipart(cutoff).await?;
+        report.leftovers = self.store.remove_leftovers(cutoff).await?;
         Ok(report)
     }
 

@@ -6,27 +6,20 @@
 //! kept in the store as a *tail* object, prepended to the next request's bytes, and sent as
 //! the final part when the upload closes. At most one part is held in memory at a time.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures::{StreamExt, TryStreamExt};
 use index_format::{StorageKey, UploadId};
 
-use super::{Tail, UploadError, UploadState, Uploads};
-use crate::digest::DigestWriter;
-use crate::store::{
-    ByteStream, MultipartId, PutCondition, PutMeta, StoreError, get_bytes, put_bytes,
-};
+use super::{Tail, UploadError, UploadState, Uploads, new_id, next_part_number, one};
+use crate::store::{ByteStream, MultipartId, PutCondition, StoreError, put_bytes};
 
 fn body_error(id: &UploadId) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         key: StorageKey::UploadData(id.clone()).key(),
         source,
     }
-}
-
-fn one(bytes: Bytes) -> ByteStream {
-    Box::pin(futures::stream::once(async move { Ok(bytes) }))
 }
 
 impl Uploads {
@@ -58,10 +51,7 @@ impl Uploads {
             return Ok(m.clone());
         }
         let key = StorageKey::UploadData(id.clone());
-        let m = self
-            .store
-            .create_multipart(&key, PutMeta::for_key(&key, None))
-            .await?;
+        let m = self.store.create_multipart(&key).await?;
         state.multipart = Some(m.clone());
         Ok(m)
     }
@@ -74,7 +64,7 @@ impl Uploads {
         size: Option<u64>,
     ) -> Result<(), UploadError> {
         let multipart = self.multipart(state, id).await?;
-        let number = u32::try_from(state.parts.len() + 1).map_err(|_| UploadError::Conflict)?;
+        let number = next_part_number(id, state)?;
         let key = StorageKey::UploadData(id.clone());
         let part = self
             .store
@@ -103,17 +93,15 @@ impl Uploads {
             }
         };
         let body: ByteStream = Box::pin(one(first).chain(body));
-        let restored = DigestWriter::restore(&state.hash).ok_or(UploadError::Conflict)?;
-        let hasher = Arc::new(Mutex::new(restored));
+        let hasher = Arc::new(Mutex::new(Self::hasher(id, state)?));
         let h = hasher.clone();
+        // The lock is never contended (the stream is polled by one task); a panic while it
+        // was held cannot leave a half-updated hash, so poisoning is ignored.
         let hashed: ByteStream = Box::pin(body.inspect_ok(move |chunk| {
-            if let Ok(mut h) = h.lock() {
-                h.update(chunk);
-            }
+            locked(&h).update(chunk);
         }));
         self.upload(id, state, hashed, size).await?;
-        let writer = hasher.lock().map_err(|_| UploadError::Conflict)?.clone();
-        state.hash = writer.save();
+        state.hash = locked(&hasher).save();
         Ok(())
     }
 
@@ -127,14 +115,15 @@ impl Uploads {
         n: u64,
         superseded: &mut Vec<Tail>,
     ) -> Result<(), UploadError> {
-        let part_len = usize::try_from(n).map_err(|_| UploadError::Conflict)?;
-        let mut hasher = DigestWriter::restore(&state.hash).ok_or(UploadError::Conflict)?;
+        // Part sizes are configured in MiB: they fit in memory, or the store could not work.
+        let part_len = usize::try_from(n).unwrap_or(usize::MAX);
+        let mut hasher = Self::hasher(id, state)?;
         let mut buf = BytesMut::with_capacity(part_len);
         // The tail's bytes were hashed when they arrived; they only move into this part.
         let old_tail = state.tail.take();
         if let Some(t) = &old_tail {
             let key = StorageKey::UploadTail(id.clone(), t.id.clone());
-            let (bytes, _) = get_bytes(self.store.as_ref(), &key, n).await?;
+            let (bytes, _) = self.store.read(&key, n).await?;
             buf.extend_from_slice(&bytes);
         }
         while let Some(mut chunk) = body.try_next().await.map_err(body_error(id))? {
@@ -149,30 +138,21 @@ impl Uploads {
             }
         }
         let received = hasher.size() - state.offset();
-        if let Some(size) = size.filter(|&s| s != received) {
+        if let Some(announced) = size.filter(|&s| s != received) {
             // Nothing is committed: the state is only saved by the caller on success.
-            return Err(StoreError::InvalidPart {
-                key: StorageKey::UploadData(id.clone()).key(),
-                message: format!("chunk announced {size} bytes but carried {received}"),
-            }
-            .into());
+            return Err(UploadError::SizeMismatch {
+                announced,
+                received,
+            });
         }
         state.hash = hasher.save();
         if !buf.is_empty() {
             let tail = Tail {
-                id: new_id()?,
+                id: new_id(),
                 size: buf.len() as u64,
             };
             let key = StorageKey::UploadTail(id.clone(), tail.id.clone());
-            let meta = PutMeta::for_key(&key, None);
-            put_bytes(
-                self.store.as_ref(),
-                &key,
-                buf.freeze(),
-                meta,
-                PutCondition::None,
-            )
-            .await?;
+            put_bytes(self.store.as_ref(), &key, buf.freeze(), PutCondition::None).await?;
             state.tail = Some(tail);
         }
         superseded.extend(old_tail.filter(|t| Some(t) != state.tail.as_ref()));
@@ -190,7 +170,7 @@ impl Uploads {
             return Ok(());
         };
         let key = StorageKey::UploadTail(id.clone(), tail.id.clone());
-        let (bytes, _) = get_bytes(self.store.as_ref(), &key, tail.size).await?;
+        let (bytes, _) = self.store.read(&key, tail.size).await?;
         self.upload(id, state, one(bytes), Some(tail.size)).await?;
         superseded.push(tail);
         Ok(())
@@ -210,6 +190,6 @@ impl Uploads {
     }
 }
 
-fn new_id() -> Result<UploadId, UploadError> {
-    UploadId::new(&uuid::Uuid::new_v4().to_string()).ok_or(UploadError::Conflict)
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

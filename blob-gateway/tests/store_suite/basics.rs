@@ -2,6 +2,7 @@
 
 use blob_gateway::{ByteRange, ByteStream, PutCondition, StoreError};
 use bytes::Bytes;
+use index_format::{ManifestMediaType, StorageKey};
 
 use crate::util::*;
 
@@ -25,15 +26,12 @@ pub async fn missing_key_is_not_found(store: Store) {
 pub async fn put_then_get_round_trips_bytes_and_metadata(store: Store) {
     let key = tag_key("suite/basics", "round-trip");
     let bytes = pattern(1, 10_000);
-    let m = meta(
-        "application/vnd.oci.image.manifest.v1+json",
-        "public, max-age=0, must-revalidate",
-    );
+    let media = Some(ManifestMediaType::OciManifest);
     let put = store
         .put(
             &key,
             chunked(bytes.clone(), 3000),
-            m.clone(),
+            media,
             PutCondition::None,
         )
         .await
@@ -49,30 +47,84 @@ pub async fn put_then_get_round_trips_bytes_and_metadata(store: Store) {
     let head = store.head(&key).await.expect("head");
     assert_eq!(head.size, 10_000);
     assert_eq!(head.etag, put.etag, "head and put agree on the ETag");
-    assert_eq!(head.content_type, m.content_type, "content type is stored");
-    assert_eq!(
-        head.cache_control, m.cache_control,
-        "cache-control is stored"
-    );
+    assert_layout_meta(&head, &key, media, "head of a manifest put");
 
     let (got, info) = read(&store, &key).await;
     assert!(got == bytes, "get returns the bytes put");
     assert_eq!(info.etag, put.etag);
-    assert_eq!(info.content_type, m.content_type);
-    assert_eq!(info.cache_control, m.cache_control);
+    assert_layout_meta(&info, &key, media, "get of a manifest put");
 
     // An unconditional put replaces the object, metadata and all.
-    let m2 = meta("application/json", "private, no-store");
+    let media2 = Some(ManifestMediaType::OciIndex);
     let second = store
-        .put(&key, once(&b"{}"[..]), m2.clone(), PutCondition::None)
+        .put(&key, once(&b"{}"[..]), media2, PutCondition::None)
         .await
         .expect("overwrite");
     assert_ne!(second.etag, put.etag, "new content, new ETag");
     let (got, info) = read(&store, &key).await;
     assert_eq!(got, b"{}");
     assert_eq!(info.size, 2);
-    assert_eq!(info.content_type, m2.content_type);
-    assert_eq!(info.cache_control, m2.cache_control);
+    assert_layout_meta(&info, &key, media2, "get after an overwrite");
+
+    // Every key gets the metadata the layout gives it, whatever the writer.
+    let digest_manifest = digest_key("suite/basics", b"{}");
+    let keys: [(StorageKey, Option<ManifestMediaType>); 5] = [
+        (StorageKey::Catalog, None),
+        (upload_state_key(), None),
+        (upload_key(), None),
+        (blob_key(b"{}"), None),
+        (digest_manifest, Some(ManifestMediaType::DockerManifest)),
+    ];
+    for (key, media) in keys {
+        let put = store
+            .put(&key, once(&b"{}"[..]), media, PutCondition::None)
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:#?}"));
+        let head = store.head(&key).await.expect("head");
+        assert_eq!(head.etag, put.etag);
+        assert_layout_meta(&head, &key, media, "head");
+        let (_, info) = read(&store, &key).await;
+        assert_layout_meta(&info, &key, media, "get");
+    }
+}
+
+/// `read` returns a whole object up to `max` bytes and refuses a bigger one with
+/// `TooLarge`, whether or not the object was read whole before (a manifest, which a
+/// backend may cache, and an upload's state, which it may not).
+pub async fn read_returns_whole_small_objects_and_refuses_larger(store: Store) {
+    let bytes = pattern(6, 1000);
+    for key in [tag_key("suite/basics", "read"), upload_state_key()] {
+        assert_not_found(store.read(&key, 1 << 20).await, "read of a missing key");
+        let put = put(&store, &key, bytes.clone(), PutCondition::None)
+            .await
+            .expect("put");
+        assert_too_large(&store, &key, "before any whole read").await;
+        for max in [1 << 20, 1000] {
+            let (got, info) = store
+                .read(&key, max)
+                .await
+                .unwrap_or_else(|e| panic!("read {key} with max {max}: {e:#?}"));
+            assert!(got == bytes, "read returns the whole object");
+            assert_eq!(info.size, 1000);
+            assert_eq!(info.etag, put.etag, "read returns the object's ETag");
+        }
+        assert_too_large(&store, &key, "after a whole read").await;
+    }
+}
+
+/// A `read` of the 1000-byte object at `key` with a smaller `max` is `TooLarge`.
+async fn assert_too_large(store: &Store, key: &StorageKey, when: &str) {
+    for max in [999, 0] {
+        match store.read(key, max).await {
+            Err(StoreError::TooLarge {
+                size, max: limit, ..
+            }) if limit == max && size > max => {}
+            other => panic!(
+                "read of 1000 bytes of {key} with max {max}, {when}: expected TooLarge, got {:?}",
+                other.map(|(b, i)| (b.len(), i.etag))
+            ),
+        }
+    }
 }
 
 pub async fn empty_object_round_trips(store: Store) {
@@ -181,7 +233,9 @@ pub async fn delete_is_idempotent(store: Store) {
 pub async fn failed_put_leaves_the_old_object(store: Store) {
     let key = tag_key("suite/basics", "atomic");
     let old = pattern(3, 4096);
-    let before = put(&store, &key, old.clone(), PutCondition::None)
+    let media = Some(ManifestMediaType::OciManifest);
+    let before = store
+        .put(&key, once(old.clone()), media, PutCondition::None)
         .await
         .expect("put");
     let broken: ByteStream = Box::pin(futures::stream::iter(vec![
@@ -195,7 +249,7 @@ pub async fn failed_put_leaves_the_old_object(store: Store) {
         .put(
             &key,
             broken,
-            meta("application/json", "private"),
+            Some(ManifestMediaType::OciIndex),
             PutCondition::None,
         )
         .await;
@@ -206,6 +260,7 @@ pub async fn failed_put_leaves_the_old_object(store: Store) {
     let (got, info) = read(&store, &key).await;
     assert!(got == old, "the old object is intact");
     assert_eq!(info.etag, before.etag);
+    assert_layout_meta(&info, &key, media, "the old object's metadata is intact");
 
     // And a failed create-only write leaves nothing behind.
     let fresh = tag_key("suite/basics", "atomic-new");
@@ -214,12 +269,7 @@ pub async fn failed_put_leaves_the_old_object(store: Store) {
         Err(std::io::Error::other("boom")),
     ]));
     let result = store
-        .put(
-            &fresh,
-            broken,
-            Default::default(),
-            PutCondition::IfNoneMatch,
-        )
+        .put(&fresh, broken, None, PutCondition::IfNoneMatch)
         .await;
     assert!(result.is_err());
     assert_not_found(store.head(&fresh).await, "head after a failed create");

@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use blob_gateway::{ETag, PutCondition, PutMeta, StoreError};
+use blob_gateway::{ETag, PutCondition, StoreError};
+
+use index_format::StorageKey;
 
 use crate::util::*;
 
@@ -174,24 +176,27 @@ pub async fn concurrent_creators_have_exactly_one_winner(store: Store) {
     assert_eq!(&info.etag, etag);
 }
 
+/// The source is an upload's state (JSON, private) and the destination a blob
+/// (octet-stream, immutable): the copy must carry the destination's metadata, not the
+/// source's.
 pub async fn copy_is_server_side_and_conditional(store: Store) {
-    let src = upload_key();
+    let src = upload_state_key();
     let bytes = pattern(5, 70_000);
     let dst = blob_key(&bytes);
-    let src_meta = meta("application/octet-stream", "private, no-store");
+    assert_ne!(layout_meta(&src, None).0, layout_meta(&dst, None).0);
+    assert_ne!(layout_meta(&src, None).1, layout_meta(&dst, None).1);
     let src_info = store
         .put(
             &src,
             chunked(bytes.clone(), 16_384),
-            src_meta.clone(),
+            None,
             PutCondition::None,
         )
         .await
         .expect("put source");
 
-    let dst_meta = PutMeta::for_key(&dst, None);
     let copied = store
-        .copy(&src, &dst, dst_meta.clone(), PutCondition::IfNoneMatch)
+        .copy(&src, &dst, PutCondition::IfNoneMatch)
         .await
         .expect("create-only copy to a new key");
     assert_eq!(copied.size, 70_000);
@@ -201,40 +206,27 @@ pub async fn copy_is_server_side_and_conditional(store: Store) {
         info.etag, copied.etag,
         "copy returns the destination's ETag"
     );
-    assert_eq!(
-        info.content_type, dst_meta.content_type,
-        "copy stores the given content type"
-    );
-    assert_eq!(
-        info.cache_control, dst_meta.cache_control,
-        "copy stores the given cache-control"
-    );
+    assert_layout_meta(&info, &dst, None, "copy stores the destination's metadata");
+    let head = store.head(&dst).await.expect("head of the copy");
+    assert_layout_meta(&head, &dst, None, "head of the copy");
 
     let (got, info) = read(&store, &src).await;
     assert!(got == bytes, "the source is unchanged");
     assert_eq!(info.etag, src_info.etag);
-    assert_eq!(info.content_type, src_meta.content_type);
-    assert_eq!(info.cache_control, src_meta.cache_control);
+    assert_layout_meta(&info, &src, None, "the source keeps its metadata");
 
     // Create-only onto an existing key fails and leaves the destination alone.
-    let other = upload_key();
+    let other = StorageKey::Catalog;
     let other_info = put(&store, &other, &b"other bytes"[..], PutCondition::None)
         .await
         .expect("put other");
     assert_precondition_failed(
-        store
-            .copy(&other, &dst, dst_meta.clone(), PutCondition::IfNoneMatch)
-            .await,
+        store.copy(&other, &dst, PutCondition::IfNoneMatch).await,
         "create-only copy onto an existing key",
     );
     assert_precondition_failed(
         store
-            .copy(
-                &other,
-                &dst,
-                dst_meta.clone(),
-                PutCondition::IfMatch(other_info.etag),
-            )
+            .copy(&other, &dst, PutCondition::IfMatch(other_info.etag))
             .await,
         "IfMatch copy with an ETag the destination does not have",
     );
@@ -244,21 +236,22 @@ pub async fn copy_is_server_side_and_conditional(store: Store) {
 
     // IfMatch with the destination's current ETag replaces it.
     let replaced = store
-        .copy(
-            &other,
-            &dst,
-            dst_meta.clone(),
-            PutCondition::IfMatch(copied.etag.clone()),
-        )
+        .copy(&other, &dst, PutCondition::IfMatch(copied.etag.clone()))
         .await
         .expect("IfMatch copy with the current ETag");
     let (got, info) = read(&store, &dst).await;
     assert_eq!(got, b"other bytes");
     assert_eq!(info.etag, replaced.etag);
+    assert_layout_meta(
+        &info,
+        &dst,
+        None,
+        "a replacing copy stores the destination's metadata",
+    );
 
     // An unconditional copy overwrites; a missing source is NotFound.
     store
-        .copy(&src, &dst, dst_meta.clone(), PutCondition::None)
+        .copy(&src, &dst, PutCondition::None)
         .await
         .expect("overwrite");
     assert!(read(&store, &dst).await.0 == bytes);
@@ -267,7 +260,6 @@ pub async fn copy_is_server_side_and_conditional(store: Store) {
             .copy(
                 &upload_key(),
                 &tag_key("suite/cond", "nowhere"),
-                dst_meta,
                 PutCondition::None,
             )
             .await,

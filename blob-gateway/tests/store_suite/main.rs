@@ -36,6 +36,7 @@ macro_rules! store_suite {
         store_suite!(@each $fixture;
             basics::missing_key_is_not_found,
             basics::put_then_get_round_trips_bytes_and_metadata,
+            basics::read_returns_whole_small_objects_and_refuses_larger,
             basics::empty_object_round_trips,
             basics::ranges_return_exactly_the_requested_bytes,
             basics::delete_is_idempotent,
@@ -52,7 +53,7 @@ macro_rules! store_suite {
             multipart::multipart_with_one_part,
             multipart::complete_with_a_wrong_etag_fails,
             multipart::abort_is_idempotent_and_ends_the_upload,
-            multipart::abort_stale_multipart_ends_only_older_uploads,
+            multipart::remove_leftovers_ends_only_older_uploads,
             multipart::large_object_streams_both_ways,
         );
     };
@@ -132,6 +133,65 @@ mod filesystem {
     }
 
     store_suite!(fs_fixture);
+
+    /// The filesystem cannot hand out URLs: the API streams blobs instead.
+    #[tokio::test]
+    async fn filesystem_has_no_presigner() {
+        let fixture = fs_fixture().await.expect("a filesystem fixture");
+        assert!(
+            fixture.store.presigner().is_none(),
+            "the filesystem store offers no presigner"
+        );
+    }
+
+    /// On the filesystem `remove_leftovers` also removes temp files that no writer holds
+    /// and that are over a minute old, and empty session folders, and counts them.
+    #[tokio::test]
+    async fn filesystem_remove_leftovers_removes_stale_temps_and_empty_folders() {
+        use std::time::{Duration, SystemTime};
+
+        use blob_gateway::PutCondition;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = blob_gateway::FsStore::open(dir.path()).expect("open FsStore");
+        let store: util::Store = std::sync::Arc::new(store);
+        let tmp = dir.path().join(".tmp");
+        let temp = |name: &str, age: Duration| {
+            let file = std::fs::File::create(tmp.join(name)).expect("create temp file");
+            file.set_modified(SystemTime::now() - age)
+                .expect("age temp file");
+            file
+        };
+        drop(temp("stale", Duration::from_secs(120)));
+        drop(temp("fresh", Duration::from_secs(5)));
+        let held = temp("held", Duration::from_secs(120));
+        held.try_lock().expect("lock the held temp file");
+        let state = util::upload_state_key();
+        util::put(&store, &state, &b"{}"[..], PutCondition::None)
+            .await
+            .expect("put upload state");
+        let empty = dir
+            .path()
+            .join("uploads")
+            .join(uuid::Uuid::new_v4().to_string());
+        std::fs::create_dir_all(&empty).expect("empty session folder");
+
+        let removed = store
+            .remove_leftovers(SystemTime::now() - Duration::from_secs(3600))
+            .await
+            .expect("remove leftovers");
+        assert_eq!(removed, 2, "the stale temp file and the empty folder");
+        assert!(!tmp.join("stale").exists(), "a stale temp file goes");
+        assert!(tmp.join("fresh").exists(), "a fresh temp file stays");
+        assert!(
+            tmp.join("held").exists(),
+            "a temp file a writer holds stays"
+        );
+        assert!(!empty.exists(), "an empty session folder goes");
+        let (bytes, _) = util::read(&store, &state).await;
+        assert_eq!(bytes, b"{}", "a live session's objects stay");
+        drop(held);
+    }
 }
 
 #[cfg(feature = "s3")]
@@ -175,7 +235,7 @@ mod s3_s3s_fs {
             ),
         ),
         (
-            "abort_stale_multipart_ends_only_older_uploads",
+            "remove_leftovers_ends_only_older_uploads",
             Known::Fails(
                 "s3s-fs has no ListMultipartUploads: stale uploads are left to lifecycle rules",
             ),

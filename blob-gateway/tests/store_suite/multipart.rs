@@ -1,6 +1,6 @@
 //! Multipart uploads, and a large object streamed both ways.
 
-use blob_gateway::{ByteStream, CompletedPart, PutCondition, PutMeta, StoreError};
+use blob_gateway::{ByteStream, CompletedPart, PutCondition, StoreError};
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
@@ -36,15 +36,14 @@ async fn upload(
     part
 }
 
+/// Assembled into a blob key, whose metadata (octet-stream, immutable) the completed
+/// object must carry.
 pub async fn multipart_assembles_parts_in_order(store: Store) {
-    let key = upload_key();
     let len = part_len(&store);
     let parts = [pattern(10, len), pattern(11, len), pattern(12, 1234)];
-    let m = meta("application/x-suite", "private, max-age=7");
-    let id = store
-        .create_multipart(&key, m.clone())
-        .await
-        .expect("create");
+    let whole = parts.concat();
+    let key = blob_key(&whole);
+    let id = store.create_multipart(&key).await.expect("create");
     assert_not_found(store.head(&key).await, "nothing is visible before complete");
 
     // Upload out of order and concurrently; complete lists them in order.
@@ -57,7 +56,6 @@ pub async fn multipart_assembles_parts_in_order(store: Store) {
         .complete_multipart(&key, &id, &[p1, p2, p3])
         .await
         .expect("complete");
-    let whole = parts.concat();
     assert_eq!(info.size, whole.len() as u64);
     let (got, read_info) = read(&store, &key).await;
     assert_eq!(got.len(), whole.len());
@@ -66,22 +64,14 @@ pub async fn multipart_assembles_parts_in_order(store: Store) {
         read_info.etag, info.etag,
         "complete returns the object's ETag"
     );
-    assert_eq!(
-        read_info.content_type, m.content_type,
-        "create's content type is stored"
-    );
-    assert_eq!(
-        read_info.cache_control, m.cache_control,
-        "create's cache-control is stored"
-    );
+    assert_layout_meta(&read_info, &key, None, "a multipart object");
+    let head = store.head(&key).await.expect("head");
+    assert_layout_meta(&head, &key, None, "head of a multipart object");
 }
 
 pub async fn multipart_with_one_part(store: Store) {
     let key = upload_key();
-    let id = store
-        .create_multipart(&key, PutMeta::for_key(&key, None))
-        .await
-        .expect("create");
+    let id = store.create_multipart(&key).await.expect("create");
     let bytes = pattern(13, 777);
     let p1 = upload(&store, &key, &id, 1, &bytes).await;
     let info = store
@@ -89,16 +79,15 @@ pub async fn multipart_with_one_part(store: Store) {
         .await
         .expect("complete");
     assert_eq!(info.size, 777);
-    assert!(read(&store, &key).await.0 == bytes);
+    let (got, info) = read(&store, &key).await;
+    assert!(got == bytes);
+    assert_layout_meta(&info, &key, None, "a one-part multipart object");
 }
 
 pub async fn complete_with_a_wrong_etag_fails(store: Store) {
     let key = upload_key();
     let len = part_len(&store);
-    let id = store
-        .create_multipart(&key, PutMeta::for_key(&key, None))
-        .await
-        .expect("create");
+    let id = store.create_multipart(&key).await.expect("create");
     let p1 = upload(&store, &key, &id, 1, &pattern(14, len)).await;
     let p2 = upload(&store, &key, &id, 2, &pattern(15, 10)).await;
     let forged = CompletedPart {
@@ -137,10 +126,7 @@ pub async fn complete_with_a_wrong_etag_fails(store: Store) {
 
 pub async fn abort_is_idempotent_and_ends_the_upload(store: Store) {
     let key = upload_key();
-    let id = store
-        .create_multipart(&key, PutMeta::for_key(&key, None))
-        .await
-        .expect("create");
+    let id = store.create_multipart(&key).await.expect("create");
     let p1 = upload(&store, &key, &id, 1, b"some bytes").await;
     store.abort_multipart(&key, &id).await.expect("abort");
     store.abort_multipart(&key, &id).await.expect("abort twice");
@@ -163,10 +149,7 @@ pub async fn abort_is_idempotent_and_ends_the_upload(store: Store) {
 
     // Aborting an upload that completed is Ok too, and leaves the object alone.
     let key = upload_key();
-    let id = store
-        .create_multipart(&key, PutMeta::for_key(&key, None))
-        .await
-        .expect("create");
+    let id = store.create_multipart(&key).await.expect("create");
     let p1 = upload(&store, &key, &id, 1, b"kept").await;
     store
         .complete_multipart(&key, &id, &[p1])
@@ -179,29 +162,27 @@ pub async fn abort_is_idempotent_and_ends_the_upload(store: Store) {
     assert_eq!(read(&store, &key).await.0, b"kept");
 }
 
-/// Uploads nobody completed are aborted by age: younger ones are left alone.
-pub async fn abort_stale_multipart_ends_only_older_uploads(store: Store) {
+/// Uploads nobody completed are aborted by age: younger ones are left alone. (In a fresh
+/// store nothing else is left over, so the count is the uploads'.)
+pub async fn remove_leftovers_ends_only_older_uploads(store: Store) {
     use std::time::{Duration, SystemTime};
     let key = upload_key();
-    let id = store
-        .create_multipart(&key, PutMeta::for_key(&key, None))
-        .await
-        .expect("create");
+    let id = store.create_multipart(&key).await.expect("create");
     let p1 = upload(&store, &key, &id, 1, b"orphan").await;
     let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    let aborted = store
-        .abort_stale_multipart(hour_ago)
+    let removed = store
+        .remove_leftovers(hour_ago)
         .await
-        .expect("abort stale");
-    assert_eq!(aborted, 0, "an upload younger than the cutoff is kept");
+        .expect("remove leftovers");
+    assert_eq!(removed, 0, "an upload younger than the cutoff is kept");
     // S3 records start times to the second.
     let soon = SystemTime::now() + Duration::from_secs(2);
-    let aborted = store
-        .abort_stale_multipart(soon)
+    let removed = store
+        .remove_leftovers(soon)
         .await
-        .expect("abort stale");
+        .expect("remove leftovers");
     assert_eq!(
-        aborted, 1,
+        removed, 1,
         "the upload started before the cutoff is aborted"
     );
     let result = store.complete_multipart(&key, &id, &[p1]).await;
@@ -238,12 +219,7 @@ pub async fn large_object_streams_both_ways(store: Store) {
     let key = upload_key();
     let want = tokio::task::spawn_blocking(large_sha256);
     let info = store
-        .put(
-            &key,
-            large_body(),
-            PutMeta::for_key(&key, None),
-            PutCondition::IfNoneMatch,
-        )
+        .put(&key, large_body(), None, PutCondition::IfNoneMatch)
         .await
         .expect("put 64 MiB");
     assert_eq!(info.size, LARGE);

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
-use blob_gateway::{ObjectStore, PutCondition, PutMeta, S3Config, S3Store, StoreError};
+use blob_gateway::{ObjectStore, PutCondition, S3Config, S3Store, StoreError};
 
 use crate::Fixture;
 use crate::util::*;
@@ -155,10 +155,7 @@ pub async fn probe_finds_conditional_writes_enforced(store: S3Store) {
 pub async fn part_size_is_the_configured_one_and_parts_need_a_size(store: S3Store) {
     assert_eq!(store.part_size(), Some(S3Config::MIN_PART_SIZE));
     let key = upload_key();
-    let id = store
-        .create_multipart(&key, PutMeta::for_key(&key, None))
-        .await
-        .expect("create");
+    let id = store.create_multipart(&key).await.expect("create");
     let result = store
         .upload_part(&key, &id, 1, once(&b"bytes"[..]), None)
         .await;
@@ -177,10 +174,11 @@ pub async fn presigned_get_urls_serve_the_object(store: S3Store) {
         .await
         .expect("put");
     let url = store
+        .presigner()
+        .expect("S3 offers a presigner")
         .presign_get(&key, std::time::Duration::from_secs(300))
         .await
-        .expect("presign")
-        .expect("S3 presigns");
+        .expect("presign");
     assert!(url.contains("X-Amz-Signature="), "{url}");
     let (status, body) = http_get(&url, Some("bytes=10-19")).await;
     assert_eq!(status, 206, "a ranged GET of the presigned URL");
@@ -200,9 +198,10 @@ pub async fn presigned_get_urls_serve_the_object(store: S3Store) {
 pub async fn public_base_url_replaces_presigning(store: S3Store) {
     let key = tag_key("suite/presign", "v1");
     let url = store
+        .presigner()
+        .expect("S3 with a public base URL offers a presigner")
         .presign_get(&key, std::time::Duration::from_secs(60))
         .await
-        .expect("presign")
         .expect("a URL");
     let prefix = url
         .strip_prefix("https://cdn.example/suite-")
@@ -239,24 +238,22 @@ pub async fn large_copies_go_part_by_part(store: S3Store) {
         .await
         .expect("put");
     let dst = blob_key(&bytes);
-    let meta = PutMeta::for_key(&dst, None);
     let info = s
-        .copy(&src, &dst, meta.clone(), PutCondition::IfNoneMatch)
+        .copy(&src, &dst, PutCondition::IfNoneMatch)
         .await
         .expect("copy");
     assert_eq!(info.size, 12 << 20);
     let (got, read_info) = read(&s, &dst).await;
     assert!(got == bytes, "the parts are copied in order");
     assert_eq!(read_info.etag, info.etag);
-    assert_eq!(read_info.content_type, meta.content_type);
-    assert_eq!(read_info.cache_control, meta.cache_control);
+    assert_layout_meta(&read_info, &dst, None, "a multipart copy");
     assert!(
         info.etag.0.ends_with("-3"),
         "a three-part object: {}",
         info.etag
     );
     assert_precondition_failed(
-        s.copy(&src, &dst, meta, PutCondition::IfNoneMatch).await,
+        s.copy(&src, &dst, PutCondition::IfNoneMatch).await,
         "a create-only multipart copy onto an existing key",
     );
 }

@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-use blob_gateway::{ByteStream, ObjectInfo, ObjectStore, PutCondition, PutMeta, StoreError};
+use blob_gateway::{ByteStream, ObjectInfo, ObjectStore, PutCondition, StoreError};
 use bytes::Bytes;
 use futures::TryStreamExt;
-use index_format::{Digest, KeyPrefix, Reference, RepoName, StorageKey, Tag, UploadId};
+use index_format::{
+    Digest, KeyPrefix, ManifestMediaType, Reference, RepoName, StorageKey, Tag, UploadId,
+};
 use sha2::{Digest as _, Sha256};
 
 pub type Store = Arc<dyn ObjectStore>;
@@ -37,11 +39,54 @@ pub fn blob_key(bytes: &[u8]) -> StorageKey {
     StorageKey::Blob(digest)
 }
 
-pub fn meta(content_type: &str, cache_control: &str) -> PutMeta {
-    PutMeta {
-        content_type: Some(content_type.to_owned()),
-        cache_control: Some(cache_control.to_owned()),
-    }
+/// A fresh `uploads/<uuid>/state` key: JSON, private.
+pub fn upload_state_key() -> StorageKey {
+    let id = UploadId::new(&uuid::Uuid::new_v4().to_string()).expect("a v4 UUID is an upload id");
+    StorageKey::UploadState(id)
+}
+
+/// `index/<repo>/_manifests/<digest of bytes>`: a manifest by digest (immutable).
+pub fn digest_key(repo_name: &str, bytes: &[u8]) -> StorageKey {
+    let StorageKey::Blob(digest) = blob_key(bytes) else {
+        unreachable!("blob_key makes a blob key")
+    };
+    StorageKey::Manifest(repo(repo_name), Reference::Digest(digest))
+}
+
+/// The content type and cache-control the layout gives `key` (the contract's metadata
+/// clause): a manifest's content type is its media type, as given to `put`.
+pub fn layout_meta(
+    key: &StorageKey,
+    media_type: Option<ManifestMediaType>,
+) -> (Option<String>, Option<String>) {
+    let content_type = media_type
+        .map(ManifestMediaType::as_str)
+        .or(key.content_type())
+        .map(str::to_owned);
+    (content_type, Some(key.cache_control().to_owned()))
+}
+
+/// Asserts that `info` carries the metadata the layout gives `key`.
+#[track_caller]
+pub fn assert_layout_meta(
+    info: &ObjectInfo,
+    key: &StorageKey,
+    media_type: Option<ManifestMediaType>,
+    what: &str,
+) {
+    let (content_type, cache_control) = layout_meta(key, media_type);
+    assert!(
+        content_type.is_some(),
+        "{what}: {key} has a content type (a manifest needs a media type)"
+    );
+    assert_eq!(
+        info.content_type, content_type,
+        "{what}: the content type of {key}"
+    );
+    assert_eq!(
+        info.cache_control, cache_control,
+        "{what}: the cache-control of {key}"
+    );
 }
 
 /// `len` pseudo-random bytes determined by `seed` (xorshift64*), so that a misplaced or
@@ -60,8 +105,7 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 }
 
 pub fn once(bytes: impl Into<Bytes>) -> ByteStream {
-    let bytes = bytes.into();
-    Box::pin(futures::stream::once(async move { Ok(bytes) }))
+    blob_gateway::one_chunk(bytes.into())
 }
 
 /// `bytes` in chunks of `chunk` bytes, as a network body arrives.
@@ -80,14 +124,7 @@ pub async fn put(
     bytes: impl Into<Bytes>,
     condition: PutCondition,
 ) -> Result<ObjectInfo, StoreError> {
-    blob_gateway::put_bytes(
-        store.as_ref(),
-        key,
-        bytes.into(),
-        PutMeta::default(),
-        condition,
-    )
-    .await
+    blob_gateway::put_bytes(store.as_ref(), key, bytes.into(), condition).await
 }
 
 /// Reads the whole object; panics on any error.
@@ -103,16 +140,17 @@ pub async fn read(store: &Store, key: &StorageKey) -> (Vec<u8>, ObjectInfo) {
     (collect(body.stream).await, body.info)
 }
 
-/// Reads a small object the way index and session code does (`get_bytes`, which is
-/// `ObjectStore::read`) when `whole` is set, else by a streamed `get`: concurrency clauses
+/// Reads a small object the way index and session code does (`ObjectStore::read`) when
+/// `whole` is set, else by a streamed `get`: concurrency clauses
 /// use both, as bytes and ETag must come from one write on either path.
 pub async fn read_either(store: &Store, key: &StorageKey, whole: bool) -> (Vec<u8>, ObjectInfo) {
     if !whole {
         return read(store, key).await;
     }
-    let (bytes, info) = blob_gateway::get_bytes(store.as_ref(), key, 1 << 20)
+    let (bytes, info) = store
+        .read(key, 1 << 20)
         .await
-        .unwrap_or_else(|e| panic!("get_bytes {key}: {e:#?}"));
+        .unwrap_or_else(|e| panic!("read {key}: {e:#?}"));
     (bytes.to_vec(), info)
 }
 

@@ -3,9 +3,9 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use blob_gateway::{ByteRange, StoreError};
+use blob_gateway::{Blobs, ByteRange, Download, StoreError};
 use index_format::documents::BlobLink;
-use index_format::{Digest, RepoName, StorageKey};
+use index_format::{Digest, RepoName};
 
 use super::{DOCKER_CONTENT_DIGEST, hv};
 use crate::config::BlobDelivery;
@@ -15,12 +15,17 @@ use crate::state::AppState;
 /// The repository's link to the blob, or `BLOB_UNKNOWN`: a blob pushed to another
 /// repository is not served here until pushed or mounted.
 async fn linked(app: &AppState, repo: &RepoName, digest: &Digest) -> ApiResult<BlobLink> {
-    app.index.blob_link(repo, digest).await?.ok_or_else(|| {
-        ApiError::new(
-            OciCode::BlobUnknown,
-            format!("blob {digest} unknown to {repo}"),
-        )
-    })
+    app.index
+        .blob(repo, digest)
+        .await?
+        .ok_or_else(|| blob_unknown(repo, digest))
+}
+
+fn blob_unknown(repo: &RepoName, digest: &Digest) -> ApiError {
+    ApiError::new(
+        OciCode::BlobUnknown,
+        format!("blob {digest} unknown to {repo}"),
+    )
 }
 
 pub async fn head(app: AppState, repo: RepoName, digest: Digest) -> ApiResult<Response> {
@@ -28,11 +33,11 @@ pub async fn head(app: AppState, repo: RepoName, digest: Digest) -> ApiResult<Re
     Ok((
         StatusCode::OK,
         [
-            (header::CONTENT_LENGTH, hv(link.size.to_string())),
-            (header::CONTENT_TYPE, hv("application/octet-stream")),
-            (DOCKER_CONTENT_DIGEST, hv(digest.as_str())),
-            (header::ETAG, hv(format!("\"{digest}\""))),
-            (header::ACCEPT_RANGES, hv("bytes")),
+            (header::CONTENT_LENGTH, hv(link.size.to_string())?),
+            (header::CONTENT_TYPE, hv("application/octet-stream")?),
+            (DOCKER_CONTENT_DIGEST, hv(digest.as_str())?),
+            (header::ETAG, hv(format!("\"{digest}\""))?),
+            (header::ACCEPT_RANGES, hv("bytes")?),
         ],
     )
         .into_response())
@@ -45,71 +50,62 @@ pub async fn get(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let link = linked(&app, &repo, &digest).await?;
-    let key = StorageKey::Blob(digest.clone());
-    // Where the backend can hand out a URL, the bytes never pass through this process.
-    let presigned = match app.blob_delivery {
-        BlobDelivery::Redirect => app
-            .store
-            .presign_get(&key, app.presign_expiry)
-            .await
-            .map_err(|e| ApiError::store(e, OciCode::BlobUnknown))?,
-        BlobDelivery::Proxy => None,
-    };
-    if let Some(url) = presigned {
-        return Ok((
-            StatusCode::TEMPORARY_REDIRECT,
-            [
-                (header::LOCATION, hv(url)),
-                (DOCKER_CONTENT_DIGEST, hv(digest.as_str())),
-            ],
-        )
-            .into_response());
-    }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(spec) => match parse_range(spec, link.size) {
             Some(r) => Some(r),
-            None => return Ok(unsatisfiable(link.size)),
+            None => return unsatisfiable(link.size),
         },
         None => None,
     };
-    let body = match app.store.get(&key, range).await {
-        Ok(b) => b,
-        Err(StoreError::InvalidRange { size, .. }) => return Ok(unsatisfiable(size)),
+    // Where the backend can hand out a URL, the bytes never pass through this process.
+    let presign_for = match app.blob_delivery {
+        BlobDelivery::Redirect => Some(app.presign_expiry),
+        BlobDelivery::Proxy => None,
+    };
+    let body = match app.blobs.download(&digest, range, presign_for).await {
+        Ok(Download::Stream(body)) => body,
+        Ok(Download::Redirect(url)) => {
+            return Ok((
+                StatusCode::TEMPORARY_REDIRECT,
+                [
+                    (header::LOCATION, hv(url)?),
+                    (DOCKER_CONTENT_DIGEST, hv(digest.as_str())?),
+                ],
+            )
+                .into_response());
+        }
+        Err(StoreError::InvalidRange { size, .. }) => return unsatisfiable(size),
         Err(e) => return Err(ApiError::store(e, OciCode::BlobUnknown)),
     };
     let size = body.info.size;
     let mut response = Response::new(Body::from_stream(body.stream));
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, hv("application/octet-stream"));
-    h.insert(DOCKER_CONTENT_DIGEST, hv(digest.as_str()));
-    h.insert(header::ETAG, hv(format!("\"{digest}\"")));
-    h.insert(header::ACCEPT_RANGES, hv("bytes"));
-    h.insert(header::CACHE_CONTROL, hv(key.cache_control()));
-    match body.range {
+    h.insert(header::CONTENT_TYPE, hv("application/octet-stream")?);
+    h.insert(DOCKER_CONTENT_DIGEST, hv(digest.as_str())?);
+    h.insert(header::ETAG, hv(format!("\"{digest}\""))?);
+    h.insert(header::ACCEPT_RANGES, hv("bytes")?);
+    h.insert(header::CACHE_CONTROL, hv(Blobs::cache_control())?);
+    let length = match body.range {
         Some((start, end)) => {
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-            let h = response.headers_mut();
-            h.insert(
-                header::CONTENT_RANGE,
-                hv(format!("bytes {start}-{end}/{size}")),
-            );
-            h.insert(header::CONTENT_LENGTH, hv((end - start + 1).to_string()));
+            let range = hv(format!("bytes {start}-{end}/{size}"))?;
+            response.headers_mut().insert(header::CONTENT_RANGE, range);
+            end - start + 1
         }
-        None => {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, hv(size.to_string()));
-        }
-    }
+        None => size,
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, hv(length.to_string())?);
     Ok(response)
 }
 
-fn unsatisfiable(size: u64) -> Response {
-    (
+fn unsatisfiable(size: u64) -> ApiResult<Response> {
+    Ok((
         StatusCode::RANGE_NOT_SATISFIABLE,
-        [(header::CONTENT_RANGE, hv(format!("bytes */{size}")))],
+        [(header::CONTENT_RANGE, hv(format!("bytes */{size}"))?)],
     )
-        .into_response()
+        .into_response())
 }
 
 /// Parses a single `bytes=` range (RFC 9110 §14.1.2) against `size`. Multiple ranges are
@@ -142,12 +138,10 @@ pub fn parse_range(spec: &str, size: u64) -> Option<ByteRange> {
 }
 
 pub async fn delete(app: AppState, repo: RepoName, digest: Digest) -> ApiResult<Response> {
-    linked(&app, &repo, &digest).await?;
     // Only the repository's link goes: other repositories may share the bytes.
-    app.store
-        .delete(&StorageKey::BlobLink(repo, digest))
-        .await
-        .map_err(|e| ApiError::store(e, OciCode::BlobUnknown))?;
+    if !app.index.unlink_blob(&repo, &digest).await? {
+        return Err(blob_unknown(&repo, &digest));
+    }
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

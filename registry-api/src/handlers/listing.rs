@@ -3,10 +3,11 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use index_format::documents::{Catalog, TagList, to_bytes};
-use index_format::{Digest, ManifestMediaType, RepoName, StorageKey};
+use index_format::{Digest, ManifestMediaType, RepoName};
 
-use super::{OCI_FILTERS_APPLIED, Params, hv};
+use super::{OCI_FILTERS_APPLIED, Params, hv, location};
 use crate::error::{ApiError, ApiResult, OciCode};
+use crate::route::Route;
 use crate::state::AppState;
 
 /// `n` as a count: absent means "all", anything but a non-negative integer is an error.
@@ -44,7 +45,22 @@ fn unknown_repo(repo: &RepoName) -> ApiError {
     )
 }
 
-fn json_response(body: impl Into<axum::body::Body>, link: Option<String>) -> Response {
+/// A document serialized for a response body.
+fn json<T: serde::Serialize>(doc: &T) -> ApiResult<Vec<u8>> {
+    to_bytes(doc).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// The `Link` header to the next page: `route`'s path with `n` and `last`.
+fn next_link(route: &Route, n: Option<usize>, last: &str) -> ApiResult<String> {
+    let path = location(route)?;
+    let path = path.to_str().map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(format!(
+        "<{path}?n={}&last={last}>; rel=\"next\"",
+        n.unwrap_or(0)
+    ))
+}
+
+fn json_response(body: impl Into<axum::body::Body>, link: Option<String>) -> ApiResult<Response> {
     let body: axum::body::Body = body.into();
     let mut r = (
         StatusCode::OK,
@@ -57,26 +73,25 @@ fn json_response(body: impl Into<axum::body::Body>, link: Option<String>) -> Res
     )
         .into_response();
     if let Some(link) = link {
-        r.headers_mut().insert(header::LINK, hv(link));
+        r.headers_mut().insert(header::LINK, hv(link)?);
     }
-    r
+    Ok(r)
 }
 
 pub async fn tags(app: AppState, repo: RepoName, params: Params) -> ApiResult<Response> {
     let n = page_size(&params)?;
     if n.is_none() && params.last.is_none() {
         // The whole list: the stored file is the response, byte for byte.
-        let key = StorageKey::TagList(repo.clone());
         let body = app
             .index
-            .read_raw(&key)
+            .tags_document(&repo)
             .await?
             .ok_or_else(|| unknown_repo(&repo))?;
-        return Ok(json_response(body, None));
+        return json_response(body, None);
     }
     let list = app
         .index
-        .tag_list(&repo)
+        .tags(&repo)
         .await?
         .ok_or_else(|| unknown_repo(&repo))?;
     let last = params
@@ -85,13 +100,9 @@ pub async fn tags(app: AppState, repo: RepoName, params: Params) -> ApiResult<Re
         .map(index_format::Tag::new)
         .transpose()?;
     let (tags, more) = page(&list.tags, last.as_ref(), n);
-    let link = more.map(|t| {
-        format!(
-            "</v2/{repo}/tags/list?n={}&last={t}>; rel=\"next\"",
-            n.unwrap_or(0)
-        )
-    });
-    Ok(json_response(to_bytes(&TagList { name: repo, tags }), link))
+    let route = Route::Tags(repo.clone());
+    let link = more.map(|t| next_link(&route, n, t.as_str())).transpose()?;
+    json_response(json(&TagList { name: repo, tags })?, link)
 }
 
 pub async fn catalog(app: AppState, params: Params) -> ApiResult<Response> {
@@ -99,8 +110,10 @@ pub async fn catalog(app: AppState, params: Params) -> ApiResult<Response> {
     let catalog = app.index.catalog().await?;
     let last = params.last.as_deref().map(RepoName::new).transpose()?;
     let (repositories, more) = page(&catalog.repositories, last.as_ref(), n);
-    let link = more.map(|r| format!("</v2/_catalog?n={}&last={r}>; rel=\"next\"", n.unwrap_or(0)));
-    Ok(json_response(to_bytes(&Catalog { repositories }), link))
+    let link = more
+        .map(|r| next_link(&Route::Catalog, n, r.as_str()))
+        .transpose()?;
+    json_response(json(&Catalog { repositories })?, link)
 }
 
 pub async fn referrers(
@@ -117,12 +130,12 @@ pub async fn referrers(
     let mut r = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, ManifestMediaType::OciIndex.as_str())],
-        to_bytes(&index),
+        json(&index)?,
     )
         .into_response();
     if filtered {
         r.headers_mut()
-            .insert(OCI_FILTERS_APPLIED, hv("artifactType"));
+            .insert(OCI_FILTERS_APPLIED, hv("artifactType")?);
     }
     Ok(r)
 }

@@ -8,9 +8,10 @@ use index_format::manifest::ParsedManifest;
 use index_format::{DigestAlgorithm, ManifestMediaType, Reference, RepoName};
 use serde_json::json;
 
-use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, hv, hv_owned};
+use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, hv, hv_owned, location};
 use crate::error::{ApiError, ApiResult, OciCode};
 use crate::index::{MAX_MANIFEST_BYTES, PushedManifest, digest_of};
+use crate::route::Route;
 use crate::state::AppState;
 
 fn unknown(repo: &RepoName, reference: &Reference) -> ApiError {
@@ -101,9 +102,9 @@ pub async fn get(
         ),
         (
             DOCKER_CONTENT_DIGEST,
-            hv_owned(manifest.digest.as_str().to_owned()),
+            hv_owned(manifest.digest.as_str().to_owned())?,
         ),
-        (header::ETAG, hv_owned(etag)),
+        (header::ETAG, hv_owned(etag)?),
         (
             header::CACHE_CONTROL,
             HeaderValue::from_static(cache_control),
@@ -150,38 +151,28 @@ pub async fn put(
     };
     let parsed = ParsedManifest::parse(&bytes, content_type)
         .map_err(|e| ApiError::new(OciCode::ManifestInvalid, e.to_string()))?;
-    let missing = app.index.missing_references(&repo, &parsed).await?;
-    if let Some(first) = missing.first() {
-        return Err(ApiError::new(
-            OciCode::ManifestBlobUnknown,
-            format!("{} referenced by the manifest is unknown to {repo}", first),
-        )
-        .detail(json!({ "missing": missing })));
-    }
     let push = PushedManifest {
-        repo: repo.clone(),
+        repo,
         tag,
         digest: digest.clone(),
         bytes,
         parsed,
     };
-    app.index.put_manifest(&push).await?;
+    app.index.push_manifest(&push).await?;
+    let route = Route::Manifest(push.repo.clone(), Reference::Digest(digest.clone()));
     let mut response = (
         StatusCode::CREATED,
         [
-            (
-                header::LOCATION,
-                hv(format!("/v2/{repo}/manifests/{digest}")),
-            ),
-            (DOCKER_CONTENT_DIGEST, hv(digest.as_str())),
-            (header::CONTENT_LENGTH, hv("0")),
+            (header::LOCATION, location(&route)?),
+            (DOCKER_CONTENT_DIGEST, hv(digest.as_str())?),
+            (header::CONTENT_LENGTH, hv("0")?),
         ],
     )
         .into_response();
     if let Some(subject) = &push.parsed.subject {
         response
             .headers_mut()
-            .insert(OCI_SUBJECT, hv(subject.digest.as_str()));
+            .insert(OCI_SUBJECT, hv(subject.digest.as_str())?);
     }
     Ok(response)
 }
@@ -203,7 +194,7 @@ mod tests {
 
     fn with_accept(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, hv(v));
+        h.insert(header::ACCEPT, hv(v).expect("valid"));
         h
     }
 

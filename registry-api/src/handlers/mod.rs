@@ -18,7 +18,7 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult, OciCode};
-use crate::index::DocumentError;
+use crate::index::IndexError;
 use crate::route::Route;
 use crate::state::AppState;
 
@@ -104,10 +104,15 @@ fn not_found() -> ApiError {
     )
 }
 
-impl From<DocumentError> for ApiError {
-    fn from(e: DocumentError) -> Self {
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> Self {
         match e {
-            DocumentError::Store(s) => ApiError::store(s, OciCode::NameUnknown),
+            IndexError::Store(s) => ApiError::store(s, OciCode::NameUnknown),
+            IndexError::MissingReferences { ref missing, .. } => {
+                let detail = serde_json::json!({ "missing": missing });
+                ApiError::new(OciCode::ManifestBlobUnknown, e.to_string()).detail(detail)
+            }
+            IndexError::Upload(u) => u.into(),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -208,12 +213,27 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// A header value from a string we built; values with control characters are dropped.
-pub fn hv(s: impl AsRef<str>) -> HeaderValue {
-    HeaderValue::from_str(s.as_ref()).unwrap_or(HeaderValue::from_static(""))
+/// A header value from a string we built. Ours are digests, ids, paths of validated names
+/// and URLs, which are always valid; one that is not is a bug, answered 500 with the value
+/// in the log rather than sent as an empty header.
+pub fn hv(s: impl AsRef<str>) -> Result<HeaderValue, ApiError> {
+    let s = s.as_ref();
+    HeaderValue::from_str(s).map_err(|_| invalid_header(s))
 }
 
 /// As [`hv`], taking ownership of a string built for the header (no copy).
-pub fn hv_owned(s: String) -> HeaderValue {
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(s)).unwrap_or(HeaderValue::from_static(""))
+pub fn hv_owned(s: String) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(s.clone())).map_err(|_| invalid_header(&s))
+}
+
+fn invalid_header(s: &str) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("header value {s:?} is not valid"))
+}
+
+/// The path of `route` for a `Location` or `Link` header.
+pub fn location(route: &Route) -> Result<HeaderValue, ApiError> {
+    let path = route
+        .path()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no path for {route:?}")))?;
+    hv_owned(path)
 }

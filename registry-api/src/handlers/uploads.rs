@@ -4,43 +4,50 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use blob_gateway::UploadState;
+use blob_gateway::{ClosingBody, UploadState};
 use index_format::{Digest, RepoName, UploadId};
 
-use super::{DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Params, body_stream, content_length, hv};
+use super::{
+    DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Params, body_stream, content_length, hv, location,
+};
 use crate::error::{ApiError, ApiResult, OciCode};
+use crate::route::Route;
 use crate::state::AppState;
 
-/// `202` with where to continue the session and what it holds.
-fn session_response(status: StatusCode, repo: &RepoName, id: &UploadId, offset: u64) -> Response {
+/// `202` (or `204`) with where to continue the session and what it holds.
+fn session_response(
+    status: StatusCode,
+    repo: &RepoName,
+    id: &UploadId,
+    offset: u64,
+) -> ApiResult<Response> {
     // As CNCF distribution does, an empty session reports `0-0`.
     let end = offset.saturating_sub(1);
-    (
+    let route = Route::Upload(repo.clone(), id.clone());
+    Ok((
         status,
         [
-            (
-                header::LOCATION,
-                hv(format!("/v2/{repo}/blobs/uploads/{id}")),
-            ),
-            (header::RANGE, hv(format!("0-{end}"))),
-            (DOCKER_UPLOAD_UUID, hv(id.as_str())),
-            (header::CONTENT_LENGTH, hv("0")),
+            (header::LOCATION, location(&route)?),
+            (header::RANGE, hv(format!("0-{end}"))?),
+            (DOCKER_UPLOAD_UUID, hv(id.as_str())?),
+            (header::CONTENT_LENGTH, hv("0")?),
         ],
     )
-        .into_response()
+        .into_response())
 }
 
 /// `201` for a blob now in the repository.
-fn created(repo: &RepoName, digest: &Digest) -> Response {
-    (
+fn created(repo: &RepoName, digest: &Digest) -> ApiResult<Response> {
+    let route = Route::Blob(repo.clone(), digest.clone());
+    Ok((
         StatusCode::CREATED,
         [
-            (header::LOCATION, hv(format!("/v2/{repo}/blobs/{digest}"))),
-            (DOCKER_CONTENT_DIGEST, hv(digest.as_str())),
-            (header::CONTENT_LENGTH, hv("0")),
+            (header::LOCATION, location(&route)?),
+            (DOCKER_CONTENT_DIGEST, hv(digest.as_str())?),
+            (header::CONTENT_LENGTH, hv("0")?),
         ],
     )
-        .into_response()
+        .into_response())
 }
 
 fn digest_param(params: &Params) -> ApiResult<Digest> {
@@ -70,20 +77,17 @@ pub async fn start(
         // Monolithic: the whole blob in this request.
         let digest = digest_param(&params)?;
         let (id, _) = app.uploads.start(&repo).await?;
-        let size = content_length(headers);
-        let blob = app
-            .uploads
-            .finish(&repo, &id, Some((body_stream(body), size)), &digest)
-            .await?;
-        return Ok(created(&repo, &blob.digest));
+        let last = ClosingBody {
+            body: body_stream(body),
+            size: content_length(headers),
+            start: None,
+        };
+        let published = app.uploads.finish(&repo, &id, Some(last), &digest).await?;
+        let blob = app.index.link_upload(published).await?;
+        return created(&repo, &blob.digest);
     }
     let (id, state) = app.uploads.start(&repo).await?;
-    Ok(session_response(
-        StatusCode::ACCEPTED,
-        &repo,
-        &id,
-        state.offset(),
-    ))
+    session_response(StatusCode::ACCEPTED, &repo, &id, state.offset())
 }
 
 /// Links a blob from `from` into `repo`; `None` (start a session instead) when `from`
@@ -97,14 +101,10 @@ async fn try_mount(
     let Some(from) = from.and_then(|f| RepoName::new(f).ok()) else {
         return Ok(None);
     };
-    let Some(link) = app.index.blob_link(&from, digest).await? else {
-        return Ok(None);
-    };
-    app.uploads
-        .link(repo, digest, link.size)
-        .await
-        .map_err(|e| ApiError::store(e, OciCode::BlobUnknown))?;
-    Ok(Some(created(repo, digest)))
+    match app.index.mount(&from, repo, digest).await? {
+        Some(_) => created(repo, digest).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Parses `Content-Range: <start>-<end>` (the spec's form; a `bytes ` prefix is tolerated).
@@ -133,6 +133,21 @@ fn content_range(headers: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
     Ok(Some((a, b)))
 }
 
+/// The chunk's length: what `Content-Range` covers, which `Content-Length` must agree with.
+fn chunk_size(range: Option<(u64, u64)>, length: Option<u64>) -> ApiResult<Option<u64>> {
+    let Some((start, end)) = range else {
+        return Ok(length);
+    };
+    let len = end - start + 1;
+    match length {
+        Some(l) if l != len => Err(ApiError::new(
+            OciCode::SizeInvalid,
+            format!("Content-Range covers {len} bytes but Content-Length is {l}"),
+        )),
+        _ => Ok(Some(len)),
+    }
+}
+
 pub async fn patch(
     app: AppState,
     repo: RepoName,
@@ -141,27 +156,12 @@ pub async fn patch(
     body: Body,
 ) -> ApiResult<Response> {
     let range = content_range(headers)?;
-    let mut size = content_length(headers);
-    if let Some((start, end)) = range {
-        let len = end - start + 1;
-        if size.is_some_and(|s| s != len) {
-            return Err(ApiError::new(
-                OciCode::SizeInvalid,
-                format!("Content-Range covers {len} bytes but Content-Length is {size:?}"),
-            ));
-        }
-        size = Some(len);
-    }
+    let size = chunk_size(range, content_length(headers))?;
     let state = app
         .uploads
         .append(&repo, &id, range.map(|r| r.0), body_stream(body), size)
         .await?;
-    Ok(session_response(
-        StatusCode::ACCEPTED,
-        &repo,
-        &id,
-        state.offset(),
-    ))
+    session_response(StatusCode::ACCEPTED, &repo, &id, state.offset())
 }
 
 pub async fn put(
@@ -174,30 +174,19 @@ pub async fn put(
 ) -> ApiResult<Response> {
     let digest = digest_param(&params)?;
     let range = content_range(headers)?;
-    if let Some((start, _)) = range {
-        let (state, _) = app.uploads.status(&repo, &id).await?;
-        if start != state.offset() {
-            return Err(ApiError::RangeNotSatisfiable {
-                offset: state.offset(),
-            });
-        }
-    }
-    let size = content_length(headers);
-    let blob = app
-        .uploads
-        .finish(&repo, &id, Some((body_stream(body), size)), &digest)
-        .await?;
-    Ok(created(&repo, &blob.digest))
+    let last = ClosingBody {
+        body: body_stream(body),
+        size: chunk_size(range, content_length(headers))?,
+        start: range.map(|r| r.0),
+    };
+    let published = app.uploads.finish(&repo, &id, Some(last), &digest).await?;
+    let blob = app.index.link_upload(published).await?;
+    created(&repo, &blob.digest)
 }
 
 pub async fn status(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Response> {
     let (state, _): (UploadState, _) = app.uploads.status(&repo, &id).await?;
-    Ok(session_response(
-        StatusCode::NO_CONTENT,
-        &repo,
-        &id,
-        state.offset(),
-    ))
+    session_response(StatusCode::NO_CONTENT, &repo, &id, state.offset())
 }
 
 pub async fn cancel(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Response> {

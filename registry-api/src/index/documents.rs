@@ -1,144 +1,138 @@
-//! Read-modify-write of the index's JSON documents.
+//! Reading and read-modify-writing the index's JSON documents, and the small ones read
+//! straight off the store: tag lists, the catalog, referrers, `config.json`.
 
 use std::time::Duration;
 
-use blob_gateway::{PutCondition, PutMeta, StoreError, get_bytes, put_bytes};
+use blob_gateway::{PutCondition, put_bytes};
 use bytes::Bytes;
 use index_format::StorageKey;
-use index_format::documents::{BlobLink, Catalog, IndexConfig, ReferrersIndex, TagList, to_bytes};
+use index_format::documents::{Catalog, IndexConfig, ReferrersIndex, TagList, to_bytes};
 use index_format::{Digest, RepoName};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Index;
+use super::{Index, IndexError};
 
 /// Documents are small; anything bigger is corrupt or hostile.
 const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
 const MAX_ATTEMPTS: u32 = 100;
 
-/// Why a document could not be read or updated.
-#[derive(Debug, thiserror::Error)]
-pub enum DocumentError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{key}: stored document is not valid JSON")]
-    Corrupt {
-        key: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("{key}: still changing after {MAX_ATTEMPTS} attempts")]
-    Contended { key: String },
+/// A document's bytes with the condition that replaces exactly them.
+struct Loaded {
+    bytes: Bytes,
+    condition: PutCondition,
 }
 
 impl Index {
-    /// Reads a document, `None` if absent.
-    pub async fn read<T: DeserializeOwned>(
-        &self,
-        key: &StorageKey,
-    ) -> Result<Option<T>, DocumentError> {
-        match get_bytes(self.store.as_ref(), key, MAX_DOCUMENT_BYTES).await {
-            Ok((bytes, _)) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|source| DocumentError::Corrupt {
-                        key: key.key(),
-                        source,
-                    })
-            }
+    /// The stored bytes at `key`, `None` if absent. The one way the index reads.
+    async fn load(&self, key: &StorageKey, max: u64) -> Result<Option<Loaded>, IndexError> {
+        match self.store.read(key, max).await {
+            Ok((bytes, info)) => Ok(Some(Loaded {
+                bytes,
+                condition: PutCondition::IfMatch(info.etag),
+            })),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
+    /// A document parsed, `None` if absent.
+    pub(super) async fn read<T: DeserializeOwned>(
+        &self,
+        key: &StorageKey,
+    ) -> Result<Option<T>, IndexError> {
+        match self.load(key, MAX_DOCUMENT_BYTES).await? {
+            Some(doc) => parse(key, &doc.bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Applies `change` to the document at `key` (or to `init()` if absent) and writes it
     /// back if `change` returned `true`, retrying when another writer got there first.
-    pub async fn update<T, I, F>(
+    pub(super) async fn update<T, I, F>(
         &self,
         key: &StorageKey,
         init: I,
         mut change: F,
-    ) -> Result<T, DocumentError>
+    ) -> Result<T, IndexError>
     where
         T: Serialize + DeserializeOwned,
         I: Fn() -> T,
         F: FnMut(&mut T) -> bool,
     {
         for attempt in 0..MAX_ATTEMPTS {
-            let (mut doc, condition) = match get_bytes(self.store.as_ref(), key, MAX_DOCUMENT_BYTES)
-                .await
-            {
-                Ok((bytes, info)) => (
-                    serde_json::from_slice(&bytes).map_err(|source| DocumentError::Corrupt {
-                        key: key.key(),
-                        source,
-                    })?,
-                    PutCondition::IfMatch(info.etag),
-                ),
-                Err(e) if e.is_not_found() => (init(), PutCondition::IfNoneMatch),
-                Err(e) => return Err(e.into()),
+            let (mut doc, condition) = match self.load(key, MAX_DOCUMENT_BYTES).await? {
+                Some(d) => (parse(key, &d.bytes)?, d.condition),
+                None => (init(), PutCondition::IfNoneMatch),
             };
             if !change(&mut doc) {
                 return Ok(doc);
             }
-            let bytes = Bytes::from(to_bytes(&doc));
-            let meta = PutMeta::for_key(key, None);
-            match put_bytes(self.store.as_ref(), key, bytes, meta, condition).await {
+            match put_bytes(self.store.as_ref(), key, serialize(key, &doc)?, condition).await {
                 Ok(_) => return Ok(doc),
                 Err(e) if e.is_precondition_failed() => backoff(attempt).await,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(DocumentError::Contended { key: key.key() })
+        Err(IndexError::Contended {
+            key: key.key(),
+            attempts: MAX_ATTEMPTS,
+        })
     }
 
     /// Writes the root `config.json` unless it already says exactly this.
-    pub async fn write_config(&self, config: IndexConfig) -> Result<(), DocumentError> {
+    pub async fn write_config(&self, config: IndexConfig) -> Result<(), IndexError> {
         let key = StorageKey::Config;
         if self.read::<IndexConfig>(&key).await?.as_ref() == Some(&config) {
             return Ok(());
         }
-        let meta = PutMeta::for_key(&key, None);
-        let bytes = Bytes::from(to_bytes(&config));
-        put_bytes(self.store.as_ref(), &key, bytes, meta, PutCondition::None).await?;
+        // Whole, unconditionally: the configuration of the server starting now wins.
+        let bytes = serialize(&key, &config)?;
+        put_bytes(self.store.as_ref(), &key, bytes, PutCondition::None).await?;
         Ok(())
     }
 
-    /// A document's stored bytes, exactly the API response body it stands for.
-    pub async fn read_raw(&self, key: &StorageKey) -> Result<Option<Bytes>, DocumentError> {
-        match get_bytes(self.store.as_ref(), key, MAX_DOCUMENT_BYTES).await {
-            Ok((bytes, _)) => Ok(Some(bytes)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn tag_list(&self, repo: &RepoName) -> Result<Option<TagList>, DocumentError> {
+    /// The tag list of `repo`, `None` if it has none.
+    pub async fn tags(&self, repo: &RepoName) -> Result<Option<TagList>, IndexError> {
         self.read(&StorageKey::TagList(repo.clone())).await
     }
 
-    pub async fn catalog(&self) -> Result<Catalog, DocumentError> {
+    /// The tag list's stored bytes: exactly the `tags/list` response for all tags.
+    pub async fn tags_document(&self, repo: &RepoName) -> Result<Option<Bytes>, IndexError> {
+        let key = StorageKey::TagList(repo.clone());
+        Ok(self.load(&key, MAX_DOCUMENT_BYTES).await?.map(|d| d.bytes))
+    }
+
+    /// Every repository with a pushed manifest.
+    pub async fn catalog(&self) -> Result<Catalog, IndexError> {
         Ok(self.read(&StorageKey::Catalog).await?.unwrap_or_default())
     }
 
+    /// The manifests of `repo` whose subject is `subject`.
     pub async fn referrers(
         &self,
         repo: &RepoName,
         subject: &Digest,
-    ) -> Result<ReferrersIndex, DocumentError> {
+    ) -> Result<ReferrersIndex, IndexError> {
         let key = StorageKey::Referrers(repo.clone(), subject.clone());
         Ok(self.read(&key).await?.unwrap_or_default())
     }
+}
 
-    /// The link that lets `repo` serve `digest`, if it has one.
-    pub async fn blob_link(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-    ) -> Result<Option<BlobLink>, DocumentError> {
-        self.read(&StorageKey::BlobLink(repo.clone(), digest.clone()))
-            .await
-    }
+fn parse<T: DeserializeOwned>(key: &StorageKey, bytes: &[u8]) -> Result<T, IndexError> {
+    serde_json::from_slice(bytes).map_err(|source| IndexError::Corrupt {
+        key: key.key(),
+        source,
+    })
+}
+
+pub(super) fn serialize<T: Serialize>(key: &StorageKey, doc: &T) -> Result<Bytes, IndexError> {
+    to_bytes(doc)
+        .map(Bytes::from)
+        .map_err(|source| IndexError::Serialize {
+            key: key.key(),
+            source,
+        })
 }
 
 /// Jittered, growing pause between attempts, so contending writers spread out.

@@ -1,7 +1,7 @@
 //! Manifests: stored byte for byte under their digest, copied under their tag, and
 //! recorded in the tag list, the subject's referrers index and the catalog.
 
-use blob_gateway::{DigestWriter, PutCondition, PutMeta, get_bytes, put_bytes};
+use blob_gateway::{DigestWriter, PutCondition, one_chunk};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use index_format::documents::{Catalog, ReferrersIndex, TagList};
@@ -10,8 +10,7 @@ use index_format::{
     Digest, DigestAlgorithm, ManifestMediaType, Reference, RepoName, StorageKey, Tag,
 };
 
-use super::documents::DocumentError;
-use super::{Index, MAX_MANIFEST_BYTES};
+use super::{Index, IndexError, MAX_MANIFEST_BYTES};
 
 /// How many existence checks or tag reads run at once.
 const PARALLEL_READS: usize = 16;
@@ -34,6 +33,19 @@ pub struct PushedManifest {
     pub parsed: ParsedManifest,
 }
 
+/// How a manifest with a subject is listed in its subject's referrers index.
+pub(super) fn referrer(digest: &Digest, size: usize, parsed: &ParsedManifest) -> Descriptor {
+    Descriptor {
+        media_type: parsed.media_type.as_str().to_owned(),
+        digest: digest.clone(),
+        size: size as u64,
+        urls: None,
+        annotations: parsed.annotations.clone(),
+        artifact_type: parsed.artifact_type.clone(),
+        platform: None,
+    }
+}
+
 /// The digest of `bytes` with `algorithm`.
 pub fn digest_of(bytes: &[u8], algorithm: DigestAlgorithm) -> Digest {
     let mut w = DigestWriter::new(algorithm);
@@ -47,10 +59,10 @@ impl Index {
         &self,
         repo: &RepoName,
         reference: &Reference,
-    ) -> Result<Option<StoredManifest>, DocumentError> {
+    ) -> Result<Option<StoredManifest>, IndexError> {
         let key = StorageKey::Manifest(repo.clone(), reference.clone());
         let max = MAX_MANIFEST_BYTES as u64;
-        let (bytes, info) = match get_bytes(self.store.as_ref(), &key, max).await {
+        let (bytes, info) = match self.store.read(&key, max).await {
             Ok(x) => x,
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -74,11 +86,11 @@ impl Index {
 
     /// The references of `parsed` that `repo` cannot serve: blobs without a link, or
     /// child manifests not stored in the repository. Foreign layers are not checked.
-    pub async fn missing_references(
+    pub(super) async fn missing_references(
         &self,
         repo: &RepoName,
         parsed: &ParsedManifest,
-    ) -> Result<Vec<Digest>, DocumentError> {
+    ) -> Result<Vec<Digest>, IndexError> {
         let is_index = parsed.media_type.is_index();
         let keys: Vec<(StorageKey, Digest)> = parsed
             .references
@@ -101,7 +113,7 @@ impl Index {
                     match store.head(&key).await {
                         Ok(_) => Ok(None),
                         Err(e) if e.is_not_found() => Ok(Some(digest)),
-                        Err(e) => Err(DocumentError::from(e)),
+                        Err(e) => Err(IndexError::from(e)),
                     }
                 }
             })
@@ -113,24 +125,22 @@ impl Index {
         Ok(missing)
     }
 
-    /// Records a pushed manifest: bytes by digest, then tag, tag list, referrers, catalog.
-    pub async fn put_manifest(&self, push: &PushedManifest) -> Result<(), DocumentError> {
-        let media_type = push.parsed.media_type.as_str();
+    /// Records a pushed manifest once every reference it makes is linked into the
+    /// repository: bytes by digest, then referrers, tag, tag list, catalog.
+    pub async fn push_manifest(&self, push: &PushedManifest) -> Result<(), IndexError> {
+        let missing = self.missing_references(&push.repo, &push.parsed).await?;
+        if !missing.is_empty() {
+            return Err(IndexError::MissingReferences {
+                repo: push.repo.clone(),
+                missing,
+            });
+        }
         let by_digest =
             StorageKey::Manifest(push.repo.clone(), Reference::Digest(push.digest.clone()));
-        self.put_manifest_bytes(&by_digest, push, media_type)
-            .await?;
+        self.put_manifest_bytes(&by_digest, push).await?;
         if let Some(subject) = &push.parsed.subject {
             let key = StorageKey::Referrers(push.repo.clone(), subject.digest.clone());
-            let descriptor = Descriptor {
-                media_type: media_type.to_owned(),
-                digest: push.digest.clone(),
-                size: push.bytes.len() as u64,
-                urls: None,
-                annotations: push.parsed.annotations.clone(),
-                artifact_type: push.parsed.artifact_type.clone(),
-                platform: None,
-            };
+            let descriptor = referrer(&push.digest, push.bytes.len(), &push.parsed);
             self.update(&key, ReferrersIndex::default, |r| {
                 r.upsert(descriptor.clone())
             })
@@ -138,7 +148,7 @@ impl Index {
         }
         if let Some(tag) = &push.tag {
             let by_tag = StorageKey::Manifest(push.repo.clone(), Reference::Tag(tag.clone()));
-            self.put_manifest_bytes(&by_tag, push, media_type).await?;
+            self.put_manifest_bytes(&by_tag, push).await?;
             let key = StorageKey::TagList(push.repo.clone());
             let repo = push.repo.clone();
             self.update(
@@ -160,17 +170,12 @@ impl Index {
         &self,
         key: &StorageKey,
         push: &PushedManifest,
-        media_type: &str,
-    ) -> Result<(), DocumentError> {
-        let meta = PutMeta::for_key(key, Some(media_type));
-        put_bytes(
-            self.store.as_ref(),
-            key,
-            push.bytes.clone(),
-            meta,
-            PutCondition::None,
-        )
-        .await?;
+    ) -> Result<(), IndexError> {
+        let body = one_chunk(push.bytes.clone());
+        let media_type = Some(push.parsed.media_type);
+        self.store
+            .put(key, body, media_type, PutCondition::None)
+            .await?;
         Ok(())
     }
 
@@ -180,7 +185,7 @@ impl Index {
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> Result<bool, DocumentError> {
+    ) -> Result<bool, IndexError> {
         let reference = Reference::Digest(digest.clone());
         let Some(stored) = self.manifest(repo, &reference).await? else {
             return Ok(false);
@@ -206,8 +211,8 @@ impl Index {
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> Result<Vec<Tag>, DocumentError> {
-        let Some(list) = self.tag_list(repo).await? else {
+    ) -> Result<Vec<Tag>, IndexError> {
+        let Some(list) = self.tags(repo).await? else {
             return Ok(Vec::new());
         };
         let index = self.clone();
@@ -219,7 +224,7 @@ impl Index {
                     let found = index.manifest(&repo, &Reference::Tag(tag.clone())).await?;
                     let points =
                         found.is_some_and(|m| digest_of(&m.bytes, digest.algorithm()) == digest);
-                    Ok::<_, DocumentError>(points.then_some(tag))
+                    Ok::<_, IndexError>(points.then_some(tag))
                 }
             })
             .buffered(PARALLEL_READS)
@@ -229,7 +234,7 @@ impl Index {
     }
 
     /// Deletes a tag (not the manifest it points at). `false` if there was no such tag.
-    pub async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, DocumentError> {
+    pub async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, IndexError> {
         let key = StorageKey::Manifest(repo.clone(), Reference::Tag(tag.clone()));
         let existed = match self.store.head(&key).await {
             Ok(_) => true,

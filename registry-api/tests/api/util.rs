@@ -96,6 +96,8 @@ pub struct TestServer {
     pub base: String,
     pub store: Arc<Store>,
     pub client: reqwest::Client,
+    /// Whether dropping the server runs `cargohold index check` on its store.
+    check_index: bool,
 }
 
 impl TestServer {
@@ -114,6 +116,17 @@ impl TestServer {
         Self::start(self.store.clone(), args).await
     }
 
+    /// Starts a server on a fresh store that aborts right after `point` of closing an
+    /// upload (`CARGOHOLD_TEST_CRASH_AFTER`), with extra `serve` flags.
+    pub async fn crashing_after(point: &str, args: &[&str]) -> Self {
+        Self::start_with(
+            Arc::new(Store::new()),
+            args,
+            &[("CARGOHOLD_TEST_CRASH_AFTER", point)],
+        )
+        .await
+    }
+
     /// The filesystem store's directory; `None` on S3.
     pub fn fs_root(&self) -> Option<PathBuf> {
         self.store.fs_root()
@@ -124,10 +137,15 @@ impl TestServer {
     }
 
     async fn start(store: Arc<Store>, args: &[&str]) -> Self {
+        Self::start_with(store, args, &[]).await
+    }
+
+    async fn start_with(store: Arc<Store>, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargohold"))
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(store.args())
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -142,22 +160,36 @@ impl TestServer {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
+            check_index: true,
         }
+    }
+
+    /// For tests that leave the index inconsistent on purpose (a deleted blob that a
+    /// manifest still names): no `index check` when the server is dropped.
+    pub fn skip_index_check(&mut self) {
+        self.check_index = false;
     }
 
     /// Runs `cargohold ARGS` on this server's store, e.g. `gc uploads`; returns stdout.
     pub fn command(&self, args: &[&str]) -> String {
+        let (ok, stdout) = self.command_status(args);
+        assert!(ok, "cargohold {args:?} failed: {stdout}");
+        stdout
+    }
+
+    /// As [`command`](Self::command), also when it fails: (success, stdout and stderr).
+    pub fn command_status(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_cargohold"))
             .args(args)
             .args(self.store.args())
             .output()
             .expect("run cargohold");
-        assert!(
-            out.status.success(),
-            "{}",
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        (out.status.success(), text)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -390,8 +422,14 @@ fn chunk_range(start: usize, data: &[u8]) -> String {
 }
 
 impl Drop for TestServer {
+    /// Stops the server, then checks that whatever the test did left the index consistent
+    /// (`cargohold index check`), unless the test damaged it on purpose.
     fn drop(&mut self) {
         self.kill();
+        if self.check_index && !std::thread::panicking() {
+            let (ok, out) = self.command_status(&["index", "check"]);
+            assert!(ok, "the test left the index inconsistent: {out}");
+        }
     }
 }
 

@@ -1,0 +1,557 @@
+//! `cargohold index check | rebuild`: the derived documents (tag lists, referrers, the
+//! catalog) recomputed from the source of truth (the manifests by digest and by tag, and
+//! the blob links), compared with what is stored, and on `rebuild` repaired.
+//!
+//! Repairs use the server's own conditional updates (insert or remove one entry at a
+//! time, re-checked at write time), so a rebuild is idempotent and safe while servers run:
+//! an entry is removed only when what it names is gone, and a concurrent push's own write
+//! never conflicts with one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use blob_gateway::{PutCondition, one_chunk};
+use index_format::documents::{Catalog, ReferrersIndex, TagList};
+use index_format::manifest::{Descriptor, ParsedManifest, sniff_media_type};
+use index_format::{Digest, KeyPrefix, ManifestMediaType, Reference, RepoName, StorageKey, Tag};
+
+use super::manifests::{digest_of, referrer};
+use super::{Index, IndexError};
+
+const PAGE: usize = 1000;
+
+/// One disagreement between the index and its source of truth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// A tag whose manifest is not stored by digest (repaired from the tag's own bytes).
+    TagWithoutManifest {
+        repo: RepoName,
+        tag: Tag,
+        digest: Digest,
+    },
+    /// A manifest stored under a digest its bytes do not have (not repairable).
+    DigestMismatch { repo: RepoName, digest: Digest },
+    /// A stored manifest that does not parse (not repairable).
+    UnreadableManifest {
+        repo: RepoName,
+        digest: Digest,
+        reason: String,
+    },
+    /// A manifest naming a blob the repository has no link to (repaired when the blob is
+    /// stored), or a child manifest the repository lacks (not repairable).
+    UnlinkedReference {
+        repo: RepoName,
+        manifest: Digest,
+        missing: Digest,
+    },
+    /// A tag file the tag list does not name.
+    TagNotListed { repo: RepoName, tag: Tag },
+    /// A listed tag with no tag file.
+    TagListedWithoutFile { repo: RepoName, tag: Tag },
+    /// A manifest with a subject missing from that subject's referrers.
+    ReferrerNotListed {
+        repo: RepoName,
+        subject: Digest,
+        referrer: Digest,
+    },
+    /// A referrers entry whose manifest is gone.
+    ReferrerListedWithoutManifest {
+        repo: RepoName,
+        subject: Digest,
+        referrer: Digest,
+    },
+    /// A repository with manifests that the catalog does not name.
+    RepositoryNotInCatalog { repo: RepoName },
+    /// A derived document that does not parse (rewritten whole).
+    CorruptDocument { key: String },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TagWithoutManifest { repo, tag, digest } => {
+                write!(
+                    f,
+                    "{repo}:{tag} names {digest}, which is not stored by digest"
+                )
+            }
+            Self::DigestMismatch { repo, digest } => {
+                write!(f, "{repo}@{digest}: the stored bytes have another digest")
+            }
+            Self::UnreadableManifest {
+                repo,
+                digest,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "{repo}@{digest}: stored manifest is unreadable: {reason}"
+                )
+            }
+            Self::UnlinkedReference {
+                repo,
+                manifest,
+                missing,
+            } => {
+                write!(
+                    f,
+                    "{repo}@{manifest} names {missing}, which {repo} cannot serve"
+                )
+            }
+            Self::TagNotListed { repo, tag } => {
+                write!(f, "{repo}:{tag} is missing from the tag list")
+            }
+            Self::TagListedWithoutFile { repo, tag } => {
+                write!(f, "{repo}: the tag list names {tag}, which does not exist")
+            }
+            Self::ReferrerNotListed {
+                repo,
+                subject,
+                referrer,
+            } => {
+                write!(f, "{repo}: referrers of {subject} miss {referrer}")
+            }
+            Self::ReferrerListedWithoutManifest {
+                repo,
+                subject,
+                referrer,
+            } => {
+                write!(
+                    f,
+                    "{repo}: referrers of {subject} name {referrer}, which is gone"
+                )
+            }
+            Self::RepositoryNotInCatalog { repo } => {
+                write!(f, "{repo} is missing from the catalog")
+            }
+            Self::CorruptDocument { key } => write!(f, "{key} is not valid JSON"),
+        }
+    }
+}
+
+/// What a check or rebuild found, and how many findings a rebuild repaired.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Repositories looked at.
+    pub repositories: usize,
+    /// Every disagreement found.
+    pub findings: Vec<Finding>,
+    /// How many of them were repaired (always 0 for a check).
+    pub repaired: usize,
+}
+
+/// What one repository's manifests and tags say the derived documents should hold.
+#[derive(Default)]
+struct Truth {
+    tags: BTreeMap<Tag, Digest>,
+    manifests: BTreeMap<Digest, (bytes::Bytes, Option<ManifestMediaType>)>,
+    links: BTreeSet<Digest>,
+    referrers_docs: BTreeSet<Digest>,
+    has_tag_list: bool,
+}
+
+impl Index {
+    /// Compares the index with its source of truth (one repository, or all and the
+    /// catalog); with `repair`, fixes what can be fixed.
+    pub async fn check(&self, repo: Option<&RepoName>, repair: bool) -> Result<Report, IndexError> {
+        let repos = self.repositories(repo).await?;
+        let mut report = Report {
+            repositories: repos.len(),
+            ..Report::default()
+        };
+        for (name, keys) in &repos {
+            let truth = self.truth(keys).await?;
+            self.check_repository(name, &truth, repair, &mut report)
+                .await?;
+        }
+        if repo.is_none() {
+            self.check_catalog(&repos, repair, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// The index keys of each repository (just `only`'s, when given).
+    async fn repositories(
+        &self,
+        only: Option<&RepoName>,
+    ) -> Result<BTreeMap<RepoName, Vec<StorageKey>>, IndexError> {
+        let prefix = only.map_or(KeyPrefix::Index, |r| KeyPrefix::Repository(r.clone()));
+        let mut repos: BTreeMap<RepoName, Vec<StorageKey>> = BTreeMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.list(&prefix, after.as_deref(), PAGE).await?;
+            for key in page.keys.iter().filter_map(|k| StorageKey::parse(k)) {
+                let name = match &key {
+                    StorageKey::Manifest(n, _)
+                    | StorageKey::TagList(n)
+                    | StorageKey::Referrers(n, _)
+                    | StorageKey::BlobLink(n, _) => n.clone(),
+                    _ => continue,
+                };
+                if only.is_none_or(|o| o == &name) {
+                    repos.entry(name).or_default().push(key);
+                }
+            }
+            match (page.truncated, page.keys.last()) {
+                (true, Some(last)) => after = Some(last.clone()),
+                _ => break,
+            }
+        }
+        Ok(repos)
+    }
+
+    async fn truth(&self, keys: &[StorageKey]) -> Result<Truth, IndexError> {
+        let mut truth = Truth::default();
+        for key in keys {
+            match key {
+                StorageKey::Manifest(_, reference) => {
+                    let Some((bytes, info)) = self.read_object(key).await? else {
+                        continue;
+                    };
+                    let media_type = info.and_then(|t| ManifestMediaType::parse(&t).ok());
+                    match reference {
+                        Reference::Tag(t) => {
+                            let digest = digest_of(&bytes, index_format::DigestAlgorithm::Sha256);
+                            truth.tags.insert(t.clone(), digest.clone());
+                            truth.manifests.entry(digest).or_insert((bytes, media_type));
+                        }
+                        Reference::Digest(d) => {
+                            truth.manifests.insert(d.clone(), (bytes, media_type));
+                        }
+                    }
+                }
+                StorageKey::BlobLink(_, d) => {
+                    truth.links.insert(d.clone());
+                }
+                StorageKey::Referrers(_, d) => {
+                    truth.referrers_docs.insert(d.clone());
+                }
+                StorageKey::TagList(_) => truth.has_tag_list = true,
+                _ => {}
+            }
+        }
+        Ok(truth)
+    }
+
+    /// A stored object's bytes and content type, `None` if it vanished meanwhile.
+    async fn read_object(
+        &self,
+        key: &StorageKey,
+    ) -> Result<Option<(bytes::Bytes, Option<String>)>, IndexError> {
+        match self.store.read(key, super::MAX_MANIFEST_BYTES as u64).await {
+            Ok((bytes, info)) => Ok(Some((bytes, info.content_type))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn check_repository(
+        &self,
+        repo: &RepoName,
+        truth: &Truth,
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<(), IndexError> {
+        let mut referrers: BTreeMap<Digest, Vec<Descriptor>> = BTreeMap::new();
+        for (digest, (bytes, media_type)) in &truth.manifests {
+            let stored = self
+                .store
+                .head(&StorageKey::Manifest(
+                    repo.clone(),
+                    Reference::Digest(digest.clone()),
+                ))
+                .await;
+            if let Err(e) = stored {
+                if !e.is_not_found() {
+                    return Err(e.into());
+                }
+                // Only a tag has these bytes: put them back under their digest.
+                let tag = truth
+                    .tags
+                    .iter()
+                    .find(|(_, d)| *d == digest)
+                    .map(|(t, _)| t.clone());
+                if let Some(tag) = tag {
+                    let finding = Finding::TagWithoutManifest {
+                        repo: repo.clone(),
+                        tag,
+                        digest: digest.clone(),
+                    };
+                    let fix = self.restore_manifest(repo, digest, bytes, *media_type);
+                    record(report, finding, repair, fix).await?;
+                }
+            } else if &digest_of(bytes, digest.algorithm()) != digest {
+                report.findings.push(Finding::DigestMismatch {
+                    repo: repo.clone(),
+                    digest: digest.clone(),
+                });
+                continue;
+            }
+            let media_type = media_type.unwrap_or_else(|| sniff_media_type(bytes));
+            let parsed = match ParsedManifest::parse(bytes, Some(media_type.as_str())) {
+                Ok(p) => p,
+                Err(e) => {
+                    report.findings.push(Finding::UnreadableManifest {
+                        repo: repo.clone(),
+                        digest: digest.clone(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            self.check_references(repo, digest, &parsed, truth, repair, report)
+                .await?;
+            if let Some(subject) = &parsed.subject {
+                referrers
+                    .entry(subject.digest.clone())
+                    .or_default()
+                    .push(referrer(digest, bytes.len(), &parsed));
+            }
+        }
+        self.check_tag_list(repo, truth, repair, report).await?;
+        self.check_referrers(repo, truth, &referrers, repair, report)
+            .await
+    }
+
+    async fn restore_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        bytes: &bytes::Bytes,
+        media_type: Option<ManifestMediaType>,
+    ) -> Result<bool, IndexError> {
+        let key = StorageKey::Manifest(repo.clone(), Reference::Digest(digest.clone()));
+        let body = one_chunk(bytes.clone());
+        match self
+            .store
+            .put(&key, body, media_type, PutCondition::IfNoneMatch)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_precondition_failed() => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn check_references(
+        &self,
+        repo: &RepoName,
+        manifest: &Digest,
+        parsed: &ParsedManifest,
+        truth: &Truth,
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<(), IndexError> {
+        let is_index = parsed.media_type.is_index();
+        for d in parsed.references.iter().filter(|d| !d.is_foreign()) {
+            let present = if is_index {
+                truth.manifests.contains_key(&d.digest)
+            } else {
+                truth.links.contains(&d.digest)
+            };
+            if present {
+                continue;
+            }
+            let finding = Finding::UnlinkedReference {
+                repo: repo.clone(),
+                manifest: manifest.clone(),
+                missing: d.digest.clone(),
+            };
+            record(
+                report,
+                finding,
+                repair && !is_index,
+                self.relink(repo, &d.digest),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Links a stored blob into `repo` again; `false` if the blob itself is gone.
+    async fn relink(&self, repo: &RepoName, digest: &Digest) -> Result<bool, IndexError> {
+        match self.store.head(&StorageKey::Blob(digest.clone())).await {
+            Ok(info) => self.link_blob(repo, digest, info.size).await.map(|()| true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn check_tag_list(
+        &self,
+        repo: &RepoName,
+        truth: &Truth,
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<(), IndexError> {
+        let key = StorageKey::TagList(repo.clone());
+        let listed = match self.tags(repo).await {
+            Ok(list) => list.map(|l| l.tags).unwrap_or_default(),
+            Err(IndexError::Corrupt { .. }) => {
+                let finding = Finding::CorruptDocument { key: key.key() };
+                record(report, finding, repair, self.remove_document(&key)).await?;
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let listed: BTreeSet<&Tag> = listed.iter().collect();
+        for tag in truth.tags.keys().filter(|t| !listed.contains(t)) {
+            let finding = Finding::TagNotListed {
+                repo: repo.clone(),
+                tag: tag.clone(),
+            };
+            let fix = self.update(
+                &key,
+                || TagList::new(repo.clone()),
+                |l| l.insert(tag.clone()),
+            );
+            record(report, finding, repair, async { fix.await.map(|_| true) }).await?;
+        }
+        for tag in listed.into_iter().filter(|t| !truth.tags.contains_key(*t)) {
+            let finding = Finding::TagListedWithoutFile {
+                repo: repo.clone(),
+                tag: tag.clone(),
+            };
+            let fix = self.unlist_tag(repo, tag);
+            record(report, finding, repair, fix).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes `tag` from the list, if its file is (still) gone.
+    async fn unlist_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, IndexError> {
+        let file = StorageKey::Manifest(repo.clone(), Reference::Tag(tag.clone()));
+        if self.exists(&file).await? {
+            return Ok(true);
+        }
+        let key = StorageKey::TagList(repo.clone());
+        self.update(&key, || TagList::new(repo.clone()), |l| l.remove(tag))
+            .await
+            .map(|_| true)
+    }
+
+    async fn check_referrers(
+        &self,
+        repo: &RepoName,
+        truth: &Truth,
+        expected: &BTreeMap<Digest, Vec<Descriptor>>,
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<(), IndexError> {
+        let subjects: BTreeSet<&Digest> = expected.keys().chain(&truth.referrers_docs).collect();
+        for subject in subjects {
+            let key = StorageKey::Referrers(repo.clone(), subject.clone());
+            let stored = match self.read::<ReferrersIndex>(&key).await {
+                Ok(r) => r.unwrap_or_default(),
+                Err(IndexError::Corrupt { .. }) => {
+                    let finding = Finding::CorruptDocument { key: key.key() };
+                    record(report, finding, repair, self.remove_document(&key)).await?;
+                    ReferrersIndex::default()
+                }
+                Err(e) => return Err(e),
+            };
+            let want = expected.get(subject).map(Vec::as_slice).unwrap_or_default();
+            for d in want.iter().filter(|d| !stored.manifests.contains(d)) {
+                let finding = Finding::ReferrerNotListed {
+                    repo: repo.clone(),
+                    subject: subject.clone(),
+                    referrer: d.digest.clone(),
+                };
+                let fix = self.update(&key, ReferrersIndex::default, |r| r.upsert(d.clone()));
+                record(report, finding, repair, async { fix.await.map(|_| true) }).await?;
+            }
+            let gone = stored
+                .manifests
+                .iter()
+                .filter(|s| !truth.manifests.contains_key(&s.digest));
+            for d in gone {
+                let finding = Finding::ReferrerListedWithoutManifest {
+                    repo: repo.clone(),
+                    subject: subject.clone(),
+                    referrer: d.digest.clone(),
+                };
+                let fix = self.unlist_referrer(repo, subject, &d.digest);
+                record(report, finding, repair, fix).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `referrer` from `subject`'s referrers, if its manifest is (still) gone.
+    async fn unlist_referrer(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> Result<bool, IndexError> {
+        let manifest = StorageKey::Manifest(repo.clone(), Reference::Digest(referrer.clone()));
+        if self.exists(&manifest).await? {
+            return Ok(true);
+        }
+        let key = StorageKey::Referrers(repo.clone(), subject.clone());
+        self.update(&key, ReferrersIndex::default, |r| r.remove(referrer))
+            .await
+            .map(|_| true)
+    }
+
+    async fn check_catalog(
+        &self,
+        repos: &BTreeMap<RepoName, Vec<StorageKey>>,
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<(), IndexError> {
+        let catalog = match self.catalog().await {
+            Ok(c) => c,
+            Err(IndexError::Corrupt { .. }) => {
+                let key = StorageKey::Catalog;
+                let finding = Finding::CorruptDocument { key: key.key() };
+                record(report, finding, repair, self.remove_document(&key)).await?;
+                Catalog::default()
+            }
+            Err(e) => return Err(e),
+        };
+        let with_manifests = repos
+            .iter()
+            .filter(|(_, keys)| keys.iter().any(|k| matches!(k, StorageKey::Manifest(..))));
+        for (repo, _) in with_manifests {
+            if catalog.repositories.binary_search(repo).is_ok() {
+                continue;
+            }
+            let finding = Finding::RepositoryNotInCatalog { repo: repo.clone() };
+            let fix = self.update(&StorageKey::Catalog, Catalog::default, |c| {
+                c.insert(repo.clone())
+            });
+            record(report, finding, repair, async { fix.await.map(|_| true) }).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a corrupt derived document, so the repairs after it write it afresh.
+    async fn remove_document(&self, key: &StorageKey) -> Result<bool, IndexError> {
+        self.store.delete(key).await?;
+        Ok(true)
+    }
+
+    async fn exists(&self, key: &StorageKey) -> Result<bool, IndexError> {
+        match self.store.head(key).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Adds `finding` to the report and, when repairing, runs `fix` (which says whether it
+/// repaired it). A check never runs the fix.
+async fn record(
+    report: &mut Report,
+    finding: Finding,
+    repair: bool,
+    fix: impl Future<Output = Result<bool, IndexError>>,
+) -> Result<(), IndexError> {
+    report.findings.push(finding);
+    if repair && fix.await? {
+        report.repaired += 1;
+    }
+    Ok(())
+}
