@@ -24,12 +24,16 @@ pub struct DigestWriter {
 /// A [`DigestWriter`] frozen for storage: algorithm, hasher state (hex), byte count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HashState {
+    /// The algorithm's name: `sha256` or `sha512`.
     pub algorithm: String,
+    /// The hasher's serialised internal state, hex-encoded.
     pub state: String,
+    /// Bytes hashed so far.
     pub size: u64,
 }
 
 impl DigestWriter {
+    /// A writer that has hashed nothing yet.
     pub fn new(algorithm: DigestAlgorithm) -> Self {
         let hasher = match algorithm {
             DigestAlgorithm::Sha256 => Hasher::Sha256(Sha256::new()),
@@ -38,6 +42,7 @@ impl DigestWriter {
         Self { hasher, size: 0 }
     }
 
+    /// Hashes `bytes`, after everything before.
     pub fn update(&mut self, bytes: &[u8]) {
         self.size += bytes.len() as u64;
         match &mut self.hasher {
@@ -51,6 +56,7 @@ impl DigestWriter {
         self.size
     }
 
+    /// The algorithm the writer hashes with.
     pub fn algorithm(&self) -> DigestAlgorithm {
         match self.hasher {
             Hasher::Sha256(_) => DigestAlgorithm::Sha256,
@@ -68,6 +74,7 @@ impl DigestWriter {
         digest.unwrap_or_else(|e| unreachable!("hash rejected: {e}"))
     }
 
+    /// Freezes the running state for storage; [`restore`](Self::restore) resumes it.
     pub fn save(&self) -> HashState {
         let state = match &self.hasher {
             Hasher::Sha256(h) => hex::encode(h.serialize()),

@@ -24,6 +24,7 @@ pub struct SingleWriter<S> {
 }
 
 impl<S: ObjectStore> SingleWriter<S> {
+    /// Wraps `inner`; only sound when this process is the bucket's only writer.
     pub fn new(inner: S) -> Self {
         Self {
             inner,

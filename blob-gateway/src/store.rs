@@ -42,10 +42,15 @@ impl fmt::Display for ETag {
 /// What the store knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The whole object's length in bytes (not just a requested range).
     pub size: u64,
+    /// The object's current ETag, for `PutCondition::IfMatch`.
     pub etag: ETag,
+    /// The stored `Content-Type`; `None` when none was stored.
     pub content_type: Option<String>,
+    /// The stored `Cache-Control`; `None` when none was stored.
     pub cache_control: Option<String>,
+    /// When the object was last written; `None` when the backend did not say.
     pub last_modified: Option<SystemTime>,
     /// The SHA-256 of the bytes, when the backend hashed exactly the bytes it returned
     /// (the filesystem store's whole-object reads): spares the caller a second hash.
@@ -54,16 +59,20 @@ pub struct ObjectInfo {
 
 /// An object's bytes, streamed, with what is known about it.
 pub struct ObjectBody {
+    /// What is known about the whole object.
     pub info: ObjectInfo,
     /// The byte range returned, inclusive; `None` for the whole object.
     pub range: Option<(u64, u64)>,
+    /// The bytes of `range`, or of the whole object.
     pub stream: ByteStream,
 }
 
 /// A byte range request: `start..=end`, or `start..` when `end` is `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
+    /// Offset of the first byte wanted.
     pub start: u64,
+    /// Offset of the last byte wanted (inclusive); `None` to read to the end.
     pub end: Option<u64>,
 }
 
@@ -119,8 +128,11 @@ pub struct MultipartId(pub String);
 /// A finished part: its number and the ETag the backend gave it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CompletedPart {
+    /// The part's number, from 1.
     pub number: u32,
+    /// The ETag the backend gave the part, as `complete_multipart` needs it back.
     pub etag: String,
+    /// The part's length in bytes.
     pub size: u64,
 }
 
@@ -136,44 +148,93 @@ pub struct ListPage {
 /// A store failure. Every variant names the key it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The object does not exist.
     #[error("{key}: not found")]
-    NotFound { key: String },
+    NotFound {
+        /// The key of the object that was not found.
+        key: String,
+    },
+    /// A write's `PutCondition` did not hold.
     #[error("{key}: precondition failed (the object changed or already exists)")]
-    PreconditionFailed { key: String },
+    PreconditionFailed {
+        /// The key of the object whose condition failed.
+        key: String,
+    },
+    /// A ranged read started at or past the end of the object.
     #[error("{key}: range {start}- is not satisfiable for size {size}")]
-    InvalidRange { key: String, start: u64, size: u64 },
+    InvalidRange {
+        /// The key of the object read.
+        key: String,
+        /// The requested first byte.
+        start: u64,
+        /// The object's size in bytes.
+        size: u64,
+    },
+    /// The multipart upload does not exist (never started, completed or aborted).
     #[error("{key}: multipart upload {upload} is unknown")]
-    NoSuchUpload { key: String, upload: String },
+    NoSuchUpload {
+        /// The key the upload was for.
+        key: String,
+        /// The upload's id; empty when the backend did not say.
+        upload: String,
+    },
     /// A multipart upload's parts do not fit together (sizes, ETags, order), or a part's
     /// body does not match its announced size.
     #[error("{key}: {message}")]
-    InvalidPart { key: String, message: String },
+    InvalidPart {
+        /// The key the upload is for.
+        key: String,
+        /// What does not fit.
+        message: String,
+    },
     /// An object is bigger than the reader allows (a corrupt or hostile index document).
     #[error("{key}: object of {size} bytes exceeds the {max}-byte limit")]
-    TooLarge { key: String, size: u64, max: u64 },
+    TooLarge {
+        /// The key of the object read.
+        key: String,
+        /// The object's size in bytes (or as much of it as was read before giving up).
+        size: u64,
+        /// The reader's limit in bytes.
+        max: u64,
+    },
     /// The backend answered in a way the contract does not allow (a ranged read answered
     /// whole, a missing upload id): a broken or incompatible server, not the client's fault.
     #[error("{key}: the storage backend misbehaved: {message}")]
-    Backend { key: String, message: String },
+    Backend {
+        /// The key of the request the backend mishandled.
+        key: String,
+        /// What the backend did wrong.
+        message: String,
+    },
+    /// Any other failure: a filesystem error, or a request the backend refused (denied
+    /// access, a missing bucket, an unsupported operation).
     #[error("{key}: I/O error")]
     Io {
+        /// The key of the object the operation concerned.
         key: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// The backend could not be reached or is overloaded (timeouts, connection failures,
+    /// 5xx, throttling), after the client's own retries: worth retrying later.
     #[error("{key}: storage backend unavailable")]
     Unavailable {
+        /// The key of the object the operation concerned.
         key: String,
+        /// The client's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
 impl StoreError {
+    /// Whether this is `NotFound`.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
     }
 
+    /// Whether this is `PreconditionFailed`.
     pub fn is_precondition_failed(&self) -> bool {
         matches!(self, Self::PreconditionFailed { .. })
     }
@@ -185,8 +246,10 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// A short name for logs: `filesystem` or `s3`.
     fn backend(&self) -> &'static str;
 
+    /// The object's metadata, without its bytes.
     async fn head(&self, key: &StorageKey) -> Result<ObjectInfo, StoreError>;
 
+    /// Streams the object, or only `range` of it.
     async fn get(
         &self,
         key: &StorageKey,
@@ -203,8 +266,10 @@ pub trait ObjectStore: Send + Sync + 'static {
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError>;
 
+    /// Removes the object; a missing key is not an error.
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError>;
 
+    /// Up to `limit` keys under `prefix` that sort strictly after `after`.
     async fn list(
         &self,
         prefix: &KeyPrefix,
@@ -240,6 +305,7 @@ pub trait ObjectStore: Send + Sync + 'static {
         None
     }
 
+    /// Assembles `parts`, in order, into the object and publishes it atomically.
     async fn complete_multipart(
         &self,
         key: &StorageKey,
@@ -247,6 +313,7 @@ pub trait ObjectStore: Send + Sync + 'static {
         parts: &[CompletedPart],
     ) -> Result<ObjectInfo, StoreError>;
 
+    /// Abandons the upload and drops its parts; idempotent.
     async fn abort_multipart(
         &self,
         key: &StorageKey,

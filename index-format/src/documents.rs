@@ -23,11 +23,14 @@ pub struct IndexConfig {
 /// `GET /v2/<name>/tags/list`: tags sorted lexically, as the spec requires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagList {
+    /// The repository the tags belong to.
     pub name: RepoName,
+    /// The tags, sorted lexically and without duplicates.
     pub tags: Vec<Tag>,
 }
 
 impl TagList {
+    /// An empty list for `name`.
     pub fn new(name: RepoName) -> Self {
         Self {
             name,
@@ -61,10 +64,12 @@ impl TagList {
 /// `GET /v2/_catalog`: repository names, sorted lexically.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
+    /// The repositories, sorted lexically and without duplicates.
     pub repositories: Vec<RepoName>,
 }
 
 impl Catalog {
+    /// Adds a repository, keeping the list sorted; `false` if it was already there.
     pub fn insert(&mut self, name: RepoName) -> bool {
         match self.repositories.binary_search(&name) {
             Ok(_) => false,
@@ -75,6 +80,7 @@ impl Catalog {
         }
     }
 
+    /// Removes a repository; `false` if it was not there.
     pub fn remove(&mut self, name: &RepoName) -> bool {
         match self.repositories.binary_search(name) {
             Ok(i) => {
@@ -91,8 +97,11 @@ impl Catalog {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReferrersIndex {
+    /// Always 2.
     pub schema_version: u32,
+    /// Always the OCI image index media type.
     pub media_type: String,
+    /// One descriptor per referring manifest, sorted by digest.
     pub manifests: Vec<Descriptor>,
 }
 
@@ -127,6 +136,7 @@ impl ReferrersIndex {
         }
     }
 
+    /// Removes the entry for `digest`; `false` if there was none.
     pub fn remove(&mut self, digest: &Digest) -> bool {
         let before = self.manifests.len();
         self.manifests.retain(|d| &d.digest != digest);
@@ -151,7 +161,9 @@ impl ReferrersIndex {
 /// answered from the repository's index without touching the blob itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobLink {
+    /// The blob's digest.
     pub digest: Digest,
+    /// The blob's length in bytes.
     pub size: u64,
 }
 

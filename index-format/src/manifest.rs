@@ -16,15 +16,22 @@ use crate::names::Digest;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
+    /// The media type of the content described.
     pub media_type: String,
+    /// The content's digest.
     pub digest: Digest,
+    /// The content's length in bytes.
     pub size: u64,
+    /// Other places the content can be fetched from; `None` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
+    /// `annotations`, kept as given; `None` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// `artifactType`; `None` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    /// An index entry's `platform` object, passed through unread; `None` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<serde_json::Value>,
 }
@@ -45,16 +52,27 @@ struct RawManifest {
 /// Why a manifest body was refused (`MANIFEST_INVALID`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
+    /// The body is not JSON of the expected shape; holds the parser's message.
     #[error("manifest is not valid JSON: {0}")]
     Json(String),
+    /// `schemaVersion` is missing or not 2.
     #[error("manifest schemaVersion must be 2")]
     SchemaVersion,
+    /// Neither the `Content-Type` nor the `mediaType` field gives a media type.
     #[error("no media type: send Content-Type or set mediaType in the manifest")]
     NoMediaType,
+    /// The `Content-Type` and the `mediaType` field name different accepted types.
     #[error("Content-Type {header} does not match the manifest's mediaType {field}")]
-    MediaTypeMismatch { header: String, field: String },
+    MediaTypeMismatch {
+        /// The media type the `Content-Type` names.
+        header: String,
+        /// The media type the `mediaType` field names.
+        field: String,
+    },
+    /// The media type given is not one cargohold accepts; holds it as given.
     #[error("unsupported manifest media type {0:?}")]
     UnknownMediaType(String),
+    /// A field the manifest's kind requires is absent: the kind and the field's JSON name.
     #[error("a {0} needs {1}")]
     MissingField(ManifestMediaType, &'static str),
 }
@@ -62,12 +80,15 @@ pub enum ManifestError {
 /// A manifest the registry accepted.
 #[derive(Debug, Clone)]
 pub struct ParsedManifest {
+    /// The manifest's kind, from the `Content-Type` or else the `mediaType` field.
     pub media_type: ManifestMediaType,
     /// Blobs (config and layers) or child manifests this manifest needs in its repository.
     pub references: Vec<Descriptor>,
+    /// The manifest this one refers to (for the referrers API); `None` when absent.
     pub subject: Option<Descriptor>,
     /// `artifactType`, or for an image manifest without one, the config's media type.
     pub artifact_type: Option<String>,
+    /// The manifest's `annotations`; `None` when absent.
     pub annotations: Option<BTreeMap<String, String>>,
 }
 

@@ -5,9 +5,13 @@ use std::fmt;
 /// A manifest kind cargohold stores and serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ManifestMediaType {
+    /// `application/vnd.oci.image.manifest.v1+json`
     OciManifest,
+    /// `application/vnd.oci.image.index.v1+json`
     OciIndex,
+    /// `application/vnd.docker.distribution.manifest.v2+json`
     DockerManifest,
+    /// `application/vnd.docker.distribution.manifest.list.v2+json`
     DockerManifestList,
 }
 
@@ -17,6 +21,7 @@ pub enum ManifestMediaType {
 pub struct UnknownMediaType(pub String);
 
 impl ManifestMediaType {
+    /// Every accepted kind, in the order `parse` tries them.
     pub const ALL: [Self; 4] = [
         Self::OciManifest,
         Self::OciIndex,
@@ -24,6 +29,7 @@ impl ManifestMediaType {
         Self::DockerManifestList,
     ];
 
+    /// The media type string, as sent in `Content-Type` and `mediaType`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OciManifest => "application/vnd.oci.image.manifest.v1+json",

@@ -17,14 +17,19 @@ const MAX_TAG_LEN: usize = 128;
 /// Why a name, tag, digest or reference was rejected. Each variant carries the bad input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
+    /// A repository name is empty, over 255 characters, or breaks the grammar.
     #[error(
         "invalid repository name {0:?}: lowercase components of [a-z0-9] joined by '.', '_', '__' or '-', separated by '/', at most 255 characters"
     )]
     Name(String),
+    /// A tag is empty, over 128 characters, or has a character the grammar forbids.
     #[error("invalid tag {0:?}: [a-zA-Z0-9_] then up to 127 of [a-zA-Z0-9._-]")]
     Tag(String),
+    /// A digest is malformed, or its hex is not lowercase of its algorithm's length.
     #[error("invalid digest {0:?}: expected algorithm:hex, e.g. sha256:<64 hex digits>")]
     Digest(String),
+    /// A well-formed digest names an algorithm other than sha256 or sha512; holds the
+    /// algorithm alone.
     #[error("unsupported digest algorithm {0:?}: cargohold accepts sha256 and sha512")]
     UnsupportedAlgorithm(String),
 }
@@ -34,6 +39,7 @@ pub enum NameError {
 pub struct RepoName(String);
 
 impl RepoName {
+    /// Checks `s` against the name grammar and the length limit.
     pub fn new(s: &str) -> Result<Self, NameError> {
         if s.is_empty() || s.len() > MAX_NAME_LEN || !s.split('/').all(valid_component) {
             return Err(NameError::Name(s.to_owned()));
@@ -41,6 +47,7 @@ impl RepoName {
         Ok(Self(s.to_owned()))
     }
 
+    /// The name as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -92,6 +99,7 @@ fn valid_component(c: &str) -> bool {
 pub struct Tag(String);
 
 impl Tag {
+    /// Checks `s` against the tag grammar (at most 128 characters).
     pub fn new(s: &str) -> Result<Self, NameError> {
         let b = s.as_bytes();
         let first_ok = b
@@ -107,6 +115,7 @@ impl Tag {
         Ok(Self(s.to_owned()))
     }
 
+    /// The tag as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -115,11 +124,14 @@ impl Tag {
 /// The digest algorithms cargohold verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DigestAlgorithm {
+    /// SHA-256: 64 hex digits.
     Sha256,
+    /// SHA-512: 128 hex digits.
     Sha512,
 }
 
 impl DigestAlgorithm {
+    /// The name digests start with: `sha256` or `sha512`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sha256 => "sha256",
@@ -144,6 +156,8 @@ pub struct Digest {
 }
 
 impl Digest {
+    /// Parses `algorithm:hex`, refusing algorithms other than sha256 and sha512 and
+    /// anything but lowercase hex of the algorithm's length.
     pub fn new(s: &str) -> Result<Self, NameError> {
         let Some((alg, hex)) = s.split_once(':') else {
             return Err(NameError::Digest(s.to_owned()));
@@ -213,6 +227,7 @@ impl Digest {
         Self { algorithm, full }
     }
 
+    /// The algorithm before the colon.
     pub fn algorithm(&self) -> DigestAlgorithm {
         self.algorithm
     }
@@ -222,6 +237,7 @@ impl Digest {
         &self.full[self.algorithm.as_str().len() + 1..]
     }
 
+    /// The whole digest, `algorithm:hex`.
     pub fn as_str(&self) -> &str {
         &self.full
     }
@@ -230,11 +246,14 @@ impl Digest {
 /// What follows `/manifests/` in a URL: a tag or a digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reference {
+    /// A tag, which can move to another manifest.
     Tag(Tag),
+    /// A digest, which names one manifest for good.
     Digest(Digest),
 }
 
 impl Reference {
+    /// A digest if `s` has a colon, else a tag.
     pub fn new(s: &str) -> Result<Self, NameError> {
         // A colon can only appear in a digest, never in a tag.
         if s.contains(':') {
@@ -244,6 +263,7 @@ impl Reference {
         }
     }
 
+    /// The tag or digest as given.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Tag(t) => t.as_str(),

@@ -126,8 +126,19 @@ check() {
     return 0
 }
 
+# index_consistent: what the clients pushed, tagged and deleted left an index that
+# `cargohold index check` finds nothing in (cargohold on the filesystem only).
+index_consistent() {
+    local -a cmd
+    read -r -a cmd <<<"$REGISTRY_CMD"
+    [[ ${cmd[0]##*/} == cargohold && -d "$WORK/registry-root" ]] || return 0
+    check "$SCENARIO: cargohold index check finds nothing" \
+        "${cmd[0]}" index check --root "$WORK/registry-root"
+}
+
 # finish: the scenario's exit status (run.sh counts the lines itself).
 finish() {
+    index_consistent
     echo "# $SCENARIO: $PASSED passed, $FAILED failed" >&2
     [[ "$FAILED" -eq 0 ]]
 }

@@ -121,6 +121,7 @@ impl FsStore {
         self
     }
 
+    /// The directory the store lives in.
     pub fn root(&self) -> &Path {
         &self.root
     }

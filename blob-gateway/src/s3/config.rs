@@ -10,7 +10,9 @@ const MAX_PART_SIZE: u64 = S3Config::MAX_PART_SIZE;
 pub struct S3Config {
     /// `http(s)://host:port` of an S3-compatible server; `None` for AWS itself.
     pub endpoint: Option<String>,
+    /// The signing region; servers that ignore it still need one (e.g. `us-east-1`).
     pub region: String,
+    /// The bucket's name.
     pub bucket: String,
     /// Objects live under `<prefix>/` in the bucket; `None` for the bucket's root.
     pub prefix: Option<String>,
@@ -20,6 +22,7 @@ pub struct S3Config {
     /// Static keys; when both are `None` the standard AWS chain is used (environment,
     /// profile, web identity, ECS and instance metadata).
     pub access_key: Option<String>,
+    /// The secret paired with `access_key`; never printed by `Debug`.
     pub secret_key: Option<String>,
     /// The size of every non-final part, in `[5 MiB, 5 GiB]`: what [`put`] buffers before
     /// switching to a multipart upload, and what callers of `upload_part` must send.
@@ -130,22 +133,29 @@ impl fmt::Debug for S3Config {
 /// Why an [`S3Config`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum S3ConfigError {
+    /// `bucket` is empty.
     #[error("the S3 bucket name is empty")]
     EmptyBucket,
+    /// `region` is empty.
     #[error("the S3 region is empty (use e.g. us-east-1 for servers that ignore it)")]
     EmptyRegion,
+    /// `part_size` is outside `[5 MiB, 5 GiB]`; holds the refused size in bytes.
     #[error("S3 part size {0} is outside [5 MiB, 5 GiB] ({MIN_PART_SIZE}..={MAX_PART_SIZE} bytes)")]
     PartSize(u64),
+    /// `multipart_copy_threshold` exceeds `CopyObject`'s 5 GiB limit; holds it in bytes.
     #[error(
         "multipart copy threshold {0} exceeds CopyObject's limit of 5 GiB ({MAX_PART_SIZE} bytes)"
     )]
     CopyThreshold(u64),
+    /// Only one of `access_key` and `secret_key` is set.
     #[error(
         "give both the S3 access key and the secret key, or neither (for the AWS credential chain)"
     )]
     HalfKeyPair,
+    /// `prefix` is empty or has an empty, `.` or `..` component; holds the refused prefix.
     #[error("invalid S3 key prefix {0:?}: '/'-separated components, none empty, '.' or '..'")]
     Prefix(String),
+    /// `endpoint` or `public_base_url` is not `http://` or `https://`; holds the refused URL.
     #[error("invalid URL {0:?}: expected http:// or https://")]
     Url(String),
 }

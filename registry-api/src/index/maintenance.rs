@@ -25,45 +25,81 @@ const PAGE: usize = 1000;
 pub enum Finding {
     /// A tag whose manifest is not stored by digest (repaired from the tag's own bytes).
     TagWithoutManifest {
+        /// The repository.
         repo: RepoName,
+        /// The tag.
         tag: Tag,
+        /// The digest of the tag's manifest bytes.
         digest: Digest,
     },
     /// A manifest stored under a digest its bytes do not have (not repairable).
-    DigestMismatch { repo: RepoName, digest: Digest },
+    DigestMismatch {
+        /// The repository.
+        repo: RepoName,
+        /// The digest the manifest is stored under.
+        digest: Digest,
+    },
     /// A stored manifest that does not parse (not repairable).
     UnreadableManifest {
+        /// The repository.
         repo: RepoName,
+        /// The digest the manifest is stored under.
         digest: Digest,
+        /// Why it does not parse.
         reason: String,
     },
     /// A manifest naming a blob the repository has no link to (repaired when the blob is
     /// stored), or a child manifest the repository lacks (not repairable).
     UnlinkedReference {
+        /// The repository.
         repo: RepoName,
+        /// The manifest that names the missing content.
         manifest: Digest,
+        /// The blob or child manifest the repository cannot serve.
         missing: Digest,
     },
     /// A tag file the tag list does not name.
-    TagNotListed { repo: RepoName, tag: Tag },
+    TagNotListed {
+        /// The repository.
+        repo: RepoName,
+        /// The tag missing from the list.
+        tag: Tag,
+    },
     /// A listed tag with no tag file.
-    TagListedWithoutFile { repo: RepoName, tag: Tag },
+    TagListedWithoutFile {
+        /// The repository.
+        repo: RepoName,
+        /// The listed tag that does not exist.
+        tag: Tag,
+    },
     /// A manifest with a subject missing from that subject's referrers.
     ReferrerNotListed {
+        /// The repository.
         repo: RepoName,
+        /// The digest the manifest's `subject` names.
         subject: Digest,
+        /// The manifest missing from the subject's referrers.
         referrer: Digest,
     },
     /// A referrers entry whose manifest is gone.
     ReferrerListedWithoutManifest {
+        /// The repository.
         repo: RepoName,
+        /// The subject whose referrers list the entry.
         subject: Digest,
+        /// The listed manifest that is gone.
         referrer: Digest,
     },
     /// A repository with manifests that the catalog does not name.
-    RepositoryNotInCatalog { repo: RepoName },
+    RepositoryNotInCatalog {
+        /// The repository missing from the catalog.
+        repo: RepoName,
+    },
     /// A derived document that does not parse (rewritten whole).
-    CorruptDocument { key: String },
+    CorruptDocument {
+        /// The document's storage key.
+        key: String,
+    },
 }
 
 impl fmt::Display for Finding {

@@ -18,18 +18,27 @@ const PARALLEL_READS: usize = 16;
 /// A manifest as read back from the index.
 #[derive(Debug, Clone)]
 pub struct StoredManifest {
+    /// The manifest exactly as pushed.
     pub bytes: Bytes,
+    /// The type recorded at push or, for a manifest stored without one, sniffed from
+    /// the bytes.
     pub media_type: ManifestMediaType,
+    /// The manifest's digest: the one asked for, or for a tag, the SHA-256 of the bytes.
     pub digest: Digest,
 }
 
 /// A manifest accepted for a push.
 #[derive(Debug, Clone)]
 pub struct PushedManifest {
+    /// The repository pushed to.
     pub repo: RepoName,
+    /// The tag pushed to; `None` for a push by digest.
     pub tag: Option<Tag>,
+    /// The digest of `bytes`, checked against the URL's digest on a push by digest.
     pub digest: Digest,
+    /// The body as sent, stored byte for byte.
     pub bytes: Bytes,
+    /// What the registry understood of `bytes`.
     pub parsed: ParsedManifest,
 }
 

@@ -68,7 +68,7 @@ async fn damaged_files_are_found_and_rebuilt() {
         return; // files are damaged directly on the filesystem store
     };
     let repo = root.join("index/team/app");
-    let damages: [(&str, Box<dyn Fn()>, String); 6] = [
+    let damages: [Damage; 6] = [
         (
             "tag list deleted",
             Box::new(|| remove(&repo.join("_tags/list"))),
@@ -117,6 +117,9 @@ async fn damaged_files_are_found_and_rebuilt() {
         StatusCode::OK
     );
 }
+
+/// What is damaged, how, and what `index check` then says.
+type Damage<'a> = (&'static str, Box<dyn Fn() + 'a>, String);
 
 fn remove(path: &std::path::Path) {
     std::fs::remove_file(path).unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));

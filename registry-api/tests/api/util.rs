@@ -96,8 +96,6 @@ pub struct TestServer {
     pub base: String,
     pub store: Arc<Store>,
     pub client: reqwest::Client,
-    /// Whether dropping the server runs `cargohold index check` on its store.
-    check_index: bool,
 }
 
 impl TestServer {
@@ -160,14 +158,7 @@ impl TestServer {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
-            check_index: true,
         }
-    }
-
-    /// For tests that leave the index inconsistent on purpose (a deleted blob that a
-    /// manifest still names): no `index check` when the server is dropped.
-    pub fn skip_index_check(&mut self) {
-        self.check_index = false;
     }
 
     /// Runs `cargohold ARGS` on this server's store, e.g. `gc uploads`; returns stdout.
@@ -423,10 +414,10 @@ fn chunk_range(start: usize, data: &[u8]) -> String {
 
 impl Drop for TestServer {
     /// Stops the server, then checks that whatever the test did left the index consistent
-    /// (`cargohold index check`), unless the test damaged it on purpose.
+    /// (`cargohold index check`); tests that damage it on purpose repair it before.
     fn drop(&mut self) {
         self.kill();
-        if self.check_index && !std::thread::panicking() {
+        if !std::thread::panicking() {
             let (ok, out) = self.command_status(&["index", "check"]);
             assert!(ok, "the test left the index inconsistent: {out}");
         }
