@@ -5,6 +5,7 @@ mod blobs;
 mod concurrency;
 mod crash;
 mod discovery;
+mod logging;
 mod manifests;
 mod memory;
 mod names;
