@@ -18,6 +18,40 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the per-request lines (target `cargohold::request`) go.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum AccessLog {
+    /// Not written at all (errors are still logged to stderr).
+    Off,
+    /// With the other logs.
+    #[default]
+    Stderr,
+    /// Appended to this file, reopened on SIGHUP (for logrotate).
+    File(PathBuf),
+}
+
+impl std::str::FromStr for AccessLog {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" => Err("expected off, stderr or a file path".to_owned()),
+            "off" => Ok(Self::Off),
+            "stderr" => Ok(Self::Stderr),
+            path => Ok(Self::File(PathBuf::from(path))),
+        }
+    }
+}
+
+impl TryFrom<String> for AccessLog {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 /// Which store holds the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +97,10 @@ pub struct ServeArgs {
     /// Log format [default: text]
     #[arg(long, env = "CARGOHOLD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Request lines: off, stderr, or a file reopened on SIGHUP ("./off" for a file named
+    /// off) [default: stderr]
+    #[arg(long, env = "CARGOHOLD_ACCESS_LOG", value_parser = str::parse::<AccessLog>)]
+    pub access_log: Option<AccessLog>,
     /// Storage backend [default: filesystem]
     #[arg(long, env = "CARGOHOLD_STORAGE", value_enum)]
     pub storage: Option<Backend>,
@@ -107,6 +145,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
+    access_log: Option<AccessLog>,
     public_url: Option<String>,
     #[serde(default, with = "humantime_serde_opt")]
     upload_max_age: Option<Duration>,
@@ -153,6 +192,7 @@ pub enum Storage {
 pub struct Config {
     pub listen: SocketAddr,
     pub log_format: LogFormat,
+    pub access_log: AccessLog,
     pub storage: Storage,
     /// Where clients reach the API, without a trailing slash.
     pub public_url: Option<String>,
@@ -239,6 +279,11 @@ impl Config {
         Ok(Self {
             listen,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            access_log: args
+                .access_log
+                .clone()
+                .or(file.access_log)
+                .unwrap_or_default(),
             storage,
             public_url: args
                 .public_url
@@ -288,6 +333,7 @@ mod tests {
     fn defaults_file_and_flags_merge() -> anyhow::Result<()> {
         let c = Config::load(&ServeArgs::default())?;
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.access_log, AccessLog::Stderr);
         assert_eq!(
             c.storage,
             Storage::Filesystem {
@@ -300,7 +346,7 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:6000\"\nlog_format = \"json\"\nupload_max_age = \"2h\"\n[storage]\nroot = \"/srv/x\"\n",
+            "listen = \"127.0.0.1:6000\"\nlog_format = \"json\"\naccess_log = \"/var/log/ch.log\"\nupload_max_age = \"2h\"\n[storage]\nroot = \"/srv/x\"\n",
         )?;
         let args = ServeArgs {
             config: Some(path.clone()),
@@ -309,6 +355,7 @@ mod tests {
         let c = Config::load(&args)?;
         assert_eq!(c.listen.port(), 6000);
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.access_log, AccessLog::File("/var/log/ch.log".into()));
         assert_eq!(c.upload_max_age, Duration::from_secs(7200));
         assert_eq!(
             c.storage,
@@ -321,8 +368,10 @@ mod tests {
         let args = ServeArgs {
             config: Some(path),
             root: Some("/flag".into()),
+            access_log: Some("off".parse().map_err(anyhow::Error::msg)?),
             ..ServeArgs::default()
         };
+        assert_eq!(Config::load(&args)?.access_log, AccessLog::Off);
         assert_eq!(
             Config::load(&args)?.storage,
             Storage::Filesystem {

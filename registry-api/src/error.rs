@@ -1,5 +1,8 @@
 //! The OCI error envelope: one closed [`OciCode`] enum and one [`ApiError`] that every
-//! handler returns. 5xx bodies never carry internal details; those go to the log.
+//! handler returns. 5xx bodies never carry internal details: the error rides along as a
+//! response extension (`Arc<ApiError>`) and the logging layer writes it to the log.
+
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -211,8 +214,7 @@ impl IntoResponse for ApiError {
                 }
                 return r;
             }
-            Self::Unavailable(source) => {
-                tracing::error!(error = %format!("{source:#}"), "storage unavailable");
+            Self::Unavailable(_) => {
                 let mut r = (
                     StatusCode::SERVICE_UNAVAILABLE,
                     [(header::CONTENT_TYPE, "application/json")],
@@ -225,19 +227,28 @@ impl IntoResponse for ApiError {
                     .into_response();
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
+                return with_error(r, self);
             }
-            Self::Internal(source) => {
-                tracing::error!(error = %format!("{source:#}"), "internal error");
-                (
+            Self::Internal(_) => {
+                let r = (
                     StatusCode::INTERNAL_SERVER_ERROR,
+                    [(header::CONTENT_TYPE, "application/json")],
                     json!({ "errors": [{ "code": "UNKNOWN", "message": "internal server error" }] })
                         .to_string(),
                 )
+                    .into_response();
+                return with_error(r, self);
             }
         };
         (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
     }
+}
+
+/// Hands a 5xx's cause to the logging layer, which logs it once together with the request
+/// it failed (see `logging.rs`); the body itself stays free of internal detail.
+fn with_error(mut response: Response, error: ApiError) -> Response {
+    response.extensions_mut().insert(Arc::new(error));
+    response
 }
 
 /// `Result` for handlers.

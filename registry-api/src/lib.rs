@@ -11,7 +11,7 @@ pub mod config;
 pub mod error;
 mod handlers;
 pub mod index;
-mod logging;
+pub mod logging;
 pub mod route;
 mod state;
 pub mod storage;

@@ -1,18 +1,35 @@
-//! The layer every response passes through: it adds `Docker-Distribution-API-Version`
-//! and logs one line per request (method, path, status, bytes, duration).
+//! Logging: the layer every response passes through, and the writer log lines go out by.
+//!
+//! [`ResponseLayer`] adds `Docker-Distribution-API-Version`, logs one line per request
+//! (method, path, status, bytes, duration; target [`REQUEST_TARGET`]) and, for a 5xx, one
+//! ERROR line with the cause that [`ApiError`] left in the response's extensions.
 //!
 //! Written as a plain tower layer rather than `axum::middleware::from_fn`, which boxes a
 //! clone of the inner service and its future on every request: this runs on every pull.
+//!
+//! [`LogOutput`] batches lines in memory and writes them from a thread of its own when
+//! [`FLUSH_BYTES`] have gathered or [`FLUSH_EVERY`] has passed, so a request line costs a
+//! copy under a lock rather than a `write` syscall and a thread wake-up.
 
+use std::fs::File;
 use std::future::Future;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::Response;
 use tower::{Layer, Service};
+
+use crate::error::ApiError;
+
+/// The target of the per-request lines, which `--access-log` routes.
+pub const REQUEST_TARGET: &str = "cargohold::request";
 
 const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 const REGISTRY_V2: HeaderValue = HeaderValue::from_static("registry/2.0");
@@ -34,11 +51,13 @@ pub struct ResponseService<S> {
     inner: S,
 }
 
-/// What the log line needs from the request; taken only when request lines are enabled.
+/// What the log lines need from the request. Method and URI are cheap clones (the URI
+/// shares hyper's buffer) and a 5xx is logged even with request lines off; the clock is
+/// read only when request lines are on.
 struct Started {
-    at: Instant,
+    at: Option<Instant>,
     method: Method,
-    path: String,
+    uri: Uri,
 }
 
 impl<S> Service<Request> for ResponseService<S>
@@ -54,17 +73,14 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let started =
-            tracing::enabled!(target: "cargohold::request", tracing::Level::INFO).then(|| {
-                Started {
-                    at: Instant::now(),
-                    method: req.method().clone(),
-                    path: req.uri().path().to_owned(),
-                }
-            });
+        let started = Started {
+            at: tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO).then(Instant::now),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+        };
         ResponseFuture {
             inner: self.inner.call(req),
-            started,
+            started: Some(started),
         }
     }
 }
@@ -92,24 +108,397 @@ where
         };
         response.headers_mut().insert(API_VERSION, REGISTRY_V2);
         if let Some(started) = this.started.take() {
-            log(&started, &response);
+            log(&started, &mut response);
         }
         Poll::Ready(Ok(response))
     }
 }
 
-fn log(started: &Started, response: &Response) {
+fn log(started: &Started, response: &mut Response) {
+    let status = response.status();
+    let path = started.uri.path();
+    if status.is_server_error() {
+        // Taken out: it has been logged, nothing downstream needs it.
+        match response.extensions_mut().remove::<Arc<ApiError>>() {
+            Some(error) => tracing::error!(
+                method = %started.method,
+                path,
+                status = status.as_u16(),
+                error = %Causes(&*error),
+                "{error}",
+            ),
+            None => tracing::error!(
+                method = %started.method,
+                path,
+                status = status.as_u16(),
+                "server error",
+            ),
+        }
+    }
+    let Some(at) = started.at else { return };
     let bytes = response
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     tracing::info!(
-        target: "cargohold::request",
+        target: REQUEST_TARGET,
         method = %started.method,
-        path = %started.path,
-        status = response.status().as_u16(),
+        path,
+        status = status.as_u16(),
         bytes,
-        duration_ms = started.at.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = at.elapsed().as_secs_f64() * 1000.0,
     );
+}
+
+/// An error's chain of causes, `a: b: c`, without the error's own message.
+struct Causes<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut next = self.0.source();
+        let mut first = true;
+        while let Some(e) = next {
+            if !first {
+                f.write_str(": ")?;
+            }
+            write!(f, "{e}")?;
+            first = false;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// Buffered lines are written once this many bytes have gathered...
+pub const FLUSH_BYTES: usize = 64 * 1024;
+/// ...or this long after the previous write, whichever comes first.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Past this, lines are dropped and counted rather than memory grown without bound while
+/// the output is stuck (a full pipe nobody reads).
+const MAX_BUFFERED: usize = 16 << 20;
+
+/// One log destination and the thread that writes to it. Dropping it writes what is still
+/// buffered and waits for that write, so a clean exit loses nothing.
+pub struct LogOutput {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    buf: Vec<u8>,
+    /// Lines refused because `buf` was full.
+    dropped: u64,
+    /// A line that should not wait for the batch (a warning, the start-up line).
+    urgent: bool,
+    reopen: bool,
+    stop: bool,
+}
+
+enum Sink {
+    Stderr,
+    File {
+        path: PathBuf,
+        file: File,
+        failing: bool,
+    },
+}
+
+impl LogOutput {
+    /// Lines to stderr.
+    pub fn stderr() -> io::Result<Self> {
+        Self::start(Sink::Stderr)
+    }
+
+    /// Lines appended to `path`, created if missing; see [`Reopen`].
+    pub fn file(path: &Path) -> io::Result<Self> {
+        Self::start(Sink::File {
+            path: path.to_owned(),
+            file: open_append(path)?,
+            failing: false,
+        })
+    }
+
+    fn start(sink: Sink) -> io::Result<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                buf: Vec::with_capacity(FLUSH_BYTES),
+                ..State::default()
+            }),
+            wake: Condvar::new(),
+        });
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn({
+                let shared = shared.clone();
+                move || write_loop(&shared, sink)
+            })?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// A writer for `tracing_subscriber::fmt`: `batched` lines wait for the batch, the
+    /// others are written at once (with whatever is buffered before them, in order).
+    pub fn writer(&self, batched: bool) -> LogWriter {
+        LogWriter {
+            shared: self.shared.clone(),
+            urgent: !batched,
+        }
+    }
+
+    /// The handle SIGHUP uses to reopen the file.
+    pub fn reopener(&self) -> Reopen {
+        Reopen {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for LogOutput {
+    fn drop(&mut self) {
+        lock(&self.shared.state).stop = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Closes and reopens a [`LogOutput::file`] by its path once what is buffered is written,
+/// so logrotate can rename the file and signal; a no-op on stderr.
+#[derive(Clone)]
+pub struct Reopen {
+    shared: Arc<Shared>,
+}
+
+impl Reopen {
+    pub fn reopen(&self) {
+        lock(&self.shared.state).reopen = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// See [`LogOutput::writer`].
+#[derive(Clone)]
+pub struct LogWriter {
+    shared: Arc<Shared>,
+    urgent: bool,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = &'a LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
+}
+
+impl Write for &LogWriter {
+    /// `fmt` hands over each event whole, in one call.
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        let mut state = lock(&self.shared.state);
+        let before = state.buf.len();
+        if before + line.len() > MAX_BUFFERED {
+            state.dropped += 1;
+            return Ok(line.len());
+        }
+        state.buf.extend_from_slice(line);
+        // Wake the writer only on the line that fills the batch: waking is a syscall.
+        let wake = if self.urgent {
+            !std::mem::replace(&mut state.urgent, true)
+        } else {
+            before < FLUSH_BYTES && state.buf.len() >= FLUSH_BYTES
+        };
+        drop(state);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Request lines (target [`REQUEST_TARGET`]) to one writer, everything else to another.
+#[derive(Clone)]
+pub struct SplitWriter {
+    main: LogWriter,
+    requests: Option<LogWriter>,
+}
+
+impl SplitWriter {
+    /// With `requests` `None`, request lines (if any get through the filter) go to `main`.
+    pub fn new(main: LogWriter, requests: Option<LogWriter>) -> Self {
+        Self { main, requests }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SplitWriter {
+    type Writer = &'a LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        &self.main
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        match &self.requests {
+            Some(r) if meta.target() == REQUEST_TARGET => r,
+            _ => &self.main,
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic while holding the lock leaves at worst a partial line: keep logging.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_loop(shared: &Shared, mut sink: Sink) {
+    let mut batch = Vec::with_capacity(FLUSH_BYTES);
+    loop {
+        let (reopen, stop, dropped) = {
+            let mut state = lock(&shared.state);
+            let due = |s: &State| s.stop || s.reopen || s.urgent || s.buf.len() >= FLUSH_BYTES;
+            if !due(&state) {
+                state = shared
+                    .wake
+                    .wait_timeout_while(state, FLUSH_EVERY, |s| !due(s))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            // Swap rather than copy: the lock is held for no longer than a line's append.
+            std::mem::swap(&mut state.buf, &mut batch);
+            state.urgent = false;
+            (
+                std::mem::take(&mut state.reopen),
+                state.stop,
+                std::mem::take(&mut state.dropped),
+            )
+        };
+        if dropped > 0 {
+            let _ = writeln!(
+                batch,
+                "cargohold: {dropped} log lines dropped: the log output could not keep up"
+            );
+        }
+        if !batch.is_empty() {
+            sink.write(&batch);
+        }
+        batch.clear();
+        // Give back what a burst grew it to.
+        if batch.capacity() > 4 * FLUSH_BYTES {
+            batch = Vec::with_capacity(FLUSH_BYTES);
+        }
+        if reopen {
+            sink.reopen();
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+impl Sink {
+    fn write(&mut self, bytes: &[u8]) {
+        match self {
+            // Nowhere left to report a failing stderr.
+            Self::Stderr => {
+                let _ = io::stderr().lock().write_all(bytes);
+            }
+            Self::File {
+                path,
+                file,
+                failing,
+            } => match file.write_all(bytes) {
+                Ok(()) => *failing = false,
+                Err(e) => {
+                    // Once per run of failures (a full disk), not once per batch.
+                    if !std::mem::replace(failing, true) {
+                        eprintln!("cargohold: writing access log {}: {e}", path.display());
+                    }
+                }
+            },
+        }
+    }
+
+    fn reopen(&mut self) {
+        if let Self::File { path, file, .. } = self {
+            match open_append(path) {
+                Ok(f) => *file = f,
+                // Keep writing to the old file rather than lose the lines.
+                Err(e) => eprintln!("cargohold: reopening access log {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    File::options().create(true).append(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn batches_by_size_and_time_flushes_on_drop_and_reopens() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("access.log");
+        let out = LogOutput::file(&path)?;
+        let mut w = &out.writer(true);
+
+        w.write_all(b"one\n")?;
+        // Written within FLUSH_EVERY, not at once.
+        let t = Instant::now();
+        while lines(&path).is_empty() {
+            assert!(t.elapsed() < FLUSH_EVERY * 3, "not flushed in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(lines(&path), ["one"]);
+
+        // A full batch goes out without waiting for the tick.
+        let line = [b'x'; 1023];
+        for _ in 0..FLUSH_BYTES / 1024 {
+            w.write_all(&line)?;
+            w.write_all(b"\n")?;
+        }
+        let t = Instant::now();
+        while lines(&path).len() < 1 + FLUSH_BYTES / 1024 {
+            assert!(t.elapsed() < FLUSH_EVERY * 3, "full batch not flushed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+
+        // logrotate: rename, signal, and the next lines start a new file.
+        let rotated = dir.path().join("access.log.1");
+        std::fs::rename(&path, &rotated)?;
+        out.reopener().reopen();
+        let t = Instant::now();
+        while !path.exists() {
+            assert!(t.elapsed() < FLUSH_EVERY * 3, "not reopened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        w.write_all(b"two\n")?;
+        drop(out);
+        assert_eq!(lines(&path), ["two"]);
+        assert_eq!(lines(&rotated).len(), 1 + FLUSH_BYTES / 1024);
+        Ok(())
+    }
 }

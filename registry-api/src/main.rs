@@ -8,8 +8,9 @@ use blob_gateway::Uploads;
 use clap::{Parser, Subcommand};
 use index_format::RepoName;
 use index_format::documents::IndexConfig;
-use registry_api::config::{Config, LogFormat, ServeArgs};
+use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
+use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen, SplitWriter};
 use registry_api::{AppState, router, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
@@ -80,14 +81,15 @@ fn run() -> anyhow::Result<()> {
         } => &a.store,
     };
     let config = Config::load(args)?;
-    // Held until exit: dropping it flushes the log lines still queued.
-    let _log_guard = init_tracing(config.log_format);
+    // Held until run() returns, after the runtime below is gone: dropping it writes the
+    // lines still buffered, so a clean exit (SIGTERM included) loses none.
+    let logs = init_tracing(config.log_format, &config.access_log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::Serve(_) => runtime.block_on(serve(config)),
+        Command::Serve(_) => runtime.block_on(serve(config, logs.reopen.clone())),
         Command::Gc { .. } => runtime.block_on(gc_uploads(config)),
         Command::Index { what } => {
             let (args, repair) = match what {
@@ -145,25 +147,79 @@ async fn gc_uploads(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs go to stderr through a background writer thread, so a request never waits on a
-/// write to a slow terminal or pipe.
-fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CARGOHOLD_LOG")
+/// The log outputs; dropping them writes what they still buffer.
+struct Logs {
+    _outputs: Vec<LogOutput>,
+    /// The access log file's, for SIGHUP.
+    reopen: Option<Reopen>,
+}
+
+/// Logs go to stderr, request lines (target `cargohold::request`) where `--access-log`
+/// says. Both are written in batches by a thread of their own (see `logging.rs`), so a
+/// request neither waits on a slow terminal or pipe nor pays a `write` per line.
+fn init_tracing(format: LogFormat, access: &AccessLog) -> anyhow::Result<Logs> {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("CARGOHOLD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let stderr = LogOutput::stderr().context("starting the log writer")?;
+    let mut outputs = Vec::new();
+    let mut reopen = None;
+    let requests = match access {
+        AccessLog::Off => {
+            // Filtered out up front, so the request layer does not even read the clock.
+            filter = filter.add_directive(
+                format!("{REQUEST_TARGET}=off")
+                    .parse()
+                    .context("access log filter")?,
+            );
+            None
+        }
+        AccessLog::Stderr => Some(stderr.writer(true)),
+        AccessLog::File(path) => {
+            let file = LogOutput::file(path)
+                .with_context(|| format!("opening the access log {}", path.display()))?;
+            reopen = Some(file.reopener());
+            let w = file.writer(true);
+            outputs.push(file);
+            Some(w)
+        }
+    };
+    // Everything but request lines is written at once: there are few of them. One fmt
+    // layer routing by target, rather than a filtered layer per output: per-layer filters
+    // cost every event some bookkeeping, and mishandle `enabled!` checks that no event
+    // follows on the same thread.
+    let writer = SplitWriter::new(stderr.writer(false), requests);
     // Colours only for a person at a terminal, never into log files.
+    let ansi = std::io::stderr().is_terminal() && !matches!(access, AccessLog::File(_));
+    outputs.push(stderr);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    guard
+    Ok(Logs {
+        _outputs: outputs,
+        reopen,
+    })
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
+    // Registered before the start-up line, so a SIGHUP from then on never kills the
+    // server (the default action), with or without a file to reopen.
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Some(r) = &reopen {
+                    r.reopen();
+                }
+            }
+        });
+    }
     let (store, backend) = storage::open(&config).await?;
     let state = AppState::new(store)
         .with_blob_delivery(config.blob_delivery, config.presign_expiry)

@@ -60,12 +60,19 @@ api_port_closed() {
 # api_requests SINCE_LINE: "<count> <bytes>" of the request lines cargohold logged after
 # line SINCE_LINE of its log (bytes: the Content-Length of its answers).
 api_requests() {
+    api_log_settle
     tail -n "+$(($1 + 1))" "$SERVER_LOG" |
         jq -R -s -r '[split("\n")[] | fromjson? | select(.target == "cargohold::request")]
                      | "\(length) \(map(.fields.bytes // 0) | add // 0)"'
 }
 
-log_lines() { wc -l <"$1" | tr -d ' '; }
+# cargohold writes request lines in batches, at most a second after the request
+# (docs/configuration.md): a count or a mark of its log waits for the batch first.
+api_log_settle() { sleep 1.2; }
+log_lines() {
+    [[ "$1" != "${SERVER_LOG:-}" ]] || api_log_settle
+    wc -l <"$1" | tr -d ' '
+}
 
 # --- nginx ------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ mod concurrency;
 mod crash;
 mod discovery;
 mod index_repair;
+mod logging;
 mod manifests;
 mod memory;
 mod names;
