@@ -14,7 +14,9 @@ use serde::Deserialize;
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
+    /// One human-readable line per event.
     Text,
+    /// One JSON object per line, for log shippers.
     Json,
 }
 
@@ -56,7 +58,9 @@ impl TryFrom<String> for AccessLog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// The embedded default: a directory on local disk.
     Filesystem,
+    /// An S3-compatible bucket (AWS S3, R2, MinIO, LocalStack).
     S3,
 }
 
@@ -176,11 +180,16 @@ struct FileStorage {
 /// Where the bytes live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Storage {
+    /// A directory on local disk.
     Filesystem {
+        /// The directory.
         root: PathBuf,
+        /// R2's equal-part rule enforced with this part size (tests and R2 stand-ins).
         part_size: Option<u64>,
     },
+    /// An S3-compatible bucket.
     S3 {
+        /// The bucket and how to reach it.
         s3: S3Config,
         /// Accept a store that ignores conditional writes, as its only writer.
         single_writer: bool,
@@ -190,25 +199,36 @@ pub enum Storage {
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// The address the API listens on.
     pub listen: SocketAddr,
+    /// How log lines are written.
     pub log_format: LogFormat,
+    /// Where per-request lines go, if anywhere.
     pub access_log: AccessLog,
+    /// Where blobs and the index are stored.
     pub storage: Storage,
     /// Where clients reach the API, without a trailing slash.
     pub public_url: Option<String>,
     /// Upload sessions older than this are garbage.
     pub upload_max_age: Duration,
+    /// How blob downloads are answered.
     pub blob_delivery: BlobDelivery,
+    /// How long a presigned download URL lives.
     pub presign_expiry: Duration,
     /// Crash tests only: the step of closing an upload after which the process aborts,
     /// from `CARGOHOLD_TEST_CRASH_AFTER` (deliberately no flag or config key).
     pub fault: Option<FaultPoint>,
 }
 
+/// Where `serve` listens with no configuration: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
+/// The filesystem store of the embedded default.
 pub const DEFAULT_ROOT: &str = "./cargohold-data";
+/// Upload sessions older than this are abandoned and collected.
 pub const DEFAULT_UPLOAD_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Lifetime of a presigned download URL.
 pub const DEFAULT_PRESIGN_EXPIRY: Duration = Duration::from_secs(300);
+/// The region used when none is configured.
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
 
 /// `"24h"`-style durations in the TOML file.

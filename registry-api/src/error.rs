@@ -14,23 +14,38 @@ use serde_json::json;
 /// answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OciCode {
+    /// `BLOB_UNKNOWN`: the repository cannot serve this blob.
     BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`: the upload or chunk is not acceptable.
     BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`: no such upload session.
     BlobUploadUnknown,
+    /// `DIGEST_INVALID`: a malformed digest, or content that does not match it.
     DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`: a manifest references blobs the repository lacks.
     ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`: the manifest cannot be accepted.
     ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`: no manifest under this reference.
     ManifestUnknown,
+    /// `NAME_INVALID`: a malformed repository name.
     NameInvalid,
+    /// `NAME_UNKNOWN`: no such repository (or endpoint).
     NameUnknown,
+    /// `SIZE_INVALID`: a declared length that does not match the content.
     SizeInvalid,
+    /// `UNAUTHORIZED`: authentication is required.
     Unauthorized,
+    /// `DENIED`: the caller may not do this.
     Denied,
+    /// `UNSUPPORTED`: the operation or parameter is not supported.
     Unsupported,
+    /// `TOOMANYREQUESTS`: retry later.
     TooManyRequests,
 }
 
 impl OciCode {
+    /// The code as the spec spells it in the error envelope.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BlobUnknown => "BLOB_UNKNOWN",
@@ -77,14 +92,21 @@ pub enum ApiError {
     /// A client error with its spec code, status and message.
     #[error("{code:?}: {message}")]
     Oci {
+        /// The spec's error code.
         code: OciCode,
+        /// The HTTP status answered.
         status: StatusCode,
+        /// A message naming the bad input.
         message: String,
+        /// Structured detail for the envelope's `detail` field.
         detail: Option<serde_json::Value>,
     },
     /// The chunk does not continue the upload: 416 with the current range.
     #[error("chunk out of order: upload has {offset} bytes")]
-    RangeNotSatisfiable { offset: u64 },
+    RangeNotSatisfiable {
+        /// The session's size: where the next chunk must start.
+        offset: u64,
+    },
     /// Storage could not answer: 503, retry later.
     #[error("storage unavailable")]
     Unavailable(#[source] StoreError),
@@ -94,6 +116,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// An error with the code's usual status.
     pub fn new(code: OciCode, message: impl Into<String>) -> Self {
         Self::Oci {
             code,
@@ -103,6 +126,7 @@ impl ApiError {
         }
     }
 
+    /// An error with a status other than the code's usual one.
     pub fn with_status(code: OciCode, status: StatusCode, message: impl Into<String>) -> Self {
         Self::Oci {
             code,
@@ -112,6 +136,7 @@ impl ApiError {
         }
     }
 
+    /// Adds the envelope's `detail`.
     pub fn detail(mut self, value: serde_json::Value) -> Self {
         if let Self::Oci { detail, .. } = &mut self {
             *detail = Some(value);

@@ -47,6 +47,7 @@ impl<S> Layer<S> for ResponseLayer {
 }
 
 #[derive(Debug, Clone)]
+/// The service [`ResponseLayer`] wraps around the router.
 pub struct ResponseService<S> {
     inner: S,
 }
@@ -86,6 +87,7 @@ where
 }
 
 pin_project_lite::pin_project! {
+    /// The response of [`ResponseService`], logged when it is ready.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
@@ -280,6 +282,7 @@ pub struct Reopen {
 }
 
 impl Reopen {
+    /// Reopens the log file at its path (after logrotate moved it away).
     pub fn reopen(&self) {
         lock(&self.shared.state).reopen = true;
         self.shared.wake.notify_one();
