@@ -11,7 +11,7 @@ use index_format::{Digest, RepoName};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Index, IndexError};
+use super::{Index, IndexError, found};
 
 /// Documents are small; anything bigger is corrupt or hostile.
 const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
@@ -26,14 +26,12 @@ struct Loaded {
 impl Index {
     /// The stored bytes at `key`, `None` if absent. The one way the index reads.
     async fn load(&self, key: &StorageKey, max: u64) -> Result<Option<Loaded>, IndexError> {
-        match self.store.read(key, max).await {
-            Ok((bytes, info)) => Ok(Some(Loaded {
+        Ok(
+            found(self.store.read(key, max).await)?.map(|(bytes, info)| Loaded {
                 bytes,
                 condition: PutCondition::IfMatch(info.etag),
-            })),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+            }),
+        )
     }
 
     /// A document parsed, `None` if absent.

@@ -16,7 +16,7 @@ use index_format::manifest::{Descriptor, ParsedManifest, sniff_media_type};
 use index_format::{Digest, KeyPrefix, ManifestMediaType, Reference, RepoName, StorageKey, Tag};
 
 use super::manifests::{digest_of, referrer};
-use super::{Index, IndexError};
+use super::{Index, IndexError, found};
 
 const PAGE: usize = 1000;
 
@@ -274,11 +274,8 @@ impl Index {
         &self,
         key: &StorageKey,
     ) -> Result<Option<(bytes::Bytes, Option<String>)>, IndexError> {
-        match self.store.read(key, super::MAX_MANIFEST_BYTES as u64).await {
-            Ok((bytes, info)) => Ok(Some((bytes, info.content_type))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let read = self.store.read(key, super::MAX_MANIFEST_BYTES as u64).await;
+        Ok(found(read)?.map(|(bytes, info)| (bytes, info.content_type)))
     }
 
     async fn check_repository(
@@ -290,37 +287,10 @@ impl Index {
     ) -> Result<(), IndexError> {
         let mut referrers: BTreeMap<Digest, Vec<Descriptor>> = BTreeMap::new();
         for (digest, (bytes, media_type)) in &truth.manifests {
-            let stored = self
-                .store
-                .head(&StorageKey::Manifest(
-                    repo.clone(),
-                    Reference::Digest(digest.clone()),
-                ))
-                .await;
-            if let Err(e) = stored {
-                if !e.is_not_found() {
-                    return Err(e.into());
-                }
-                // Only a tag has these bytes: put them back under their digest.
-                let tag = truth
-                    .tags
-                    .iter()
-                    .find(|(_, d)| *d == digest)
-                    .map(|(t, _)| t.clone());
-                if let Some(tag) = tag {
-                    let finding = Finding::TagWithoutManifest {
-                        repo: repo.clone(),
-                        tag,
-                        digest: digest.clone(),
-                    };
-                    let fix = self.restore_manifest(repo, digest, bytes, *media_type);
-                    record(report, finding, repair, fix).await?;
-                }
-            } else if &digest_of(bytes, digest.algorithm()) != digest {
-                report.findings.push(Finding::DigestMismatch {
-                    repo: repo.clone(),
-                    digest: digest.clone(),
-                });
+            if !self
+                .check_stored(repo, digest, bytes, *media_type, truth, repair, report)
+                .await?
+            {
                 continue;
             }
             let media_type = media_type.unwrap_or_else(|| sniff_media_type(bytes));
@@ -347,6 +317,48 @@ impl Index {
         self.check_tag_list(repo, truth, repair, report).await?;
         self.check_referrers(repo, truth, &referrers, repair, report)
             .await
+    }
+
+    /// Checks that the manifest is stored by digest, under the digest of its bytes;
+    /// `false` when its bytes cannot be trusted, so nothing is derived from them.
+    #[allow(clippy::too_many_arguments)]
+    async fn check_stored(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        bytes: &bytes::Bytes,
+        media_type: Option<ManifestMediaType>,
+        truth: &Truth,
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<bool, IndexError> {
+        let key = StorageKey::Manifest(repo.clone(), Reference::Digest(digest.clone()));
+        if self.exists(&key).await? {
+            if &digest_of(bytes, digest.algorithm()) == digest {
+                return Ok(true);
+            }
+            report.findings.push(Finding::DigestMismatch {
+                repo: repo.clone(),
+                digest: digest.clone(),
+            });
+            return Ok(false);
+        }
+        // Only a tag has these bytes (hashed to find `digest`): store them under it again.
+        let tag = truth
+            .tags
+            .iter()
+            .find(|(_, d)| *d == digest)
+            .map(|(t, _)| t);
+        if let Some(tag) = tag {
+            let finding = Finding::TagWithoutManifest {
+                repo: repo.clone(),
+                tag: tag.clone(),
+                digest: digest.clone(),
+            };
+            let fix = self.restore_manifest(repo, digest, bytes, media_type);
+            record(report, finding, repair, fix).await?;
+        }
+        Ok(true)
     }
 
     async fn restore_manifest(
@@ -406,10 +418,9 @@ impl Index {
 
     /// Links a stored blob into `repo` again; `false` if the blob itself is gone.
     async fn relink(&self, repo: &RepoName, digest: &Digest) -> Result<bool, IndexError> {
-        match self.store.head(&StorageKey::Blob(digest.clone())).await {
-            Ok(info) => self.link_blob(repo, digest, info.size).await.map(|()| true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e.into()),
+        match found(self.store.head(&StorageKey::Blob(digest.clone())).await)? {
+            Some(info) => self.link_blob(repo, digest, info.size).await.map(|()| true),
+            None => Ok(false),
         }
     }
 
@@ -569,11 +580,7 @@ impl Index {
     }
 
     async fn exists(&self, key: &StorageKey) -> Result<bool, IndexError> {
-        match self.store.head(key).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(found(self.store.head(key).await)?.is_some())
     }
 }
 

@@ -10,7 +10,7 @@ use index_format::{
     Digest, DigestAlgorithm, ManifestMediaType, Reference, RepoName, StorageKey, Tag,
 };
 
-use super::{Index, IndexError, MAX_MANIFEST_BYTES};
+use super::{Index, IndexError, MAX_MANIFEST_BYTES, found};
 
 /// How many existence checks or tag reads run at once.
 const PARALLEL_READS: usize = 16;
@@ -71,10 +71,8 @@ impl Index {
     ) -> Result<Option<StoredManifest>, IndexError> {
         let key = StorageKey::Manifest(repo.clone(), reference.clone());
         let max = MAX_MANIFEST_BYTES as u64;
-        let (bytes, info) = match self.store.read(&key, max).await {
-            Ok(x) => x,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some((bytes, info)) = found(self.store.read(&key, max).await)? else {
+            return Ok(None);
         };
         let digest = match (reference, info.sha256) {
             (Reference::Digest(d), _) => d.clone(),
@@ -245,11 +243,7 @@ impl Index {
     /// Deletes a tag (not the manifest it points at). `false` if there was no such tag.
     pub async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, IndexError> {
         let key = StorageKey::Manifest(repo.clone(), Reference::Tag(tag.clone()));
-        let existed = match self.store.head(&key).await {
-            Ok(_) => true,
-            Err(e) if e.is_not_found() => false,
-            Err(e) => return Err(e.into()),
-        };
+        let existed = found(self.store.head(&key).await)?.is_some();
         // The list first: a crash in between leaves an unlisted tag, never a listed ghost.
         let list_key = StorageKey::TagList(repo.clone());
         let repo2 = repo.clone();

@@ -87,6 +87,15 @@ pub enum IndexError {
     Upload(#[from] UploadError),
 }
 
+/// A store result with "not found" as `None`: most index reads ask whether a thing exists.
+fn found<T>(result: Result<T, StoreError>) -> Result<Option<T>, IndexError> {
+    match result {
+        Ok(x) => Ok(Some(x)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Index {
     /// The index on `store`.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
