@@ -129,6 +129,8 @@ check() {
 # index_consistent: what the clients pushed, tagged and deleted left an index that
 # `cargohold index check` finds nothing in (cargohold on the filesystem only).
 index_consistent() {
+    [[ -z ${INDEX_CHECKED:-} ]] || return 0
+    INDEX_CHECKED=1
     local -a cmd
     read -r -a cmd <<<"$REGISTRY_CMD"
     [[ ${cmd[0]##*/} == cargohold && -d "$WORK/registry-root" ]] || return 0

@@ -48,6 +48,7 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 
 summary() {
+    index_consistent # before the summary line, which must be the last
     echo "$PASSED passed, $FAILED failed"
     finish
 }
