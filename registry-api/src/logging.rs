@@ -25,6 +25,9 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::Response;
 use tower::{Layer, Service};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::fmt::{self, FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::error::ApiError;
 
@@ -169,6 +172,158 @@ impl std::fmt::Display for Causes<'_> {
             next = e.source();
         }
         Ok(())
+    }
+}
+
+/// An event format that writes request lines itself and hands every other event to
+/// `inner`. Same output as `tracing_subscriber`'s text or JSON format (uncoloured), at a
+/// fraction of the cost: the generic one spends more on a request line than the rest of
+/// the logging path together.
+pub struct RequestLines<F> {
+    inner: F,
+    json: bool,
+}
+
+impl<F> RequestLines<F> {
+    /// Request lines in tracing-subscriber's text format; other events go to `inner`.
+    pub fn text(inner: F) -> Self {
+        Self { inner, json: false }
+    }
+
+    /// Request lines in tracing-subscriber's JSON format; other events go to `inner`.
+    pub fn json(inner: F) -> Self {
+        Self { inner, json: true }
+    }
+}
+
+impl<S, N, F> FormatEvent<S, N> for RequestLines<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        if meta.target() != REQUEST_TARGET {
+            return self.inner.format_event(ctx, w, event);
+        }
+        let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
+        let mut fields = Fields {
+            w: &mut w,
+            json: self.json,
+            first: true,
+            result: Ok(()),
+        };
+        if self.json {
+            write!(
+                fields.w,
+                "{{\"timestamp\":\"{now}\",\"level\":\"{}\",\"fields\":{{",
+                meta.level()
+            )?;
+            event.record(&mut fields);
+            fields.result?;
+            writeln!(w, "}},\"target\":\"{REQUEST_TARGET}\"}}")
+        } else {
+            write!(fields.w, "{now} {:>5} {REQUEST_TARGET}: ", meta.level())?;
+            event.record(&mut fields);
+            fields.result?;
+            writeln!(w)
+        }
+    }
+}
+
+/// Writes an event's fields as `a=1 b="x"` or `"a":1,"b":"x"`, as the generic formats do.
+struct Fields<'a, 'w> {
+    w: &'a mut fmt::format::Writer<'w>,
+    json: bool,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl Fields<'_, '_> {
+    fn field(&mut self, field: &Field, value: std::fmt::Arguments<'_>, string: bool) {
+        if self.result.is_err() {
+            return;
+        }
+        let sep = if std::mem::replace(&mut self.first, false) {
+            ""
+        } else if self.json {
+            ","
+        } else {
+            " "
+        };
+        let name = field.name();
+        self.result = if !self.json {
+            write!(self.w, "{sep}{name}={value}")
+        } else if string {
+            write!(self.w, "{sep}\"{name}\":\"")
+                .and_then(|()| std::fmt::Write::write_fmt(&mut JsonEscape(self.w), value))
+                .and_then(|()| self.w.write_str("\""))
+        } else {
+            write!(self.w, "{sep}\"{name}\":{value}")
+        };
+    }
+}
+
+impl Visit for Fields<'_, '_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.field(field, format_args!("{value}"), false);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.field(field, format_args!("{value}"), false);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.field(field, format_args!("{value:?}"), false);
+        } else {
+            self.field(field, format_args!("{value:?}"), true);
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.field(field, format_args!("{value}"), false);
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.json {
+            self.field(field, format_args!("{value}"), true);
+        } else {
+            self.field(field, format_args!("{value:?}"), true);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.field(field, format_args!("{value:?}"), true);
+    }
+}
+
+/// The inside of a JSON string.
+struct JsonEscape<'a, 'w>(&'a mut fmt::format::Writer<'w>);
+
+impl std::fmt::Write for JsonEscape<'_, '_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+            self.0.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().unwrap_or(' ');
+            match c {
+                '"' => self.0.write_str("\\\"")?,
+                '\\' => self.0.write_str("\\\\")?,
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c => write!(self.0, "\\u{:04x}", u32::from(c))?,
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
     }
 }
 
@@ -451,6 +606,8 @@ fn open_append(path: &Path) -> io::Result<File> {
 
 #[cfg(test)]
 mod tests {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
     use super::*;
 
     fn lines(path: &Path) -> Vec<String> {
@@ -459,6 +616,103 @@ mod tests {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Log lines of one request line and one other event, timestamps cut off, from the
+    /// subscriber `build` makes around a writer.
+    fn lines_of(json: bool, build: impl FnOnce(BoxMakeWriter) -> tracing::Dispatch) -> Vec<String> {
+        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = buf.clone();
+        let dispatch = build(BoxMakeWriter::new(move || Capture(sink.clone())));
+        tracing::dispatcher::with_default(&dispatch, || {
+            let method = Method::GET;
+            let path = "/v2/a \"b\"\\\u{1}/manifests/v1";
+            tracing::info!(
+                target: REQUEST_TARGET,
+                method = %method,
+                path,
+                status = 200u16,
+                bytes = Some(17u64),
+                duration_ms = 0.125f64,
+            );
+            tracing::warn!(x = 1, "something else");
+        });
+        let text = String::from_utf8(buf.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        text.lines()
+            .map(|l| match l.find(if json { "\"level\"" } else { " " }) {
+                Some(i) => l[i..].to_owned(),
+                None => l.to_owned(),
+            })
+            .collect()
+    }
+
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if let Ok(mut v) = self.0.lock() {
+                v.extend_from_slice(b);
+            }
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn request_lines_read_as_the_standard_formats_write_them() {
+        let text = |format| {
+            move |w| {
+                tracing_subscriber::fmt()
+                    .with_ansi(false)
+                    .with_writer(w)
+                    .event_format(format)
+                    .finish()
+                    .into()
+            }
+        };
+        let ours = lines_of(false, text(RequestLines::text(fmt::format())));
+        let theirs = lines_of(false, |w| {
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(w)
+                .finish()
+                .into()
+        });
+        assert_eq!(ours, theirs);
+        assert_eq!(ours.len(), 2);
+        assert!(ours[0].contains("status=200"), "{ours:?}");
+
+        let ours = lines_of(true, |w| {
+            tracing_subscriber::fmt()
+                .with_writer(w)
+                .json()
+                .event_format(RequestLines::json(fmt::format().json()))
+                .finish()
+                .into()
+        });
+        let theirs = lines_of(true, |w| {
+            tracing_subscriber::fmt()
+                .with_writer(w)
+                .json()
+                .finish()
+                .into()
+        });
+        assert_eq!(ours, theirs);
+        let parsed: Vec<serde_json::Value> = ours
+            .iter()
+            .map(|l| serde_json::from_str(&format!("{{{l}")))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+        assert_eq!(parsed.len(), 2, "{ours:?}");
+        assert_eq!(
+            parsed[0]["fields"]["path"],
+            "/v2/a \"b\"\\\u{1}/manifests/v1"
+        );
+        assert_eq!(parsed[0]["fields"]["duration_ms"], 0.125);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use index_format::RepoName;
 use index_format::documents::IndexConfig;
 use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
-use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen, SplitWriter};
+use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen, RequestLines, SplitWriter};
 use registry_api::{AppState, router, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
@@ -195,9 +195,13 @@ fn init_tracing(format: LogFormat, access: &AccessLog) -> anyhow::Result<Logs> {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(writer);
+    let standard = tracing_subscriber::fmt::format();
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.event_format(RequestLines::text(standard)).init(),
+        LogFormat::Json => builder
+            .json()
+            .event_format(RequestLines::json(standard.json()))
+            .init(),
     }
     Ok(Logs {
         _outputs: outputs,
