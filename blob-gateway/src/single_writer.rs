@@ -13,9 +13,8 @@ use index_format::{KeyPrefix, StorageKey};
 use tokio::sync::Mutex;
 
 use crate::store::{
-    ManifestMeta,
-    ByteRange, ByteStream, CompletedPart, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ObjectStore, Presign, PutCondition, StoreError,
+    ByteRange, ByteStream, CompletedPart, ListPage, ManifestMeta, MultipartId, ObjectBody,
+    ObjectInfo, ObjectStore, Presign, PutCondition, StoreError,
 };
 
 /// Serialises conditional writes of the wrapped store in this process.

@@ -41,8 +41,8 @@ mod read;
 mod watch;
 
 use crate::store::{
-    ByteRange, ByteStream, CompletedPart, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ManifestMeta, ObjectStore, PutCondition, PutMeta, StoreError,
+    ByteRange, ByteStream, CompletedPart, ListPage, ManifestMeta, MultipartId, ObjectBody,
+    ObjectInfo, ObjectStore, PutCondition, PutMeta, StoreError,
 };
 use cache::ReadCache;
 use read::stat;

@@ -48,8 +48,8 @@ use bytes::Bytes;
 use index_format::{KeyPrefix, StorageKey};
 
 use crate::store::{
-    ByteRange, ByteStream, CompletedPart, ETag, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ManifestMeta, ObjectStore, Presign, PutCondition, PutMeta, StoreError,
+    ByteRange, ByteStream, CompletedPart, ETag, ListPage, ManifestMeta, MultipartId, ObjectBody,
+    ObjectInfo, ObjectStore, Presign, PutCondition, PutMeta, StoreError,
 };
 use body::{PartReader, StreamedBody};
 pub use config::{S3Config, S3ConfigError};

@@ -12,8 +12,8 @@ use super::S3Store;
 use super::body::PartReader;
 use super::error::{Failure, body_error, classify, invalid, store_error, upload_error};
 use super::wire::{
-    as_i64, condition_headers, copy_source, part_number, quote, system_time, unquote, write_error,
-    user_metadata, written,
+    as_i64, condition_headers, copy_source, part_number, quote, system_time, unquote,
+    user_metadata, write_error, written,
 };
 use crate::store::{CompletedPart, MultipartId, ObjectInfo, PutCondition, PutMeta, StoreError};
 

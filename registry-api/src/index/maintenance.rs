@@ -389,7 +389,11 @@ impl Index {
             let fix = async {
                 let body = one_chunk(u.bytes.clone());
                 let condition = PutCondition::IfMatch(u.etag.clone());
-                match self.store.put(&key, body, Some(u.meta.clone()), condition).await {
+                match self
+                    .store
+                    .put(&key, body, Some(u.meta.clone()), condition)
+                    .await
+                {
                     Ok(_) => Ok(true),
                     Err(e) if e.is_precondition_failed() || e.is_not_found() => Ok(false),
                     Err(e) => Err(e.into()),
