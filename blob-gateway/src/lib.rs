@@ -28,8 +28,8 @@ pub use fs::FsStore;
 pub use s3::{ConditionalWrites, S3Config, S3ConfigError, S3Store};
 pub use single_writer::SingleWriter;
 pub use store::{
-    ByteRange, ByteStream, CompletedPart, ETag, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ObjectStore, Presign, PutCondition, StoreError, one_chunk, put_bytes,
+    ByteRange, ByteStream, CompletedPart, ETag, ListPage, ManifestMeta, MultipartId, ObjectBody,
+    ObjectInfo, ObjectStore, Presign, PutCondition, StoreError, one_chunk, put_bytes,
 };
 pub use uploads::{
     ClosingBody, FaultPoint, GcReport, PublishedUpload, StoredBlob, UploadError, UploadState,

@@ -9,12 +9,12 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use index_format::{KeyPrefix, ManifestMediaType, StorageKey};
+use index_format::{KeyPrefix, StorageKey};
 use tokio::sync::Mutex;
 
 use crate::store::{
-    ByteRange, ByteStream, CompletedPart, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ObjectStore, Presign, PutCondition, StoreError,
+    ByteRange, ByteStream, CompletedPart, ListPage, ManifestMeta, MultipartId, ObjectBody,
+    ObjectInfo, ObjectStore, Presign, PutCondition, StoreError,
 };
 
 /// Serialises conditional writes of the wrapped store in this process.
@@ -74,16 +74,16 @@ impl<S: ObjectStore> ObjectStore for SingleWriter<S> {
         &self,
         key: &StorageKey,
         body: ByteStream,
-        media_type: Option<ManifestMediaType>,
+        manifest: Option<ManifestMeta>,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
         if condition == PutCondition::None {
-            return self.inner.put(key, body, media_type, condition).await;
+            return self.inner.put(key, body, manifest, condition).await;
         }
         let _held = self.lock.lock().await;
         self.check(key, &condition).await?;
         self.inner
-            .put(key, body, media_type, PutCondition::None)
+            .put(key, body, manifest, PutCondition::None)
             .await
     }
 

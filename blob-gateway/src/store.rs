@@ -14,7 +14,8 @@
 //!   `put`. The source is unchanged.
 //! - metadata: every write stores the content type and cache-control the layout gives its
 //!   key ([`StorageKey::content_type`], [`StorageKey::cache_control`]); only a manifest's
-//!   media type is the writer's to give.
+//!   media type and digest ([`ManifestMeta`]) are the writer's to give, and `head`, `get`
+//!   and `read` return them ([`ObjectInfo::content_type`], [`ObjectInfo::digest`]).
 //! - multipart: parts are numbered from 1; `complete` assembles the given parts in order
 //!   and publishes the object atomically; `abort` is idempotent.
 
@@ -24,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::Stream;
-use index_format::{KeyPrefix, ManifestMediaType, StorageKey};
+use index_format::{Digest, KeyPrefix, ManifestMediaType, StorageKey};
 
 /// A stream of body bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
@@ -55,6 +56,21 @@ pub struct ObjectInfo {
     /// The SHA-256 of the bytes, when the backend hashed exactly the bytes it returned
     /// (the filesystem store's whole-object reads): spares the caller a second hash.
     pub sha256: Option<[u8; 32]>,
+    /// The manifest digest its writer recorded ([`ManifestMeta::digest`]); `None` when
+    /// none was. Stored with the bytes, so it describes the bytes it came with.
+    pub digest: Option<String>,
+}
+
+/// What the writer of a manifest records with its bytes, so that a reader (the API, a
+/// static host) serves it without parsing or hashing it: its media type (the object's
+/// `Content-Type`) and its digest (`x-amz-meta-digest` on S3, R2's `digest` custom
+/// metadata, `digest` in the filesystem sidecar). docs/index-format.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestMeta {
+    /// The manifest's media type.
+    pub media_type: ManifestMediaType,
+    /// The digest of the bytes: the one in a by-digest key, the SHA-256 for a tag.
+    pub digest: Digest,
 }
 
 /// An object's bytes, streamed, with what is known about it.
@@ -105,18 +121,20 @@ impl PutCondition {
 pub(crate) struct PutMeta {
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
+    pub digest: Option<String>,
 }
 
 impl PutMeta {
-    /// The content type and cache-control the layout assigns to `key`; `media_type`
-    /// supplies what the layout leaves to the writer (a manifest's media type).
-    pub(crate) fn new(key: &StorageKey, media_type: Option<ManifestMediaType>) -> Self {
+    /// The content type and cache-control the layout assigns to `key`; `manifest`
+    /// supplies what the layout leaves to the writer (a manifest's media type and digest).
+    pub(crate) fn new(key: &StorageKey, manifest: Option<&ManifestMeta>) -> Self {
         Self {
-            content_type: media_type
-                .map(ManifestMediaType::as_str)
+            content_type: manifest
+                .map(|m| m.media_type.as_str())
                 .or(key.content_type())
                 .map(str::to_owned),
             cache_control: Some(key.cache_control().to_owned()),
+            digest: manifest.map(|m| m.digest.to_string()),
         }
     }
 }
@@ -256,13 +274,13 @@ pub trait ObjectStore: Send + Sync + 'static {
         range: Option<ByteRange>,
     ) -> Result<ObjectBody, StoreError>;
 
-    /// Stores `body` under `key` with the metadata the layout gives the key; `media_type`
-    /// is stored as the content type of a manifest.
+    /// Stores `body` under `key` with the metadata the layout gives the key; a manifest's
+    /// media type is stored as its content type, and its digest beside it.
     async fn put(
         &self,
         key: &StorageKey,
         body: ByteStream,
-        media_type: Option<ManifestMediaType>,
+        manifest: Option<ManifestMeta>,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError>;
 

@@ -26,4 +26,4 @@ pub use names::{Digest, DigestAlgorithm, NameError, Reference, RepoName, Tag};
 
 /// The version of the index layout written by this crate. Bumped on any change a reader
 /// must know about; recorded in the root `config.json`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;

@@ -175,10 +175,11 @@ async function manifest(request, store, name, ref) {
   const key = `index/${name}/_manifests/${ref}`;
   const unknown = (detail) =>
     ociError(request, 404, "MANIFEST_UNKNOWN", `manifest ${ref} unknown to ${name}`, {}, detail);
-  // A HEAD by digest needs no body when the type is in the object's metadata. By tag the
-  // digest is the body's hash (or the `digest` custom metadata, which a reader only sees
-  // after a request anyway): one GET costs what a HEAD does.
-  const headOnly = request.method === "HEAD" && DIGEST.test(ref);
+  // cargohold records the type (Content-Type) and digest (`digest` custom metadata) with
+  // every manifest (docs/index-format.md): a HEAD is one head(), a GET one get(), and
+  // nothing is parsed or hashed. Objects stored without them (format 1, or copied in by
+  // another tool) are read and hashed.
+  const headOnly = request.method === "HEAD";
   let obj = headOnly ? await store.head(key) : await store.get(key);
   if (obj === null) return unknown();
   let digest = storedDigest(obj, ref);

@@ -1,9 +1,16 @@
 // GET and HEAD of /v2/<name>/manifests/<tag|digest>, for nginx's njs module. Plain nginx
-// can serve the bytes, but not read their media type nor hash them; this does just that.
-// Two front ends share it:
+// can serve the bytes, but not read the digest and media type a manifest is stored with;
+// this does just that, without parsing or hashing the manifest when its writer recorded
+// both (docs/index-format.md, format version 2). Two front ends share it:
 //
+//   cargohold.manifestFile        cargohold.conf (js_set $oci_manifest): "<digest> <type>"
+//                                 from the manifest's .meta/ sidecar, for nginx to send
+//                                 index/<name>/_manifests/<digest> itself; "" when this
+//                                 request needs cargohold.manifest
 //   cargohold.manifest            cargohold.conf: the filesystem store's directory, read
-//                                 with fs, the media type from the .meta/ sidecar
+//                                 with fs: the recorded digest's bytes, or for manifests
+//                                 stored without a record, the bytes hashed and the
+//                                 media type from the .meta/ sidecar or the body
 //   cargohold.manifestFromBucket  cargohold-s3.conf: the object fetched from the S3 bucket
 //                                 by a subrequest, the media type its Content-Type
 //   cargohold.bucketHeaders       cargohold-s3.conf: a header filter that keeps only the
@@ -16,7 +23,9 @@
 //   Content-Type           the type recorded at push (.meta/<key>.json, or the object's
 //                          Content-Type), else the body's mediaType, else an OCI index if
 //                          the body has `manifests`, else the OCI image manifest type
-//   Docker-Content-Digest  the digest in the URL; for a tag, sha256 of the bytes
+//   Docker-Content-Digest  the digest in the URL; for a tag, the one recorded at push
+//                          (the sidecar's `digest`, x-amz-meta-digest), else sha256 of
+//                          the bytes
 //   ETag                   "<digest>"; a matching If-None-Match gives 304
 //   Cache-Control          tags revalidate, digests never change (docs/index-format.md)
 //   Accept                 if it names manifest types but neither this one nor a wildcard:
@@ -31,6 +40,7 @@ const MANIFEST_TYPES = [
     'application/vnd.docker.distribution.manifest.v2+json',
     'application/vnd.docker.distribution.manifest.list.v2+json',
 ];
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const REVALIDATE = 'public, max-age=0, must-revalidate';
 
@@ -122,12 +132,66 @@ function bodyType(bytes) {
     return null;
 }
 
+// What the writer recorded in the manifest's sidecar: { digest, mediaType }, or null for
+// a sidecar without a record (format version 1) or one that does not fit the URL. The
+// bytes to send are those of the recorded digest (index/<name>/_manifests/<digest>,
+// never changed once stored, and stored before any tag names it), never the tag file's:
+// a writer renames a tag's sidecar before its data, and the pair must never be a new
+// digest with the old bytes.
+function record(r) {
+    const ref = r.variables.oci_ref;
+    const raw = readOrNull(r.variables.document_root + '/.meta/index/' + r.variables.oci_name
+        + '/_manifests/' + ref + '.json');
+    if (raw === null) {
+        return null;
+    }
+    try {
+        const meta = JSON.parse(raw.toString());
+        const digest = meta.digest;
+        const type = meta.content_type;
+        const fits = ref.indexOf(':') >= 0 ? digest === ref : digest.startsWith('sha256:');
+        if (typeof digest === 'string' && DIGEST.test(digest) && fits
+            && typeof type === 'string' && isManifestType(type)) {
+            return { digest: digest, mediaType: essence(type) };
+        }
+    } catch (e) {
+        // A torn or foreign sidecar: the caller falls back.
+    }
+    return null;
+}
+
+// Whether If-None-Match names this ETag.
+function notModified(r, etag) {
+    const ifNoneMatch = r.headersIn['If-None-Match'];
+    return !!ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag);
+}
+
+// js_set $oci_manifest: "<digest> <media type>" when nginx can send the recorded digest's
+// file with a 200 as it is; "" for cargohold.manifest to answer (no record, a 304, an
+// Accept that refuses the type). Reads one small file; the manifest is not opened here.
+function manifestFile(r) {
+    const rec = record(r);
+    if (rec === null || !accepts(acceptedTypes(r), rec.mediaType)
+        || notModified(r, '"' + rec.digest + '"')) {
+        return '';
+    }
+    return rec.digest + ' ' + rec.mediaType;
+}
+
 function manifest(r) {
     const name = r.variables.oci_name;
     const ref = r.variables.oci_ref;
-    const key = 'index/' + name + '/_manifests/' + ref;
     const root = r.variables.document_root;
-
+    const rec = record(r);
+    if (rec !== null) {
+        const recorded = readOrNull(root + '/index/' + name + '/_manifests/' + rec.digest);
+        if (recorded !== null) {
+            respond(r, rec.digest, rec.mediaType, recorded);
+            return;
+        }
+    }
+    // Stored without a record: the bytes under the URL's key, hashed.
+    const key = 'index/' + name + '/_manifests/' + ref;
     const bytes = readOrNull(root + '/' + key);
     if (bytes === null) {
         fail(r, 404, 'MANIFEST_UNKNOWN', 'manifest ' + ref + ' unknown to ' + name);
@@ -138,15 +202,23 @@ function manifest(r) {
         || bodyType(bytes)
         || MANIFEST_TYPES[0];
 
+    respond(r, ref.indexOf(':') >= 0 ? ref : 'sha256:' + sha256hex, mediaType, bytes);
+}
+
+// A found manifest's answer, or 404 if the Accept header refuses its type.
+function respond(r, digest, mediaType, bytes) {
     if (!accepts(acceptedTypes(r), mediaType)) {
-        fail(r, 404, 'MANIFEST_UNKNOWN', 'manifest ' + ref + ' unknown to ' + name, {
-            reason: 'stored as ' + mediaType + ', which the Accept header does not list',
-        });
+        unaccepted(r, mediaType);
         return;
     }
+    answer(r, digest, mediaType, bytes, null);
+}
 
-    const byDigest = ref.indexOf(':') >= 0;
-    answer(r, byDigest ? ref : 'sha256:' + sha256hex, mediaType, bytes, null);
+function unaccepted(r, mediaType) {
+    fail(r, 404, 'MANIFEST_UNKNOWN',
+        'manifest ' + r.variables.oci_ref + ' unknown to ' + r.variables.oci_name, {
+            reason: 'stored as ' + mediaType + ', which the Accept header does not list',
+        });
 }
 
 // The headers of a found manifest, then 304, the bytes, or (HEAD answered from a HEAD
@@ -158,8 +230,7 @@ function answer(r, digest, mediaType, bytes, length) {
     r.headersOut['ETag'] = etag;
     r.headersOut['Cache-Control'] = r.variables.oci_ref.indexOf(':') >= 0 ? IMMUTABLE : REVALIDATE;
 
-    const ifNoneMatch = r.headersIn['If-None-Match'];
-    if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag)) {
+    if (notModified(r, etag)) {
         r.return(304);
         return;
     }
@@ -176,8 +247,6 @@ function answer(r, digest, mediaType, bytes, length) {
 
 // --- S3 (cargohold-s3.conf) ---------------------------------------------------------------
 
-const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-
 // The subrequest's location (cargohold-s3.conf) proxies to the manifest's object,
 // index/$oci_name/_manifests/$oci_ref under the configured prefix, with no header of the
 // client's (no Range, no conditions), and does not intercept the bucket's errors.
@@ -190,8 +259,8 @@ function objectType(reply) {
     return type && isManifestType(type) ? essence(type) : null;
 }
 
-// The digest a writer may have recorded as metadata (x-amz-meta-digest), as the Worker
-// reads R2's `digest` custom metadata; cargohold does not write it yet.
+// The digest the writer recorded as metadata (x-amz-meta-digest; the Worker reads it as
+// R2's `digest` custom metadata): with it, a tag's bytes need no hashing.
 function objectDigest(reply) {
     const meta = reply.headersOut['x-amz-meta-digest'];
     return meta && DIGEST.test(meta) ? meta : null;
@@ -208,19 +277,19 @@ function manifestFromBucket(r) {
     const name = r.variables.oci_name;
     const ref = r.variables.oci_ref;
     const byDigest = ref.indexOf(':') >= 0;
-    const unknown = (detail) => fail(r, 404, 'MANIFEST_UNKNOWN',
-        'manifest ' + ref + ' unknown to ' + name, detail);
+    const unknown = () => fail(r, 404, 'MANIFEST_UNKNOWN', 'manifest ' + ref + ' unknown to ' + name);
     const get = () => r.subrequest(OBJECT, { method: 'GET' })
         .then((reply) => ({
             reply: reply,
             // An empty body has no buffer at all.
             bytes: reply.headersOut['Content-Length'] === '0' ? Buffer.alloc(0) : reply.responseBuffer,
         }));
-    // A HEAD by digest needs no body when the object's Content-Type is a manifest type:
-    // one HEAD of the object. By tag the digest is the body's hash: one GET.
-    const fetched = r.method === 'HEAD' && byDigest
+    // A HEAD needs no body when the object's metadata has the type and (by tag) the
+    // digest: one HEAD of the object. Objects stored without them: one GET.
+    const fetched = r.method === 'HEAD'
         ? r.subrequest(OBJECT, { method: 'HEAD' }).then((reply) => (
-            reply.status === 200 && objectType(reply) === null
+            reply.status === 200
+                && (objectType(reply) === null || (!byDigest && objectDigest(reply) === null))
                 ? get()
                 : { reply: reply, bytes: null }))
         : get();
@@ -248,7 +317,7 @@ function manifestFromBucket(r) {
             digest = digest || 'sha256:' + crypto.createHash('sha256').update(bytes).digest('hex');
         }
         if (!accepts(acceptedTypes(r), mediaType)) {
-            unknown({ reason: 'stored as ' + mediaType + ', which the Accept header does not list' });
+            unaccepted(r, mediaType);
             return;
         }
         answer(r, digest, mediaType, bytes, bytes === null ? reply.headersOut['Content-Length'] : 0);
@@ -275,4 +344,4 @@ function bucketHeaders(r) {
     });
 }
 
-export default { manifest, manifestFromBucket, bucketHeaders };
+export default { manifest, manifestFile, manifestFromBucket, bucketHeaders };

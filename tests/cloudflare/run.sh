@@ -387,7 +387,7 @@ catalog_and_config() {
     assert_eq repositories "test/app test/multi test/via" "$(jq -r '.repositories | join(" ")' "$WORK/b")"
     assert_eq Content-Type application/json "$(hdr Content-Type)"
     expect 200 "$W1_URL/config.json"
-    assert_eq format_version 1 "$(jq -r .format_version "$WORK/b")"
+    assert_eq format_version 2 "$(jq -r .format_version "$WORK/b")"
 }
 # With the API down, what only it can answer fails cleanly; nothing falls back to R2.
 api_only_requests() {

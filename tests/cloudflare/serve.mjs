@@ -9,8 +9,9 @@
 //
 // The copy takes every object of the store's directory but its dot folders (.meta,
 // .multipart, .locks, .tmp): config.json, blobs/, index/ and uploads/, which a real
-// bucket holds too. The Content-Type and Cache-Control come from the `.meta/<key>.json`
-// sidecar, when its size matches, as the S3 backend sets them on the object.
+// bucket holds too. The Content-Type, Cache-Control and a manifest's `digest` custom
+// metadata come from the `.meta/<key>.json` sidecar, when its size matches, as the S3
+// backend sets them on the object.
 
 import { readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
@@ -124,7 +125,9 @@ async function sync() {
     const httpMetadata = {};
     if (meta && meta.content_type) httpMetadata.contentType = meta.content_type;
     if (meta && meta.cache_control) httpMetadata.cacheControl = meta.cache_control;
-    await bucket.put(key, new Uint8Array(await readFile(file)), { httpMetadata });
+    // A manifest's digest: the S3 backend's x-amz-meta-digest, R2's `digest` custom metadata.
+    const customMetadata = meta && meta.digest ? { digest: meta.digest } : {};
+    await bucket.put(key, new Uint8Array(await readFile(file)), { httpMetadata, customMetadata });
     copied.set(key, stamp);
   }
   let cursor;

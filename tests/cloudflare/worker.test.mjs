@@ -1,7 +1,9 @@
-// Table tests of the worker's pure parts: `node --test` (run.sh runs them first).
+// Table tests of the worker's pure parts, and its manifest answers over an in-memory
+// bucket: `node --test` (run.sh runs them first).
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { test } from "node:test";
-import { accepts, parseRange, parseRoute } from "../../infra/cloudflare/worker.js";
+import worker, { accepts, parseRange, parseRoute } from "../../infra/cloudflare/worker.js";
 
 const D = `sha256:${"0123456789abcdef".repeat(4)}`;
 const D512 = `sha512:${"ab".repeat(64)}`;
@@ -87,4 +89,110 @@ test("byte ranges agree with the API's parse_range", () => {
   // Not a byte range: served whole, as RFC 9110 asks (the API answers 416).
   assert.equal(r("items=0-1"), null);
   assert.equal(r("bytes=-"), null);
+});
+
+// --- manifests over an in-memory R2 bucket ----------------------------------------------
+
+/// R2's get/head, as much of them as the worker uses: `head` has no body.
+function memoryBucket(objects) {
+  const found = (key, withBody) => {
+    const o = objects.get(key);
+    if (o === undefined) return null;
+    const obj = {
+      key,
+      size: o.bytes.byteLength,
+      httpEtag: `"${key}"`,
+      httpMetadata: o.httpMetadata,
+      customMetadata: o.customMetadata,
+    };
+    if (withBody) {
+      obj.body = new Blob([o.bytes]).stream();
+      obj.arrayBuffer = async () => o.bytes.buffer.slice(0);
+    }
+    return obj;
+  };
+  return {
+    get: async (key) => found(key, true),
+    head: async (key) => found(key, false),
+  };
+}
+
+/// How many SHA-256 digests `fn` takes through Web Crypto, the worker's only hash.
+async function sha256Calls(fn) {
+  const subtle = globalThis.crypto.subtle;
+  const original = subtle.digest;
+  let calls = 0;
+  subtle.digest = function (alg, data) {
+    calls += 1;
+    return original.call(subtle, alg, data);
+  };
+  try {
+    await fn();
+  } finally {
+    subtle.digest = original;
+  }
+  return calls;
+}
+
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const ALL_MANIFESTS = [
+  OCI_MANIFEST,
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+].join(", ");
+
+function manifestFixture(withMetadata) {
+  const bytes = new TextEncoder().encode(
+    JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: {}, layers: [] }),
+  );
+  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  // As cargohold's S3 backend writes it: Content-Type, and x-amz-meta-digest (R2 custom
+  // metadata); an object copied in by another tool has neither.
+  const stored = withMetadata
+    ? { bytes, httpMetadata: { contentType: OCI_MANIFEST }, customMetadata: { digest } }
+    : { bytes, httpMetadata: {}, customMetadata: {} };
+  const objects = new Map([
+    ["index/test/app/_manifests/v1", stored],
+    [`index/test/app/_manifests/${digest}`, stored],
+  ]);
+  return { bytes, digest, env: { BUCKET: memoryBucket(objects) } };
+}
+
+async function fetchManifest(env, method, ref) {
+  const request = new Request(`https://registry.test/v2/test/app/manifests/${ref}`, {
+    method,
+    headers: { Accept: ALL_MANIFESTS },
+  });
+  return worker.fetch(request, env);
+}
+
+test("manifests stored with their digest are answered without hashing them", async () => {
+  const { bytes, digest, env } = manifestFixture(true);
+  for (const method of ["GET", "HEAD"]) {
+    for (const ref of ["v1", digest]) {
+      let response;
+      const calls = await sha256Calls(async () => {
+        response = await fetchManifest(env, method, ref);
+      });
+      assert.equal(calls, 0, `SHA-256 digests taken for ${method} ${ref}`);
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("Docker-Content-Digest"), digest);
+      assert.equal(response.headers.get("Content-Type"), OCI_MANIFEST);
+      assert.equal(response.headers.get("Content-Length"), String(bytes.byteLength));
+      const body = new Uint8Array(await response.arrayBuffer());
+      assert.deepEqual(body, method === "GET" ? bytes : new Uint8Array());
+    }
+  }
+});
+
+test("a tag stored without a digest is hashed, and the digest is still right", async () => {
+  const { digest, env } = manifestFixture(false);
+  let response;
+  const calls = await sha256Calls(async () => {
+    response = await fetchManifest(env, "HEAD", "v1");
+  });
+  assert.equal(calls, 1);
+  assert.equal(response.headers.get("Docker-Content-Digest"), digest);
+  assert.equal(response.headers.get("Content-Type"), OCI_MANIFEST);
 });

@@ -18,6 +18,9 @@
 //!
 //! The sidecar's `etag` of an object written whole (`put`) is the SHA-256 (hex) of its
 //! bytes; static hosts (infra/nginx) rely on that to check a sidecar belongs to the bytes.
+//! A manifest's sidecar also records its `digest`: a static host answers a tag with the
+//! bytes of the by-digest file that digest names (immutable, stored before the tag), so
+//! even between the two renames it never pairs a new digest with old bytes.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -26,7 +29,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use index_format::{KeyPrefix, ManifestMediaType, StorageKey};
+use index_format::{KeyPrefix, StorageKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
@@ -38,8 +41,8 @@ mod read;
 mod watch;
 
 use crate::store::{
-    ByteRange, ByteStream, CompletedPart, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ObjectStore, PutCondition, PutMeta, StoreError,
+    ByteRange, ByteStream, CompletedPart, ListPage, ManifestMeta, MultipartId, ObjectBody,
+    ObjectInfo, ObjectStore, PutCondition, PutMeta, StoreError,
 };
 use cache::ReadCache;
 use read::stat;
@@ -64,6 +67,10 @@ struct Sidecar {
     content_type: Option<String>,
     #[serde(default)]
     cache_control: Option<String>,
+    /// A manifest's digest ([`crate::ManifestMeta`]): static hosts serve a tag from the
+    /// by-digest file it names, so the digest they announce always matches the bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
 }
 
 /// An object store in a local directory.
@@ -370,10 +377,10 @@ impl ObjectStore for FsStore {
         &self,
         key: &StorageKey,
         body: ByteStream,
-        media_type: Option<ManifestMediaType>,
+        manifest: Option<ManifestMeta>,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
-        let meta = PutMeta::new(key, media_type);
+        let meta = PutMeta::new(key, manifest.as_ref());
         let k = key.key();
         let (temp, size, hash) = self.write_temp(&k, body, true).await?;
         let sidecar = Sidecar {
@@ -381,6 +388,7 @@ impl ObjectStore for FsStore {
             etag: hash.unwrap_or_default(),
             content_type: meta.content_type,
             cache_control: meta.cache_control,
+            digest: meta.digest,
         };
         self.publish(&k, temp, sidecar, &condition).await
     }
@@ -473,6 +481,7 @@ impl ObjectStore for FsStore {
             etag: src_info.etag.0,
             content_type: meta.content_type,
             cache_control: meta.cache_control,
+            digest: meta.digest,
         };
         self.publish(&dst_key, temp, sidecar, &condition).await
     }

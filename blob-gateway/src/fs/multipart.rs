@@ -73,6 +73,7 @@ impl FsStore {
             etag: String::new(),
             content_type: meta.content_type,
             cache_control: meta.cache_control,
+            digest: meta.digest,
         };
         let bytes = serde_json::to_vec(&meta).map_err(|e| StoreError::Io {
             key: k.clone(),
@@ -151,12 +152,13 @@ impl FsStore {
                 source: io::Error::other(e),
             })?
             .map_err(io_err(&k))?;
-        let (content_type, cache_control) = upload_meta(key, &dir).await;
+        let meta = upload_meta(key, &dir).await;
         let sidecar = Sidecar {
             size,
             etag: multipart_etag(parts),
-            content_type,
-            cache_control,
+            content_type: meta.content_type,
+            cache_control: meta.cache_control,
+            digest: meta.digest,
         };
         let info = self.publish(&k, temp, sidecar, &PutCondition::None).await?;
         let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -248,16 +250,17 @@ fn multipart_etag(parts: &[CompletedPart]) -> String {
 
 /// The content type and cache-control given at `create`; uploads created before the
 /// metadata was kept get the layout's.
-async fn upload_meta(key: &StorageKey, dir: &Path) -> (Option<String>, Option<String>) {
+async fn upload_meta(key: &StorageKey, dir: &Path) -> PutMeta {
     match tokio::fs::read(dir.join(MULTIPART_META))
         .await
         .ok()
         .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
     {
-        Some(m) => (m.content_type, m.cache_control),
-        None => {
-            let m = PutMeta::new(key, None);
-            (m.content_type, m.cache_control)
-        }
+        Some(m) => PutMeta {
+            content_type: m.content_type,
+            cache_control: m.cache_control,
+            digest: m.digest,
+        },
+        None => PutMeta::new(key, None),
     }
 }

@@ -104,6 +104,7 @@ fn read_whole(
             cache_control: None,
             last_modified: info.last_modified,
             sha256: None,
+            digest: None,
         };
     }
     info.sha256 = Some(raw);
@@ -121,13 +122,13 @@ pub(super) fn stat(md: &std::fs::Metadata, meta: &Path) -> io::Result<ObjectInfo
         .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
         .filter(|s| s.size == md.len());
     let modified = md.modified().ok();
-    let (etag, content_type, cache_control) = match sidecar {
-        Some(s) => (s.etag, s.content_type, s.cache_control),
+    let (etag, content_type, cache_control, digest) = match sidecar {
+        Some(s) => (s.etag, s.content_type, s.cache_control, s.digest),
         None => {
             let nanos = modified
                 .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos());
-            (format!("W-{nanos:x}-{:x}", md.len()), None, None)
+            (format!("W-{nanos:x}-{:x}", md.len()), None, None, None)
         }
     };
     Ok(ObjectInfo {
@@ -137,5 +138,6 @@ pub(super) fn stat(md: &std::fs::Metadata, meta: &Path) -> io::Result<ObjectInfo
         cache_control,
         last_modified: modified,
         sha256: None,
+        digest,
     })
 }

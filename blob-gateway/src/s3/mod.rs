@@ -45,11 +45,11 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCa
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::MetadataDirective;
 use bytes::Bytes;
-use index_format::{KeyPrefix, ManifestMediaType, StorageKey};
+use index_format::{KeyPrefix, StorageKey};
 
 use crate::store::{
-    ByteRange, ByteStream, CompletedPart, ETag, ListPage, MultipartId, ObjectBody, ObjectInfo,
-    ObjectStore, Presign, PutCondition, PutMeta, StoreError,
+    ByteRange, ByteStream, CompletedPart, ETag, ListPage, ManifestMeta, MultipartId, ObjectBody,
+    ObjectInfo, ObjectStore, Presign, PutCondition, PutMeta, StoreError,
 };
 use body::{PartReader, StreamedBody};
 pub use config::{S3Config, S3ConfigError};
@@ -57,7 +57,7 @@ use error::{Failure, body_error, classify, invalid, store_error, upload_error};
 pub use probe::ConditionalWrites;
 use wire::{
     as_i64, as_u64, content_range, copy_source, part_number, percent_encode, range_header,
-    system_time, unquote, written,
+    recorded_digest, system_time, unquote, written,
 };
 
 /// Attempts per request, the first included, for requests whose body can be replayed.
@@ -149,6 +149,7 @@ impl ObjectStore for S3Store {
             cache_control: out.cache_control,
             last_modified: out.last_modified.and_then(system_time),
             sha256: None,
+            digest: recorded_digest(out.metadata.as_ref()),
         })
     }
 
@@ -207,6 +208,7 @@ impl ObjectStore for S3Store {
                 cache_control: out.cache_control,
                 last_modified: out.last_modified.and_then(system_time),
                 sha256: None,
+                digest: recorded_digest(out.metadata.as_ref()),
             },
             range: returned,
             stream: body::from_sdk(out.body),
@@ -217,10 +219,10 @@ impl ObjectStore for S3Store {
         &self,
         key: &StorageKey,
         body: ByteStream,
-        media_type: Option<ManifestMediaType>,
+        manifest: Option<ManifestMeta>,
         condition: PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
-        let meta = PutMeta::new(key, media_type);
+        let meta = PutMeta::new(key, manifest.as_ref());
         let k = key.key();
         let object = self.object_key(&k);
         // Up to one part goes in one PutObject; anything longer is a multipart upload.

@@ -35,7 +35,25 @@ pub(super) fn written(size: u64, etag: Option<String>, meta: PutMeta) -> ObjectI
         cache_control: meta.cache_control,
         last_modified: None,
         sha256: None,
+        digest: meta.digest,
     }
+}
+
+/// The user metadata key of a manifest's digest: `x-amz-meta-digest` on the wire, R2's
+/// `digest` custom metadata.
+pub(super) const DIGEST_META: &str = "digest";
+
+/// The digest a writer recorded in an object's user metadata.
+pub(super) fn recorded_digest(
+    metadata: Option<&std::collections::HashMap<String, String>>,
+) -> Option<String> {
+    metadata.and_then(|m| m.get(DIGEST_META)).cloned()
+}
+
+/// The user metadata a write stores: the manifest's digest, if any.
+pub(super) fn user_metadata(meta: &PutMeta) -> Option<std::collections::HashMap<String, String>> {
+    let digest = meta.digest.clone()?;
+    Some([(DIGEST_META.to_owned(), digest)].into())
 }
 
 pub(super) fn unquote(etag: Option<String>) -> String {

@@ -12,8 +12,8 @@ use super::S3Store;
 use super::body::PartReader;
 use super::error::{Failure, body_error, classify, invalid, store_error, upload_error};
 use super::wire::{
-    as_i64, condition_headers, copy_source, part_number, quote, system_time, unquote, write_error,
-    written,
+    as_i64, condition_headers, copy_source, part_number, quote, system_time, unquote,
+    user_metadata, write_error, written,
 };
 use crate::store::{CompletedPart, MultipartId, ObjectInfo, PutCondition, PutMeta, StoreError};
 
@@ -43,6 +43,7 @@ impl S3Store {
             .body(SdkStream::from(bytes))
             .set_content_type(meta.content_type.clone())
             .set_cache_control(meta.cache_control.clone())
+            .set_metadata(user_metadata(&meta))
             .set_if_match(if_match)
             .set_if_none_match(if_none_match)
             .send()
@@ -113,6 +114,7 @@ impl S3Store {
             .key(object)
             .set_content_type(meta.content_type.clone())
             .set_cache_control(meta.cache_control.clone())
+            .set_metadata(user_metadata(meta))
             .send()
             .await
             .map_err(|e| store_error(key, e))?;

@@ -1,6 +1,6 @@
 //! `head`, `get`, `put`, ranges and `delete`.
 
-use blob_gateway::{ByteRange, ByteStream, PutCondition, StoreError};
+use blob_gateway::{ByteRange, ByteStream, ManifestMeta, PutCondition, StoreError};
 use bytes::Bytes;
 use index_format::{ManifestMediaType, StorageKey};
 
@@ -26,12 +26,12 @@ pub async fn missing_key_is_not_found(store: Store) {
 pub async fn put_then_get_round_trips_bytes_and_metadata(store: Store) {
     let key = tag_key("suite/basics", "round-trip");
     let bytes = pattern(1, 10_000);
-    let media = Some(ManifestMediaType::OciManifest);
+    let media = manifest_meta(ManifestMediaType::OciManifest, &bytes);
     let put = store
         .put(
             &key,
             chunked(bytes.clone(), 3000),
-            media,
+            media.clone(),
             PutCondition::None,
         )
         .await
@@ -47,44 +47,47 @@ pub async fn put_then_get_round_trips_bytes_and_metadata(store: Store) {
     let head = store.head(&key).await.expect("head");
     assert_eq!(head.size, 10_000);
     assert_eq!(head.etag, put.etag, "head and put agree on the ETag");
-    assert_layout_meta(&head, &key, media, "head of a manifest put");
+    assert_layout_meta(&head, &key, media.as_ref(), "head of a manifest put");
 
     let (got, info) = read(&store, &key).await;
     assert!(got == bytes, "get returns the bytes put");
     assert_eq!(info.etag, put.etag);
-    assert_layout_meta(&info, &key, media, "get of a manifest put");
+    assert_layout_meta(&info, &key, media.as_ref(), "get of a manifest put");
 
     // An unconditional put replaces the object, metadata and all.
-    let media2 = Some(ManifestMediaType::OciIndex);
+    let media2 = manifest_meta(ManifestMediaType::OciIndex, b"{}");
     let second = store
-        .put(&key, once(&b"{}"[..]), media2, PutCondition::None)
+        .put(&key, once(&b"{}"[..]), media2.clone(), PutCondition::None)
         .await
         .expect("overwrite");
     assert_ne!(second.etag, put.etag, "new content, new ETag");
     let (got, info) = read(&store, &key).await;
     assert_eq!(got, b"{}");
     assert_eq!(info.size, 2);
-    assert_layout_meta(&info, &key, media2, "get after an overwrite");
+    assert_layout_meta(&info, &key, media2.as_ref(), "get after an overwrite");
 
     // Every key gets the metadata the layout gives it, whatever the writer.
     let digest_manifest = digest_key("suite/basics", b"{}");
-    let keys: [(StorageKey, Option<ManifestMediaType>); 5] = [
+    let keys: [(StorageKey, Option<ManifestMeta>); 5] = [
         (StorageKey::Catalog, None),
         (upload_state_key(), None),
         (upload_key(), None),
         (blob_key(b"{}"), None),
-        (digest_manifest, Some(ManifestMediaType::DockerManifest)),
+        (
+            digest_manifest,
+            manifest_meta(ManifestMediaType::DockerManifest, b"{}"),
+        ),
     ];
     for (key, media) in keys {
         let put = store
-            .put(&key, once(&b"{}"[..]), media, PutCondition::None)
+            .put(&key, once(&b"{}"[..]), media.clone(), PutCondition::None)
             .await
             .unwrap_or_else(|e| panic!("put {key}: {e:#?}"));
         let head = store.head(&key).await.expect("head");
         assert_eq!(head.etag, put.etag);
-        assert_layout_meta(&head, &key, media, "head");
+        assert_layout_meta(&head, &key, media.as_ref(), "head");
         let (_, info) = read(&store, &key).await;
-        assert_layout_meta(&info, &key, media, "get");
+        assert_layout_meta(&info, &key, media.as_ref(), "get");
     }
 }
 
@@ -233,9 +236,9 @@ pub async fn delete_is_idempotent(store: Store) {
 pub async fn failed_put_leaves_the_old_object(store: Store) {
     let key = tag_key("suite/basics", "atomic");
     let old = pattern(3, 4096);
-    let media = Some(ManifestMediaType::OciManifest);
+    let media = manifest_meta(ManifestMediaType::OciManifest, &old);
     let before = store
-        .put(&key, once(old.clone()), media, PutCondition::None)
+        .put(&key, once(old.clone()), media.clone(), PutCondition::None)
         .await
         .expect("put");
     let broken: ByteStream = Box::pin(futures::stream::iter(vec![
@@ -249,7 +252,7 @@ pub async fn failed_put_leaves_the_old_object(store: Store) {
         .put(
             &key,
             broken,
-            Some(ManifestMediaType::OciIndex),
+            manifest_meta(ManifestMediaType::OciIndex, b"{}"),
             PutCondition::None,
         )
         .await;
@@ -260,7 +263,12 @@ pub async fn failed_put_leaves_the_old_object(store: Store) {
     let (got, info) = read(&store, &key).await;
     assert!(got == old, "the old object is intact");
     assert_eq!(info.etag, before.etag);
-    assert_layout_meta(&info, &key, media, "the old object's metadata is intact");
+    assert_layout_meta(
+        &info,
+        &key,
+        media.as_ref(),
+        "the old object's metadata is intact",
+    );
 
     // And a failed create-only write leaves nothing behind.
     let fresh = tag_key("suite/basics", "atomic-new");

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use blob_gateway::{ByteStream, ObjectInfo, ObjectStore, PutCondition, StoreError};
+use blob_gateway::{ByteStream, ManifestMeta, ObjectInfo, ObjectStore, PutCondition, StoreError};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use index_format::{
@@ -32,11 +32,15 @@ pub fn upload_key() -> StorageKey {
     StorageKey::UploadData(id)
 }
 
+/// `sha256:<hex of bytes>`.
+pub fn sha256_digest(bytes: &[u8]) -> Digest {
+    Digest::new(&format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+        .expect("a sha256 digest is valid")
+}
+
 /// `blobs/sha256/<hex of bytes>`.
 pub fn blob_key(bytes: &[u8]) -> StorageKey {
-    let digest = Digest::new(&format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
-        .expect("a sha256 digest is valid");
-    StorageKey::Blob(digest)
+    StorageKey::Blob(sha256_digest(bytes))
 }
 
 /// A fresh `uploads/<uuid>/state` key: JSON, private.
@@ -53,14 +57,23 @@ pub fn digest_key(repo_name: &str, bytes: &[u8]) -> StorageKey {
     StorageKey::Manifest(repo(repo_name), Reference::Digest(digest))
 }
 
+/// A manifest's metadata as its writer gives it to `put`: `media_type`, and the digest
+/// of `bytes`.
+pub fn manifest_meta(media_type: ManifestMediaType, bytes: &[u8]) -> Option<ManifestMeta> {
+    Some(ManifestMeta {
+        media_type,
+        digest: sha256_digest(bytes),
+    })
+}
+
 /// The content type and cache-control the layout gives `key` (the contract's metadata
 /// clause): a manifest's content type is its media type, as given to `put`.
 pub fn layout_meta(
     key: &StorageKey,
-    media_type: Option<ManifestMediaType>,
+    manifest: Option<&ManifestMeta>,
 ) -> (Option<String>, Option<String>) {
-    let content_type = media_type
-        .map(ManifestMediaType::as_str)
+    let content_type = manifest
+        .map(|m| m.media_type.as_str())
         .or(key.content_type())
         .map(str::to_owned);
     (content_type, Some(key.cache_control().to_owned()))
@@ -71,10 +84,15 @@ pub fn layout_meta(
 pub fn assert_layout_meta(
     info: &ObjectInfo,
     key: &StorageKey,
-    media_type: Option<ManifestMediaType>,
+    manifest: Option<&ManifestMeta>,
     what: &str,
 ) {
-    let (content_type, cache_control) = layout_meta(key, media_type);
+    let (content_type, cache_control) = layout_meta(key, manifest);
+    let digest = manifest.map(|m| m.digest.to_string());
+    assert_eq!(
+        info.digest, digest,
+        "{what}: the digest recorded with {key}"
+    );
     assert!(
         content_type.is_some(),
         "{what}: {key} has a content type (a manifest needs a media type)"

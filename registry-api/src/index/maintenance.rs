@@ -1,6 +1,9 @@
 //! `cargohold index check | rebuild`: the derived documents (tag lists, referrers, the
 //! catalog) recomputed from the source of truth (the manifests by digest and by tag, and
-//! the blob links), compared with what is stored, and on `rebuild` repaired.
+//! the blob links), compared with what is stored, and on `rebuild` repaired. Manifests
+//! stored without the media type and digest static hosts read (format version 1, or put
+//! in place by another tool) are found too, and `rebuild` records them: the migration to
+//! format version 2 (docs/index-format.md).
 //!
 //! Repairs use the server's own conditional updates (insert or remove one entry at a
 //! time, re-checked at write time), so a rebuild is idempotent and safe while servers run:
@@ -10,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use blob_gateway::{PutCondition, one_chunk};
+use blob_gateway::{ETag, ManifestMeta, ObjectInfo, PutCondition, one_chunk};
 use index_format::documents::{Catalog, ReferrersIndex, TagList};
 use index_format::manifest::{Descriptor, ParsedManifest, sniff_media_type};
 use index_format::{Digest, KeyPrefix, ManifestMediaType, Reference, RepoName, StorageKey, Tag};
@@ -95,6 +98,15 @@ pub enum Finding {
         /// The repository missing from the catalog.
         repo: RepoName,
     },
+    /// A manifest stored without its media type or digest recorded beside it (format
+    /// version 1, or placed by another tool): static hosts cannot serve it as they should
+    /// (repaired by storing the same bytes again with both).
+    ManifestNotRecorded {
+        /// The repository.
+        repo: RepoName,
+        /// The tag or digest it is stored under.
+        reference: Reference,
+    },
     /// A derived document that does not parse (rewritten whole).
     CorruptDocument {
         /// The document's storage key.
@@ -160,6 +172,12 @@ impl fmt::Display for Finding {
             Self::RepositoryNotInCatalog { repo } => {
                 write!(f, "{repo} is missing from the catalog")
             }
+            Self::ManifestNotRecorded { repo, reference } => {
+                write!(
+                    f,
+                    "{repo}/manifests/{reference}: no media type or digest recorded with it"
+                )
+            }
             Self::CorruptDocument { key } => write!(f, "{key} is not valid JSON"),
         }
     }
@@ -184,6 +202,16 @@ struct Truth {
     links: BTreeSet<Digest>,
     referrers_docs: BTreeSet<Digest>,
     has_tag_list: bool,
+    unrecorded: Vec<Unrecorded>,
+}
+
+/// A stored manifest whose metadata is missing or wrong, with what it should be.
+struct Unrecorded {
+    reference: Reference,
+    /// The ETag of the bytes read: the repair replaces exactly them.
+    etag: ETag,
+    bytes: bytes::Bytes,
+    meta: ManifestMeta,
 }
 
 impl Index {
@@ -244,16 +272,33 @@ impl Index {
                     let Some((bytes, info)) = self.read_object(key).await? else {
                         continue;
                     };
-                    let media_type = info.and_then(|t| ManifestMediaType::parse(&t).ok());
-                    match reference {
+                    let media_type = info
+                        .content_type
+                        .as_deref()
+                        .and_then(|t| ManifestMediaType::parse(t).ok());
+                    let digest = match reference {
                         Reference::Tag(t) => {
                             let digest = digest_of(&bytes, index_format::DigestAlgorithm::Sha256);
                             truth.tags.insert(t.clone(), digest.clone());
-                            truth.manifests.entry(digest).or_insert((bytes, media_type));
+                            let entry = (bytes.clone(), media_type);
+                            truth.manifests.entry(digest.clone()).or_insert(entry);
+                            digest
                         }
                         Reference::Digest(d) => {
-                            truth.manifests.insert(d.clone(), (bytes, media_type));
+                            truth
+                                .manifests
+                                .insert(d.clone(), (bytes.clone(), media_type));
+                            d.clone()
                         }
+                    };
+                    if media_type.is_none() || info.digest.as_deref() != Some(digest.as_str()) {
+                        let media_type = media_type.unwrap_or_else(|| sniff_media_type(&bytes));
+                        truth.unrecorded.push(Unrecorded {
+                            reference: reference.clone(),
+                            etag: info.etag,
+                            bytes,
+                            meta: ManifestMeta { media_type, digest },
+                        });
                     }
                 }
                 StorageKey::BlobLink(_, d) => {
@@ -269,13 +314,13 @@ impl Index {
         Ok(truth)
     }
 
-    /// A stored object's bytes and content type, `None` if it vanished meanwhile.
+    /// A stored manifest's bytes and info, `None` if it vanished meanwhile.
     async fn read_object(
         &self,
         key: &StorageKey,
-    ) -> Result<Option<(bytes::Bytes, Option<String>)>, IndexError> {
+    ) -> Result<Option<(bytes::Bytes, ObjectInfo)>, IndexError> {
         let read = self.store.read(key, super::MAX_MANIFEST_BYTES as u64).await;
-        Ok(found(read)?.map(|(bytes, info)| (bytes, info.content_type)))
+        found(read)
     }
 
     async fn check_repository(
@@ -314,9 +359,49 @@ impl Index {
                     .push(referrer(digest, bytes.len(), &parsed));
             }
         }
+        self.check_recorded(repo, truth, repair, report).await?;
         self.check_tag_list(repo, truth, repair, report).await?;
         self.check_referrers(repo, truth, &referrers, repair, report)
             .await
+    }
+
+    /// Manifests stored without their media type and digest: stored again with both,
+    /// only if still the same bytes (a push meanwhile recorded its own).
+    async fn check_recorded(
+        &self,
+        repo: &RepoName,
+        truth: &Truth,
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<(), IndexError> {
+        for u in &truth.unrecorded {
+            // Bytes under a digest they do not have are DigestMismatch: nothing to record.
+            if let Reference::Digest(d) = &u.reference
+                && &digest_of(&u.bytes, d.algorithm()) != d
+            {
+                continue;
+            }
+            let finding = Finding::ManifestNotRecorded {
+                repo: repo.clone(),
+                reference: u.reference.clone(),
+            };
+            let key = StorageKey::Manifest(repo.clone(), u.reference.clone());
+            let fix = async {
+                let body = one_chunk(u.bytes.clone());
+                let condition = PutCondition::IfMatch(u.etag.clone());
+                match self
+                    .store
+                    .put(&key, body, Some(u.meta.clone()), condition)
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.is_precondition_failed() || e.is_not_found() => Ok(false),
+                    Err(e) => Err(e.into()),
+                }
+            };
+            record(report, finding, repair, fix).await?;
+        }
+        Ok(())
     }
 
     /// Checks that the manifest is stored by digest, under the digest of its bytes;
@@ -370,9 +455,13 @@ impl Index {
     ) -> Result<bool, IndexError> {
         let key = StorageKey::Manifest(repo.clone(), Reference::Digest(digest.clone()));
         let body = one_chunk(bytes.clone());
+        let meta = ManifestMeta {
+            media_type: media_type.unwrap_or_else(|| sniff_media_type(bytes)),
+            digest: digest.clone(),
+        };
         match self
             .store
-            .put(&key, body, media_type, PutCondition::IfNoneMatch)
+            .put(&key, body, Some(meta), PutCondition::IfNoneMatch)
             .await
         {
             Ok(_) => Ok(true),

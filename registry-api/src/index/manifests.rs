@@ -1,7 +1,7 @@
 //! Manifests: stored byte for byte under their digest, copied under their tag, and
 //! recorded in the tag list, the subject's referrers index and the catalog.
 
-use blob_gateway::{DigestWriter, PutCondition, one_chunk};
+use blob_gateway::{DigestWriter, ManifestMeta, PutCondition, one_chunk};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use index_format::documents::{Catalog, ReferrersIndex, TagList};
@@ -74,10 +74,14 @@ impl Index {
         let Some((bytes, info)) = found(self.store.read(&key, max).await)? else {
             return Ok(None);
         };
-        let digest = match (reference, info.sha256) {
-            (Reference::Digest(d), _) => d.clone(),
-            (Reference::Tag(_), Some(hash)) => Digest::sha256(&hash),
-            (Reference::Tag(_), None) => digest_of(&bytes, DigestAlgorithm::Sha256),
+        // A tag's digest: the hash the filesystem took while reading, else the one its
+        // writer recorded with these bytes (S3 metadata), else the bytes hashed here.
+        let recorded = info.digest.as_deref().and_then(|d| Digest::new(d).ok());
+        let digest = match (reference, info.sha256, recorded) {
+            (Reference::Digest(d), _, _) => d.clone(),
+            (Reference::Tag(_), Some(hash), _) => Digest::sha256(&hash),
+            (Reference::Tag(_), None, Some(d)) if d.algorithm() == DigestAlgorithm::Sha256 => d,
+            (Reference::Tag(_), _, _) => digest_of(&bytes, DigestAlgorithm::Sha256),
         };
         // The type recorded at push; for objects placed without metadata, the body's own.
         let media_type = info
@@ -173,15 +177,20 @@ impl Index {
         Ok(())
     }
 
+    /// Stores the manifest under `key` (its digest or a tag) with its media type and
+    /// digest recorded beside it: what static hosts serve a pull from without reading it.
     async fn put_manifest_bytes(
         &self,
         key: &StorageKey,
         push: &PushedManifest,
     ) -> Result<(), IndexError> {
         let body = one_chunk(push.bytes.clone());
-        let media_type = Some(push.parsed.media_type);
+        let meta = ManifestMeta {
+            media_type: push.parsed.media_type,
+            digest: push.digest.clone(),
+        };
         self.store
-            .put(key, body, media_type, PutCondition::None)
+            .put(key, body, Some(meta), PutCondition::None)
             .await?;
         Ok(())
     }

@@ -112,5 +112,5 @@ async fn the_index_root_config_names_the_format_version() {
     let Some(root) = s.fs_root() else { return };
     let text = std::fs::read_to_string(root.join("config.json")).expect("config.json");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], 2);
 }

@@ -118,6 +118,35 @@ async fn damaged_files_are_found_and_rebuilt() {
     );
 }
 
+/// Pushes record each manifest's digest and media type in its sidecar (what static hosts
+/// serve from); a format 1 store lacks the digest: check finds each such manifest, and
+/// rebuild records it (the migration to format 2, docs/index-format.md).
+#[tokio::test]
+async fn manifests_without_a_recorded_digest_are_found_and_recorded() {
+    let (s, d, _) = populated().await;
+    let Some(root) = s.fs_root() else {
+        return; // the sidecars are the filesystem store's
+    };
+    let meta = root.join(".meta/index/team/app/_manifests");
+    let path = |name: &str| meta.join(format!("{name}.json"));
+    let sidecar = |name: &str| -> serde_json::Value {
+        let bytes = std::fs::read(path(name)).expect("sidecar");
+        serde_json::from_slice(&bytes).expect("sidecar JSON")
+    };
+    for name in ["v1", "v2", d.as_str()] {
+        assert_eq!(sidecar(name)["digest"], d.as_str(), "{name}");
+        assert_eq!(sidecar(name)["content_type"], OCI_MANIFEST, "{name}");
+        let mut format1 = sidecar(name);
+        format1.as_object_mut().map(|o| o.remove("digest"));
+        write(&path(name), &serde_json::to_vec(&format1).expect("JSON"));
+    }
+    let expect = "team/app/manifests/v1: no media type or digest recorded with it";
+    assert_found_and_repaired(&s, "sidecars without a digest", expect);
+    for name in ["v1", "v2", d.as_str()] {
+        assert_eq!(sidecar(name)["digest"], d.as_str(), "{name} after rebuild");
+    }
+}
+
 /// What is damaged, how, and what `index check` then says.
 type Damage<'a> = (&'static str, Box<dyn Fn() + 'a>, String);
 
