@@ -22,25 +22,45 @@ pub enum Download {
     Stream(ObjectBody),
 }
 
+/// How a blob may be handed out, decided by the caller from who may read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Always streamed through the API.
+    Stream,
+    /// A presigned URL valid this long, where the backend can sign one.
+    Presigned(Duration),
+    /// The public CDN URL where there is one (anyone may read the blob), else as
+    /// `Presigned`.
+    Public(Duration),
+}
+
 impl Blobs {
     /// The blobs on `store`.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self { store }
     }
 
-    /// A redirect when `presign_for` is given and the backend can sign URLs (valid that
-    /// long); otherwise the bytes of `range` (or all of them).
+    /// A redirect when `via` asks for one and the backend can give a URL; otherwise the
+    /// bytes of `range` (or all of them).
     pub async fn download(
         &self,
         digest: &Digest,
         range: Option<ByteRange>,
-        presign_for: Option<Duration>,
+        via: Via,
     ) -> Result<Download, StoreError> {
         let key = StorageKey::Blob(digest.clone());
-        if let (Some(expires), Some(presigner)) = (presign_for, self.store.presigner()) {
-            return Ok(Download::Redirect(
-                presigner.presign_get(&key, expires).await?,
-            ));
+        if let (Via::Presigned(expires) | Via::Public(expires), Some(presigner)) =
+            (via, self.store.presigner())
+        {
+            let public = match via {
+                Via::Public(_) => presigner.public_url(&key),
+                _ => None,
+            };
+            let url = match public {
+                Some(url) => url,
+                None => presigner.presign_get(&key, expires).await?,
+            };
+            return Ok(Download::Redirect(url));
         }
         Ok(Download::Stream(self.store.get(&key, range).await?))
     }

@@ -21,7 +21,7 @@ mod single_writer;
 mod store;
 mod uploads;
 
-pub use blobs::{Blobs, Download};
+pub use blobs::{Blobs, Download, Via};
 pub use digest::{DigestWriter, HashState};
 pub use fs::FsStore;
 #[cfg(feature = "s3")]

@@ -364,8 +364,15 @@ pub trait ObjectStore: Send + Sync + 'static {
 /// Backends that can sign URLs for direct downloads (S3 and R2; a CDN base URL counts).
 #[async_trait::async_trait]
 pub trait Presign: Send + Sync {
-    /// A URL a client can GET the object from directly, valid for `expires`.
+    /// A signed URL a client can GET the object from directly, valid for `expires`.
     async fn presign_get(&self, key: &StorageKey, expires: Duration) -> Result<String, StoreError>;
+
+    /// The object's unsigned URL on a public CDN, if one is configured. Only for objects
+    /// anyone may read: the caller decides that (private repositories get `presign_get`).
+    fn public_url(&self, key: &StorageKey) -> Option<String> {
+        let _ = key;
+        None
+    }
 }
 
 /// The default `read`: a streamed `get` collected into memory.

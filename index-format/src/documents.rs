@@ -18,6 +18,26 @@ pub struct IndexConfig {
     /// Where blobs are downloaded from, `<blobs>/blobs/<alg>/<hex>`, when not via the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blobs: Option<String>,
+    /// Present when the registry requires authentication: what an edge needs to challenge
+    /// clients and verify their tokens itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthInfo>,
+}
+
+/// The auth part of [`IndexConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthInfo {
+    /// The token endpoint of challenges, if fixed (else `<api>/token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// The `service` of challenges and the `aud` of tokens.
+    pub service: String,
+    /// The `iss` of tokens.
+    pub issuer: String,
+    /// The public keys tokens are signed with, as JWKs.
+    pub keys: Vec<serde_json::Value>,
+    /// Repository patterns (`name`, `prefix/*`) anyone may pull without a token.
+    pub anonymous_pull: Vec<String>,
 }
 
 /// `GET /v2/<name>/tags/list`: tags sorted lexically, as the spec requires.

@@ -141,6 +141,13 @@ pub struct ServeArgs {
     /// Run as the bucket's only writer on a store that ignores conditional writes
     #[arg(long, env = "CARGOHOLD_SINGLE_WRITER", num_args = 0..=1, default_missing_value = "true")]
     pub single_writer: Option<bool>,
+    /// Require authentication: users, robots and the signing key live here (see
+    /// docs/auth.md; the `[auth]` config section turns it on too)
+    #[arg(long, env = "CARGOHOLD_AUTH_DIR")]
+    pub auth_dir: Option<PathBuf>,
+    /// Lifetime of issued access tokens [default: 5m]
+    #[arg(long, env = "CARGOHOLD_TOKEN_TTL", value_parser = humantime::parse_duration)]
+    pub token_ttl: Option<Duration>,
 }
 
 /// The configuration file.
@@ -155,6 +162,7 @@ struct FileConfig {
     upload_max_age: Option<Duration>,
     #[serde(default)]
     storage: FileStorage,
+    auth: Option<crate::auth::settings::FileAuth>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -215,6 +223,8 @@ pub struct Config {
     pub blob_delivery: BlobDelivery,
     /// How long a presigned download URL lives.
     pub presign_expiry: Duration,
+    /// Authentication and access rules; `None`: the server is open to anyone.
+    pub auth: Option<crate::auth::AuthSettings>,
     /// Crash tests only: the step of closing an upload after which the process aborts,
     /// from `CARGOHOLD_TEST_CRASH_AFTER` (deliberately no flag or config key).
     pub fault: Option<FaultPoint>,
@@ -316,6 +326,7 @@ impl Config {
                 .unwrap_or(DEFAULT_UPLOAD_MAX_AGE),
             blob_delivery,
             presign_expiry,
+            auth: crate::auth::settings::merge(file.auth, args.auth_dir.clone(), args.token_ttl)?,
             fault: match std::env::var("CARGOHOLD_TEST_CRASH_AFTER") {
                 Ok(point) => Some(point.parse().map_err(anyhow::Error::msg)?),
                 Err(_) => None,

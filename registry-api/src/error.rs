@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use blob_gateway::{StoreError, UploadError};
 use index_format::NameError;
@@ -106,6 +106,19 @@ pub enum ApiError {
     RangeNotSatisfiable {
         /// The session's size: where the next chunk must start.
         offset: u64,
+    },
+    /// A refusal that tells the client what to do next in a header: `401` with its
+    /// `WWW-Authenticate` challenge, or `429` with `Retry-After`.
+    #[error("{code:?}: {message}")]
+    Challenge {
+        /// `UNAUTHORIZED` or `TOOMANYREQUESTS` (the status is the code's).
+        code: OciCode,
+        /// What went wrong.
+        message: String,
+        /// The header to send.
+        header: HeaderName,
+        /// Its value.
+        value: String,
     },
     /// Storage could not answer: 503, retry later.
     #[error("storage unavailable")]
@@ -236,6 +249,23 @@ impl IntoResponse for ApiError {
                 let range = format!("0-{}", offset.saturating_sub(1));
                 if let Ok(v) = HeaderValue::from_str(&range) {
                     r.headers_mut().insert(header::RANGE, v);
+                }
+                return r;
+            }
+            Self::Challenge {
+                code,
+                message,
+                header,
+                value,
+            } => {
+                let mut r = (
+                    code.status(),
+                    [(header::CONTENT_TYPE, "application/json")],
+                    envelope(*code, message, None),
+                )
+                    .into_response();
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    r.headers_mut().insert(header.clone(), v);
                 }
                 return r;
             }

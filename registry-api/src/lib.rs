@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod config;
 pub mod error;
 mod handlers;
@@ -17,7 +18,7 @@ mod state;
 pub mod storage;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub use state::AppState;
 
@@ -26,6 +27,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v2", get(handlers::base).head(handlers::base))
         .route("/v2/", get(handlers::base).head(handlers::base))
+        .route(
+            "/token",
+            get(auth::endpoint::token).merge(post(auth::endpoint::token)),
+        )
         // Every other path, `/v2/<rest>` or not, is parsed by `dispatch` itself: a fallback
         // spares each request the router's path-parameter and matched-path bookkeeping.
         .fallback(handlers::dispatch)

@@ -8,10 +8,13 @@ use blob_gateway::Uploads;
 use clap::{Parser, Subcommand};
 use index_format::RepoName;
 use index_format::documents::IndexConfig;
+use registry_api::auth::Auth;
 use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
 use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen, RequestLines, SplitWriter};
 use registry_api::{AppState, router, storage};
+
+mod cli;
 
 /// An OCI registry that writes a static, CDN-cacheable index.
 #[derive(Parser)]
@@ -34,6 +37,16 @@ enum Command {
     Index {
         #[command(subcommand)]
         what: IndexCommand,
+    },
+    /// Manage the users of the auth directory (see docs/auth.md).
+    User {
+        #[command(subcommand)]
+        what: cli::UserCommand,
+    },
+    /// Manage robot (CI) tokens of the auth directory.
+    Token {
+        #[command(subcommand)]
+        what: cli::TokenCommand,
     },
 }
 
@@ -79,6 +92,7 @@ fn run() -> anyhow::Result<()> {
         Command::Index {
             what: IndexCommand::Check(a) | IndexCommand::Rebuild(a),
         } => &a.store,
+        Command::User { .. } | Command::Token { .. } => return admin(cli.command),
     };
     let config = Config::load(args)?;
     // Held until run() returns, after the runtime below is gone: dropping it writes the
@@ -91,6 +105,7 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => runtime.block_on(serve(config, logs.reopen.clone())),
         Command::Gc { .. } => runtime.block_on(gc_uploads(config)),
+        Command::User { .. } | Command::Token { .. } => Ok(()),
         Command::Index { what } => {
             let (args, repair) = match what {
                 IndexCommand::Check(a) => (a, false),
@@ -103,6 +118,15 @@ fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// The subcommands that edit the auth directory and need neither store nor runtime.
+fn admin(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::User { what } => cli::user(what),
+        Command::Token { what } => cli::token(what),
+        _ => Ok(()),
     }
 }
 
@@ -225,9 +249,21 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         });
     }
     let (store, backend) = storage::open(&config).await?;
+    let auth = match config.auth.clone() {
+        Some(settings) => Some(Auth::new(settings, config.public_url.clone())?),
+        None => {
+            tracing::warn!(
+                "NO AUTHENTICATION: anyone who can reach this server may push, overwrite and \
+                 delete; configure [auth] or --auth-dir before exposing it (docs/auth.md)"
+            );
+            None
+        }
+    };
+    let auth_info = auth.as_ref().map(Auth::index_info);
     let state = AppState::new(store)
         .with_blob_delivery(config.blob_delivery, config.presign_expiry)
-        .with_fault(config.fault);
+        .with_fault(config.fault)
+        .with_auth(auth);
     let gc = storage::spawn_upload_gc(state.uploads.clone(), config.upload_max_age);
     state
         .index
@@ -237,6 +273,7 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
             blobs: config
                 .public_blob_url()
                 .or_else(|| config.public_url.clone()),
+            auth: auth_info,
         })
         .await
         .context("writing the index's config.json")?;
@@ -245,6 +282,8 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, storage = %backend, "cargohold serving");
+    // With the peer address, for the per-address login backoff.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use blob_gateway::{Blobs, FaultPoint, ObjectStore, Uploads};
 
+use crate::auth::Auth;
 use crate::config::{BlobDelivery, DEFAULT_PRESIGN_EXPIRY};
 use crate::index::Index;
 
@@ -25,6 +26,8 @@ pub struct Shared {
     pub blob_delivery: BlobDelivery,
     /// How long a presigned download URL lives.
     pub presign_expiry: Duration,
+    /// Authentication and rules; `None`: the server is open.
+    pub auth: Option<Arc<Auth>>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
             blobs: Blobs::new(store),
             blob_delivery: BlobDelivery::default(),
             presign_expiry: DEFAULT_PRESIGN_EXPIRY,
+            auth: None,
         }))
     }
 
@@ -54,6 +58,16 @@ impl AppState {
     pub fn with_fault(self, point: Option<FaultPoint>) -> Self {
         Self(Arc::new(Shared {
             uploads: self.0.uploads.clone().with_fault(point),
+            ..Shared::clone(&self.0)
+        }))
+    }
+}
+
+impl AppState {
+    /// Requires authentication and applies access rules.
+    pub fn with_auth(self, auth: Option<Auth>) -> Self {
+        Self(Arc::new(Shared {
+            auth: auth.map(Arc::new),
             ..Shared::clone(&self.0)
         }))
     }

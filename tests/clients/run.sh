@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the real-client scenarios (default: all) against target/debug/cargohold
 # or $REGISTRY_CMD, each with its own server, and prints `N passed, N failed`.
-#   tests/clients/run.sh                 # skopeo podman oras
+#   tests/clients/run.sh                 # skopeo podman oras auth
 #   tests/clients/run.sh skopeo oras     # a subset
 #   REGISTRY_CMD=tests/clients/docker-registry-serve.sh tests/clients/run.sh
 # Per scenario time limit: CLIENT_TIMEOUT seconds (default 900).
@@ -10,7 +10,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 scenarios=("$@")
 if [[ ${#scenarios[@]} -eq 0 ]]; then
-    scenarios=(skopeo podman oras)
+    scenarios=(skopeo podman oras auth)
 fi
 
 passed=0

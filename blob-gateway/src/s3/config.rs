@@ -29,7 +29,7 @@ pub struct S3Config {
     ///
     /// [`put`]: crate::ObjectStore::put
     pub part_size: u64,
-    /// CDN mode: `presign_get` answers `<public_base_url>/<object key in the bucket>`
+    /// CDN mode: `public_url` answers `<public_base_url>/<object key in the bucket>`
     /// (prefix included) instead of a presigned URL. The CDN must serve the bucket's root.
     pub public_base_url: Option<String>,
     /// Objects larger than this are copied part by part (`UploadPartCopy`); at most, and by

@@ -13,7 +13,7 @@
 //! | or over 5 GiB        | the source's ETag; the condition on `CompleteMultipartUpload`    |
 //! | multipart            | `Create…`, `UploadPart` (streamed; the size is required),        |
 //! |                      | `Complete…`, `AbortMultipartUpload` (an unknown upload is `Ok`)  |
-//! | `presign_get`        | a presigned `GetObject` URL, or `<public_base_url>/<key>`        |
+//! | `presign_get`        | a presigned `GetObject` URL (`public_url`: `<public_base_url>/<key>`) |
 //! | `remove_leftovers`   | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |
 //!
 //! Keys are `[<prefix>/]<StorageKey::key()>`. Notes, each measured by the store suite:
@@ -417,13 +417,10 @@ impl ObjectStore for S3Store {
 
 #[async_trait::async_trait]
 impl Presign for S3Store {
-    /// A presigned `GetObject` URL, or the CDN URL when a public base URL is configured.
+    /// A presigned `GetObject` URL.
     async fn presign_get(&self, key: &StorageKey, expires: Duration) -> Result<String, StoreError> {
         let k = key.key();
         let object = self.object_key(&k);
-        if let Some(base) = &self.public_base_url {
-            return Ok(format!("{base}/{}", percent_encode(&object)));
-        }
         let config = PresigningConfig::expires_in(expires.min(MAX_PRESIGN)).map_err(|e| {
             let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
             StoreError::Io {
@@ -440,5 +437,14 @@ impl Presign for S3Store {
             .await
             .map_err(|e| store_error(&k, e))?;
         Ok(request.uri().to_owned())
+    }
+
+    /// `<public_base_url>/<object key>` when a CDN serves the bucket.
+    fn public_url(&self, key: &StorageKey) -> Option<String> {
+        let base = self.public_base_url.as_ref()?;
+        Some(format!(
+            "{base}/{}",
+            percent_encode(&self.object_key(&key.key()))
+        ))
     }
 }

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use blob_gateway::{Blobs, ByteRange, Download, StoreError};
+use blob_gateway::{Blobs, ByteRange, Download, StoreError, Via};
 use index_format::documents::BlobLink;
 use index_format::{Digest, RepoName};
 
@@ -48,6 +48,7 @@ pub async fn get(
     repo: RepoName,
     digest: Digest,
     headers: &HeaderMap,
+    public: bool,
 ) -> ApiResult<Response> {
     let link = linked(&app, &repo, &digest).await?;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
@@ -58,11 +59,14 @@ pub async fn get(
         None => None,
     };
     // Where the backend can hand out a URL, the bytes never pass through this process.
-    let presign_for = match app.blob_delivery {
-        BlobDelivery::Redirect => Some(app.presign_expiry),
-        BlobDelivery::Proxy => None,
+    // The CDN's unsigned URL only for a repository anyone may pull: a private one's
+    // blobs get a URL signed for this caller that expires soon.
+    let via = match (app.blob_delivery, public) {
+        (BlobDelivery::Redirect, true) => Via::Public(app.presign_expiry),
+        (BlobDelivery::Redirect, false) => Via::Presigned(app.presign_expiry),
+        (BlobDelivery::Proxy, _) => Via::Stream,
     };
-    let body = match app.blobs.download(&digest, range, presign_for).await {
+    let body = match app.blobs.download(&digest, range, via).await {
         Ok(Download::Stream(body)) => body,
         Ok(Download::Redirect(url)) => {
             return Ok((

@@ -17,6 +17,8 @@ use blob_gateway::ByteStream;
 use futures::TryStreamExt;
 use serde::Deserialize;
 
+use crate::auth::rules::Action;
+use crate::auth::{self, Caller, Need, Permit};
 use crate::error::{ApiError, ApiResult, OciCode};
 use crate::index::IndexError;
 use crate::route::Route;
@@ -118,13 +120,46 @@ impl From<IndexError> for ApiError {
     }
 }
 
-/// `GET /v2/`: the registry speaks the distribution API.
-pub async fn base() -> impl IntoResponse {
+/// `GET /v2/`: the registry speaks the distribution API (to an authenticated caller,
+/// when auth is configured: docker sends credentials only after this answers 401).
+pub async fn base(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    auth::caller::check(app.auth.as_ref(), &caller, Need::Login, &headers)?;
+    Ok(base_response())
+}
+
+fn base_response() -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         "{}",
     )
+        .into_response()
+}
+
+/// What `route` needs of the caller for `method`: the one table of access rules.
+fn need<'a>(route: &'a Route, method: &Method) -> Need<'a> {
+    use Route as R;
+    let read = method == Method::GET || method == Method::HEAD;
+    match route {
+        R::Base => Need::Login,
+        R::Catalog => Need::Catalog,
+        R::Tags(repo) | R::Referrers(repo, _) => Need::Repo(repo, Action::Pull),
+        R::Manifest(repo, _) | R::Blob(repo, _) if method == Method::DELETE => {
+            Need::Repo(repo, Action::Delete)
+        }
+        R::Manifest(repo, _) | R::Blob(repo, _) | R::InvalidReference(repo, _) if read => {
+            Need::Repo(repo, Action::Pull)
+        }
+        R::Manifest(repo, _)
+        | R::Blob(repo, _)
+        | R::InvalidReference(repo, _)
+        | R::UploadStart(repo)
+        | R::Upload(repo, _) => Need::Repo(repo, Action::Push),
+    }
 }
 
 /// Every `/v2/<rest>` request. Pulls (manifest and blob reads) are awaited in place; the
@@ -132,6 +167,7 @@ pub async fn base() -> impl IntoResponse {
 pub async fn dispatch(
     State(app): State<AppState>,
     route: Route,
+    caller: Caller,
     params: Params,
     request: Request,
 ) -> ApiResult<Response> {
@@ -139,6 +175,8 @@ pub async fn dispatch(
     // Taken apart rather than extracted: the `HeaderMap` extractor clones every header.
     let (parts, body) = request.into_parts();
     let (method, headers) = (&parts.method, &parts.headers);
+    auth::caller::check(app.auth.as_ref(), &caller, need(&route, method), headers)?;
+    let permit = Permit::new(app.auth.as_ref(), &caller);
     match route {
         R::Manifest(repo, r) if method == Method::GET => {
             manifests::get(app, repo, r, headers, true).await
@@ -146,11 +184,12 @@ pub async fn dispatch(
         R::Manifest(repo, r) if method == Method::HEAD => {
             manifests::get(app, repo, r, headers, false).await
         }
-        R::Blob(repo, d) if method == Method::GET => blobs::get(app, repo, d, headers).await,
-        R::Blob(repo, d) if method == Method::HEAD => blobs::head(app, repo, d).await,
-        R::Base if method == Method::GET || method == Method::HEAD => {
-            Ok(base().await.into_response())
+        R::Blob(repo, d) if method == Method::GET => {
+            let public = permit.is_public(&repo);
+            blobs::get(app, repo, d, headers, public).await
         }
+        R::Blob(repo, d) if method == Method::HEAD => blobs::head(app, repo, d).await,
+        R::Base if method == Method::GET || method == Method::HEAD => Ok(base_response()),
         R::Catalog if method == Method::GET => Box::pin(listing::catalog(app, params)).await,
         R::Tags(repo) if method == Method::GET => Box::pin(listing::tags(app, repo, params)).await,
         R::Referrers(repo, d) if method == Method::GET => {
@@ -165,7 +204,7 @@ pub async fn dispatch(
         R::InvalidReference(repo, why) => Err(manifests::invalid_reference(method, &repo, &why)),
         R::Blob(repo, d) if method == Method::DELETE => Box::pin(blobs::delete(app, repo, d)).await,
         R::UploadStart(repo) if method == Method::POST => {
-            Box::pin(uploads::start(app, repo, params, headers, body)).await
+            Box::pin(uploads::start(app, repo, params, &permit, headers, body)).await
         }
         R::Upload(repo, id) if method == Method::PATCH => {
             Box::pin(uploads::patch(app, repo, id, headers, body)).await

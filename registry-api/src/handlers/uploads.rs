@@ -10,6 +10,8 @@ use index_format::{Digest, RepoName, UploadId};
 use super::{
     DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Params, body_stream, content_length, hv, location,
 };
+use crate::auth::Permit;
+use crate::auth::rules::Action;
 use crate::error::{ApiError, ApiResult, OciCode};
 use crate::route::Route;
 use crate::state::AppState;
@@ -64,12 +66,20 @@ pub async fn start(
     app: AppState,
     repo: RepoName,
     params: Params,
+    permit: &Permit<'_>,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     if let Some(mount) = &params.mount {
         let digest = Digest::new(mount)?;
-        if let Some(response) = try_mount(&app, &repo, &digest, params.from.as_deref()).await? {
+        let from = match params.from.as_deref() {
+            Some(f) => RepoName::new(f).ok(),
+            None => mount_source(&app, permit, &digest).await?,
+        };
+        // A source the caller may not pull is treated as one without the blob: a plain
+        // session, so no one learns of blobs they cannot read.
+        let from = from.filter(|f| permit.actions(f).has(Action::Pull));
+        if let Some(response) = try_mount(&app, &repo, &digest, from.as_ref()).await? {
             return Ok(response);
         }
     }
@@ -90,18 +100,46 @@ pub async fn start(
     session_response(StatusCode::ACCEPTED, &repo, &id, state.offset())
 }
 
+/// Most repositories an automatic mount (no `from`) looks in: each costs a read.
+const MOUNT_LOOKUPS: usize = 64;
+
+/// A repository the caller may pull that holds `digest`, for a mount without `from`.
+/// There is no reverse index from blob to repositories: the repositories the caller's
+/// token names for pull are tried first (clients ask for the source's scope), then the
+/// catalog's that the caller may pull, up to [`MOUNT_LOOKUPS`] reads in all.
+async fn mount_source(
+    app: &AppState,
+    permit: &Permit<'_>,
+    digest: &Digest,
+) -> ApiResult<Option<RepoName>> {
+    let named = permit.token_repositories();
+    let catalog = app.index.catalog().await?.repositories;
+    let candidates = named
+        .iter()
+        .filter_map(|n| RepoName::new(n).ok())
+        .chain(catalog)
+        .filter(|r| permit.actions(r).has(Action::Pull))
+        .take(MOUNT_LOOKUPS);
+    for repo in candidates {
+        if app.index.blob(&repo, digest).await?.is_some() {
+            return Ok(Some(repo));
+        }
+    }
+    Ok(None)
+}
+
 /// Links a blob from `from` into `repo`; `None` (start a session instead) when `from`
 /// cannot serve it.
 async fn try_mount(
     app: &AppState,
     repo: &RepoName,
     digest: &Digest,
-    from: Option<&str>,
+    from: Option<&RepoName>,
 ) -> ApiResult<Option<Response>> {
-    let Some(from) = from.and_then(|f| RepoName::new(f).ok()) else {
+    let Some(from) = from else {
         return Ok(None);
     };
-    match app.index.mount(&from, repo, digest).await? {
+    match app.index.mount(from, repo, digest).await? {
         Some(_) => created(repo, digest).map(Some),
         None => Ok(None),
     }

@@ -1,6 +1,7 @@
 //! Integration tests: each talks HTTP to a real `cargohold serve` on a loopback port.
 //! One module per area of the distribution spec; `util` holds the harness.
 
+mod auth;
 mod blobs;
 mod concurrency;
 mod crash;

@@ -183,6 +183,20 @@ impl TestServer {
         (out.status.success(), text)
     }
 
+    /// Sends `authorization` (e.g. `Bearer <token>`) with every request from now on;
+    /// `None` for none.
+    pub fn authorize(&mut self, authorization: Option<&str>) {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert("authorization", value.parse().expect("header value"));
+        }
+        self.client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .expect("client");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
