@@ -236,7 +236,7 @@ async fn tokens_grant_every_requested_scope_the_caller_may_have_and_no_more() {
 #[tokio::test]
 async fn forged_expired_misdirected_and_unsigned_tokens_are_refused() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut s = auth_server(dir.path(), "", &["--token-ttl", "1s"]).await;
+    let mut s = auth_server(dir.path(), "", &["--token-ttl", "4s"]).await;
     let other_dir = tempfile::tempdir().expect("tmp");
     // Same rules and users, its own key; then the first server's key with another name.
     let other = auth_server(other_dir.path(), "", &[]).await;
@@ -283,15 +283,15 @@ async fn forged_expired_misdirected_and_unsigned_tokens_are_refused() {
         s.get_status("/v2/private/other/tags/list").await,
         StatusCode::UNAUTHORIZED
     );
-    // Expired.
-    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    // Expired: past the 4 s lifetime, the second of leeway, and the whole-second rounding.
+    tokio::time::sleep(std::time::Duration::from_millis(6600)).await;
     refused(s.get("/v2/private/app/manifests/v1").await).await;
 }
 
 #[tokio::test]
 async fn a_refresh_token_carries_a_push_past_its_first_token() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut s = auth_server(dir.path(), "", &["--token-ttl", "1s"]).await;
+    let mut s = auth_server(dir.path(), "", &["--token-ttl", "4s"]).await;
     let token_url = s.url("/token");
     let form = |pairs: &[(&str, &str)]| reqwest::Client::new().post(&token_url).form(pairs).send();
     let scope = "repository:private/big:pull,push";
@@ -322,7 +322,7 @@ async fn a_refresh_token_carries_a_push_past_its_first_token() {
         s.patch(&loc, 0, &data[..1000]).await.status(),
         StatusCode::ACCEPTED
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(6600)).await;
     assert_eq!(
         s.patch(&loc, 1000, &data[1000..2000]).await.status(),
         StatusCode::UNAUTHORIZED
