@@ -1,6 +1,8 @@
 //! The `cargohold` binary: parse flags, set up logging, load the configuration, open the
 //! store, and serve until SIGTERM or Ctrl-C, draining in-flight requests.
 
+mod cli;
+
 use std::io::IsTerminal;
 
 use anyhow::Context;
@@ -35,6 +37,8 @@ enum Command {
         #[command(subcommand)]
         what: IndexCommand,
     },
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(Subcommand)]
@@ -70,8 +74,12 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let args = match &cli.command {
+    let command = match Cli::parse().command {
+        Command::Client(c) => return cli::run(c),
+        server => server,
+    };
+    let args = match &command {
+        Command::Client(_) => unreachable!("returned above"),
         Command::Serve(a)
         | Command::Gc {
             what: GcCommand::Uploads(a),
@@ -88,9 +96,10 @@ fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    match cli.command {
+    match command {
         Command::Serve(_) => runtime.block_on(serve(config, logs.reopen.clone())),
         Command::Gc { .. } => runtime.block_on(gc_uploads(config)),
+        Command::Client(_) => Ok(()),
         Command::Index { what } => {
             let (args, repair) = match what {
                 IndexCommand::Check(a) => (a, false),
