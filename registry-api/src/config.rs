@@ -141,6 +141,9 @@ pub struct ServeArgs {
     /// Run as the bucket's only writer on a store that ignores conditional writes
     #[arg(long, env = "CARGOHOLD_SINGLE_WRITER", num_args = 0..=1, default_missing_value = "true")]
     pub single_writer: Option<bool>,
+    /// The direct-upload extension's flags.
+    #[command(flatten)]
+    pub direct: crate::direct::DirectArgs,
 }
 
 /// The configuration file.
@@ -215,6 +218,8 @@ pub struct Config {
     pub blob_delivery: BlobDelivery,
     /// How long a presigned download URL lives.
     pub presign_expiry: Duration,
+    /// The direct-upload extension's settings (flags only).
+    pub direct: crate::direct::DirectArgs,
     /// Crash tests only: the step of closing an upload after which the process aborts,
     /// from `CARGOHOLD_TEST_CRASH_AFTER` (deliberately no flag or config key).
     pub fault: Option<FaultPoint>,
@@ -316,6 +321,7 @@ impl Config {
                 .unwrap_or(DEFAULT_UPLOAD_MAX_AGE),
             blob_delivery,
             presign_expiry,
+            direct: args.direct.clone(),
             fault: match std::env::var("CARGOHOLD_TEST_CRASH_AFTER") {
                 Ok(point) => Some(point.parse().map_err(anyhow::Error::msg)?),
                 Err(_) => None,

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+pub mod direct;
 pub mod error;
 mod handlers;
 pub mod index;

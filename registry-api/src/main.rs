@@ -230,7 +230,11 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         });
     }
     let (store, backend) = storage::open(&config).await?;
+    let direct = registry_api::direct::Direct::for_store(&config.direct, &store)
+        .await
+        .context("probing the store for direct uploads")?;
     let state = AppState::new(store)
+        .with_direct(direct)
         .with_blob_delivery(config.blob_delivery, config.presign_expiry)
         .with_fault(config.fault);
     let gc = storage::spawn_upload_gc(state.uploads.clone(), config.upload_max_age);

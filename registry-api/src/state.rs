@@ -25,6 +25,8 @@ pub struct Shared {
     pub blob_delivery: BlobDelivery,
     /// How long a presigned download URL lives.
     pub presign_expiry: Duration,
+    /// The direct-upload extension, when offered.
+    pub direct: Option<Arc<crate::direct::Direct>>,
 }
 
 impl AppState {
@@ -36,6 +38,15 @@ impl AppState {
             blobs: Blobs::new(store),
             blob_delivery: BlobDelivery::default(),
             presign_expiry: DEFAULT_PRESIGN_EXPIRY,
+            direct: None,
+        }))
+    }
+
+    /// Offers the direct-upload extension with these settings (`None`: not offered).
+    pub fn with_direct(self, direct: Option<Arc<crate::direct::Direct>>) -> Self {
+        Self(Arc::new(Shared {
+            direct,
+            ..Shared::clone(&self.0)
         }))
     }
 

@@ -179,6 +179,12 @@ pub async fn dispatch(
         R::Upload(repo, id) if method == Method::DELETE => {
             Box::pin(uploads::cancel(app, repo, id)).await
         }
+        R::Extension(None, p) if p == "_oci/ext/discover" && method == Method::GET => {
+            Ok(crate::direct::discover(&app))
+        }
+        R::Extension(Some(repo), p) => {
+            Box::pin(crate::direct::dispatch(app, repo, &p, method, body)).await
+        }
         R::Base
         | R::Catalog
         | R::Tags(_)
@@ -187,6 +193,7 @@ pub async fn dispatch(
         | R::Blob(..)
         | R::UploadStart(_)
         | R::Upload(..) => Err(method_not_allowed(method)),
+        R::Extension(None, _) => Err(not_found()),
     }
 }
 
