@@ -45,6 +45,13 @@ pub struct ClientArgs {
     /// Where chunked uploads record their sessions for a later run to resume.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Never use cargohold's direct uploads to the bucket, even where offered.
+    #[arg(long)]
+    no_direct: bool,
+    /// Direct uploads in parts of this many bytes, sent in parallel (default: the
+    /// server's choice).
+    #[arg(long)]
+    part_size: Option<u64>,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -60,6 +67,8 @@ impl ClientArgs {
             retries: self.retries,
             chunk_size: self.chunk_size.filter(|&n| n > 0),
             progress: ProgressMode::detect(self.quiet),
+            direct: !self.no_direct,
+            direct_part_size: self.part_size,
             ..Options::default()
         };
         if let Some(d) = &self.state_dir {

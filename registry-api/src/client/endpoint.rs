@@ -98,10 +98,15 @@ impl Endpoint {
         progress: &Arc<BlobProgress>,
     ) -> Result<BlobOutcome, ClientError> {
         match self {
-            Self::Registry(r) => {
-                r.push_blob(desc, source, mount_from, options, progress)
-                    .await
-            }
+            Self::Registry(r) => match source {
+                BlobSource::File(path) if options.direct && r.offers_direct().await? => {
+                    r.push_direct(desc, path, options, progress).await
+                }
+                _ => {
+                    r.push_blob(desc, source, mount_from, options, progress)
+                        .await
+                }
+            },
             Self::Layout(l) => {
                 if l.blob_size(&desc.digest) == Some(desc.size) {
                     return Ok(BlobOutcome::Existed);

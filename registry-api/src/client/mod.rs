@@ -15,6 +15,7 @@
 
 mod archive;
 mod auth;
+mod direct;
 mod endpoint;
 mod layout;
 mod progress;
@@ -122,6 +123,11 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// Bars, plain lines, or nothing.
     pub progress: ProgressMode,
+    /// Use cargohold's direct uploads where the destination offers them.
+    pub direct: bool,
+    /// Ask direct uploads for parts of this size (parallel parts); `None`: the server's
+    /// choice (one object up to its limit).
+    pub direct_part_size: Option<u64>,
 }
 
 impl Default for Options {
@@ -135,6 +141,8 @@ impl Default for Options {
             chunk_size: None,
             state_dir: default_state_dir(),
             progress: ProgressMode::Quiet,
+            direct: true,
+            direct_part_size: None,
         }
     }
 }

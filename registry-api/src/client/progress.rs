@@ -148,6 +148,11 @@ impl BlobProgress {
         }
     }
 
+    /// Bytes counted so far.
+    pub fn position(&self) -> u64 {
+        self.position.load(Ordering::Relaxed)
+    }
+
     /// Restarts from `offset` (a retry, or a resumed upload).
     pub fn restart_at(&self, offset: u64) {
         let old = self.position.swap(offset, Ordering::Relaxed);

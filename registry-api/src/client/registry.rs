@@ -20,6 +20,8 @@ pub struct Registry {
     auth: Mutex<AuthState>,
     attempts: u32,
     backoff: Duration,
+    /// Whether it offers cargohold's direct uploads, once asked.
+    pub(super) direct: tokio::sync::OnceCell<bool>,
 }
 
 #[derive(Default)]
@@ -47,6 +49,7 @@ impl Registry {
             auth: Mutex::default(),
             attempts: options.retries.max(1),
             backoff: options.backoff,
+            direct: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -57,6 +60,12 @@ impl Registry {
         } else {
             format!("{}{path_or_url}", self.base)
         }
+    }
+
+    /// The HTTP client, for requests that must not carry the registry's credentials
+    /// (presigned ones).
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// A request to `url` (absolute, or a path on this registry).
