@@ -4,6 +4,7 @@
 mod blobs;
 mod concurrency;
 mod crash;
+mod direct;
 mod discovery;
 mod index_repair;
 mod logging;
