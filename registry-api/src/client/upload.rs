@@ -264,7 +264,11 @@ impl SessionFile {
             if let Some(d) = self.path.parent() {
                 std::fs::create_dir_all(d)?;
             }
-            std::fs::write(&self.path, location)
+            // Renamed into place: a run killed mid-write leaves the old record, not an
+            // empty one.
+            let tmp = self.path.with_extension("tmp");
+            std::fs::write(&tmp, location)?;
+            std::fs::rename(&tmp, &self.path)
         };
         if let Err(e) = write() {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot record the upload session");
