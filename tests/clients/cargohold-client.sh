@@ -21,11 +21,14 @@ make_image_layout "$WORK/big" v1 amd64 "$BIG_KIB"
 BIG_DIGEST="$(layout_ref_digest "$WORK/big" v1)"
 BIG_MANIFEST="$(layout_blob "$WORK/big" "$BIG_DIGEST")"
 
-# requests PATTERN: how many access-log lines of the registry match PATTERN.
+# requests PATTERN: how many access-log lines of the registry match PATTERN. The server
+# writes its access log in batches: `settle` first where a count must be complete.
 requests() { grep -c -- "$1" "$SERVER_LOG" || true; }
+settle() { sleep 1; }
 
 direct_single() {
     "${CH[@]}" push --quiet "$WORK/big" "$HOST/big/single:v1"
+    settle
     [[ $(requests '_cargohold/direct/complete') -ge 1 ]]
     [[ $(requests 'big/single/blobs/uploads') -eq 0 ]] # no byte through the standard flow
     inspect_matches "$HOST/big/single:v1" "$BIG_DIGEST" "$BIG_MANIFEST"
@@ -35,6 +38,7 @@ direct_parts() {
     # Another repository would mount the layer: push a different large layer instead.
     make_image_layout "$WORK/parts" v1 amd64 $((BIG_KIB / 2))
     "${CH[@]}" push --quiet --part-size $((16 << 20)) --jobs 4 "$WORK/parts" "$HOST/big/parts:v1"
+    settle
     [[ $(requests '_cargohold/direct/parts') -ge 1 ]]
     local d
     d="$(layout_ref_digest "$WORK/parts" v1)"
@@ -63,21 +67,26 @@ killed_and_resumed() {
     local pid=$! i
     # Killed once a few chunks of the large layer are in.
     for i in $(seq 1 300); do
-        [[ $(requests 'method=PATCH path="/v2/big/resume/blobs/uploads') -ge 2 ]] && break
+        [[ $(requests 'method=PATCH path="/v2/big/resume/blobs/uploads') -ge 3 ]] && break
         sleep 0.1
     done
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    local patches_before
-    patches_before=$(requests 'method=PATCH path="/v2/big/resume/blobs/uploads')
-    echo "killed after $patches_before chunks; recorded sessions: $(ls "$WORK/state")"
+    settle
+    local killed_at
+    killed_at=$(requests 'method=PATCH path="/v2/big/resume/blobs/uploads.* status=202')
+    echo "killed after $killed_at chunks; recorded sessions: $(ls "$WORK/state")"
     [[ -n "$(ls "$WORK/state")" ]]
     "${CH[@]}" "${args[@]}" "$WORK/big" "$HOST/big/resume:v1"
-    # The resumed run asked where the session stood, and sent only the rest.
-    [[ $(requests 'method=GET path="/v2/big/resume/blobs/uploads/') -ge 1 ]]
-    local resent=$(($(requests 'method=PATCH path="/v2/big/resume/blobs/uploads') - patches_before))
-    echo "the resumed run sent $resent chunks"
-    [[ $resent -lt 10 ]]
+    settle
+    # The resumed run asked where the session stood (GET on it) and sent only the rest:
+    # fewer chunks in all than the killed run's plus a whole new upload.
+    [[ $(requests 'method=GET path="/v2/big/resume/blobs/uploads/.* status=204') -ge 1 ]]
+    local big total
+    big=$(jq '[.layers[].size] | max' "$BIG_MANIFEST")
+    total=$(requests 'method=PATCH path="/v2/big/resume/blobs/uploads.* status=202')
+    echo "chunks received in all: $total"
+    [[ $total -lt $((killed_at + (big + chunk - 1) / chunk)) ]]
     inspect_matches "$HOST/big/resume:v1" "$BIG_DIGEST" "$BIG_MANIFEST"
 }
 
