@@ -13,13 +13,12 @@
 //! multipart object is a checksum of the parts' checksums. A digest that does not match
 //! discards the session: nothing reaches `blobs/`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use index_format::{Digest, DigestAlgorithm, RepoName, StorageKey, UploadId};
 use serde::{Deserialize, Serialize};
 
 use super::{PublishedUpload, StoredBlob, UploadError, UploadState, Uploads, new_id};
-use crate::digest::DigestWriter;
 use crate::store::{ChecksummedPart, Presign, PresignedRequest, PutCondition, StoreError};
 
 /// What a direct upload's client promised.
@@ -107,16 +106,9 @@ impl Uploads {
             None => None,
         };
         let state = UploadState {
-            repo: repo.clone(),
             multipart,
-            parts: Vec::new(),
-            hash: DigestWriter::new(DigestAlgorithm::Sha256).save(),
-            started: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            tail: None,
-            closing: false,
             direct: Some(plan),
+            ..UploadState::fresh(repo)
         };
         self.save(&id, &state, PutCondition::IfNoneMatch).await?;
         Ok(id)

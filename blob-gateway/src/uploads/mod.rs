@@ -73,6 +73,22 @@ pub struct Tail {
 }
 
 impl UploadState {
+    /// A session of `repo` that has received nothing, started now.
+    pub(crate) fn fresh(repo: &RepoName) -> Self {
+        Self {
+            repo: repo.clone(),
+            multipart: None,
+            parts: Vec::new(),
+            hash: DigestWriter::new(DigestAlgorithm::Sha256).save(),
+            started: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            tail: None,
+            closing: false,
+            direct: None,
+        }
+    }
+
     /// Bytes received so far.
     pub fn offset(&self) -> u64 {
         self.hash.size
@@ -175,18 +191,7 @@ impl Uploads {
     /// Starts a session for `repo`.
     pub async fn start(&self, repo: &RepoName) -> Result<(UploadId, UploadState), UploadError> {
         let id = new_id();
-        let state = UploadState {
-            repo: repo.clone(),
-            multipart: None,
-            parts: Vec::new(),
-            hash: DigestWriter::new(DigestAlgorithm::Sha256).save(),
-            started: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            tail: None,
-            closing: false,
-            direct: None,
-        };
+        let state = UploadState::fresh(repo);
         self.save(&id, &state, PutCondition::IfNoneMatch).await?;
         Ok((id, state))
     }
