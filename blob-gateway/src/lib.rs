@@ -28,10 +28,11 @@ pub use fs::FsStore;
 pub use s3::{ConditionalWrites, S3Config, S3ConfigError, S3Store};
 pub use single_writer::SingleWriter;
 pub use store::{
-    ByteRange, ByteStream, CompletedPart, ETag, ListPage, ManifestMeta, MultipartId, ObjectBody,
-    ObjectInfo, ObjectStore, Presign, PutCondition, StoreError, one_chunk, put_bytes,
+    ByteRange, ByteStream, ChecksummedPart, CompletedPart, ETag, ListPage, ManifestMeta,
+    MultipartId, ObjectBody, ObjectInfo, ObjectStore, Presign, PresignedRequest, PutCondition,
+    StoreError, one_chunk, put_bytes,
 };
 pub use uploads::{
-    ClosingBody, FaultPoint, GcReport, PublishedUpload, StoredBlob, UploadError, UploadState,
-    Uploads,
+    ClosingBody, DirectUpload, FaultPoint, GcReport, PublishedUpload, StoredBlob, UploadError,
+    UploadState, Uploads,
 };

@@ -361,7 +361,8 @@ pub trait ObjectStore: Send + Sync + 'static {
     }
 }
 
-/// Backends that can sign URLs for direct downloads (S3 and R2; a CDN base URL counts).
+/// Backends that can sign URLs for direct downloads (S3 and R2; a CDN base URL counts)
+/// and for direct uploads that never pass through the API.
 #[async_trait::async_trait]
 pub trait Presign: Send + Sync {
     /// A signed URL a client can GET the object from directly, valid for `expires`.
@@ -373,6 +374,74 @@ pub trait Presign: Send + Sync {
         let _ = key;
         None
     }
+    /// A `PutObject` a client sends itself: exactly `size` bytes whose SHA-256 is
+    /// `sha256`, both in the signed headers, so the store refuses other bytes (where it
+    /// checks checksums: see [`enforces_checksums`](Self::enforces_checksums)).
+    async fn presign_put(
+        &self,
+        key: &StorageKey,
+        size: u64,
+        sha256: &[u8; 32],
+        expires: Duration,
+    ) -> Result<PresignedRequest, StoreError>;
+
+    /// An `UploadPart` of a [`create_checksummed_multipart`](Self::create_checksummed_multipart)
+    /// upload, signed like [`presign_put`](Self::presign_put).
+    async fn presign_part(
+        &self,
+        key: &StorageKey,
+        upload: &MultipartId,
+        part: &ChecksummedPart,
+        size: u64,
+        expires: Duration,
+    ) -> Result<PresignedRequest, StoreError>;
+
+    /// Starts a multipart upload whose parts carry SHA-256 checksums.
+    async fn create_checksummed_multipart(
+        &self,
+        key: &StorageKey,
+    ) -> Result<MultipartId, StoreError>;
+
+    /// Completes such an upload from its parts' numbers, ETags and checksums.
+    async fn complete_checksummed(
+        &self,
+        key: &StorageKey,
+        upload: &MultipartId,
+        parts: &[ChecksummedPart],
+    ) -> Result<(), StoreError>;
+
+    /// The whole-object SHA-256 the store recorded for the object; `None` when it has
+    /// none (an object written without one, or a multipart object's checksum of checksums).
+    async fn stored_sha256(&self, key: &StorageKey) -> Result<Option<[u8; 32]>, StoreError>;
+
+    /// Whether the store refuses a write whose `x-amz-checksum-sha256` does not match its
+    /// bytes: a probe that writes (and removes) one small object outside the layout.
+    async fn enforces_checksums(&self) -> Result<bool, StoreError>;
+}
+
+/// A request a client sends to the store itself: method, URL and the headers it must
+/// send exactly (they are signed).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PresignedRequest {
+    /// The HTTP method.
+    pub method: String,
+    /// The presigned URL.
+    pub url: String,
+    /// Headers to send with it, as `(name, value)`.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A part of a checksummed multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChecksummedPart {
+    /// The part's number, from 1.
+    pub number: u32,
+    /// The ETag the store gave the part (empty before it is uploaded).
+    #[serde(default)]
+    pub etag: String,
+    /// The SHA-256 of the part's bytes.
+    #[serde(with = "hex::serde")]
+    pub sha256: [u8; 32],
 }
 
 /// The default `read`: a streamed `get` collected into memory.

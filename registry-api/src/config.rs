@@ -148,6 +148,9 @@ pub struct ServeArgs {
     /// Lifetime of issued access tokens [default: 5m]
     #[arg(long, env = "CARGOHOLD_TOKEN_TTL", value_parser = humantime::parse_duration)]
     pub token_ttl: Option<Duration>,
+    /// The direct-upload extension's flags.
+    #[command(flatten)]
+    pub direct: crate::direct::DirectArgs,
 }
 
 /// The configuration file.
@@ -225,6 +228,8 @@ pub struct Config {
     pub presign_expiry: Duration,
     /// Authentication and access rules; `None`: the server is open to anyone.
     pub auth: Option<crate::auth::AuthSettings>,
+    /// The direct-upload extension's settings (flags only).
+    pub direct: crate::direct::DirectArgs,
     /// Crash tests only: the step of closing an upload after which the process aborts,
     /// from `CARGOHOLD_TEST_CRASH_AFTER` (deliberately no flag or config key).
     pub fault: Option<FaultPoint>,
@@ -327,6 +332,7 @@ impl Config {
             blob_delivery,
             presign_expiry,
             auth: crate::auth::settings::merge(file.auth, args.auth_dir.clone(), args.token_ttl)?,
+            direct: args.direct.clone(),
             fault: match std::env::var("CARGOHOLD_TEST_CRASH_AFTER") {
                 Ok(point) => Some(point.parse().map_err(anyhow::Error::msg)?),
                 Err(_) => None,

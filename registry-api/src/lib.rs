@@ -8,7 +8,9 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client;
 pub mod config;
+pub mod direct;
 pub mod error;
 mod handlers;
 pub mod index;

@@ -1,6 +1,8 @@
 //! The `cargohold` binary: parse flags, set up logging, load the configuration, open the
 //! store, and serve until SIGTERM or Ctrl-C, draining in-flight requests.
 
+mod cli;
+
 use std::io::IsTerminal;
 
 use anyhow::Context;
@@ -13,8 +15,6 @@ use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
 use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen, RequestLines, SplitWriter};
 use registry_api::{AppState, router, storage};
-
-mod cli;
 
 /// An OCI registry that writes a static, CDN-cacheable index.
 #[derive(Parser)]
@@ -48,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         what: cli::TokenCommand,
     },
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(Subcommand)]
@@ -83,8 +85,8 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let args = match &cli.command {
+    let command = Cli::parse().command;
+    let args = match &command {
         Command::Serve(a)
         | Command::Gc {
             what: GcCommand::Uploads(a),
@@ -92,7 +94,9 @@ fn run() -> anyhow::Result<()> {
         Command::Index {
             what: IndexCommand::Check(a) | IndexCommand::Rebuild(a),
         } => &a.store,
-        Command::User { .. } | Command::Token { .. } => return admin(cli.command),
+        Command::User { .. } | Command::Token { .. } | Command::Client(_) => {
+            return standalone(command);
+        }
     };
     let config = Config::load(args)?;
     // Held until run() returns, after the runtime below is gone: dropping it writes the
@@ -102,10 +106,10 @@ fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    match cli.command {
+    match command {
         Command::Serve(_) => runtime.block_on(serve(config, logs.reopen.clone())),
         Command::Gc { .. } => runtime.block_on(gc_uploads(config)),
-        Command::User { .. } | Command::Token { .. } => Ok(()),
+        Command::User { .. } | Command::Token { .. } | Command::Client(_) => Ok(()),
         Command::Index { what } => {
             let (args, repair) = match what {
                 IndexCommand::Check(a) => (a, false),
@@ -121,11 +125,13 @@ fn run() -> anyhow::Result<()> {
     }
 }
 
-/// The subcommands that edit the auth directory and need neither store nor runtime.
-fn admin(command: Command) -> anyhow::Result<()> {
+/// The subcommands that need no server configuration: the auth directory's editors, and
+/// the client (which starts a runtime of its own).
+fn standalone(command: Command) -> anyhow::Result<()> {
     match command {
         Command::User { what } => cli::user(what),
         Command::Token { what } => cli::token(what),
+        Command::Client(c) => cli::run(c),
         _ => Ok(()),
     }
 }
@@ -260,7 +266,11 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         }
     };
     let auth_info = auth.as_ref().map(Auth::index_info);
+    let direct = registry_api::direct::Direct::for_store(&config.direct, &store)
+        .await
+        .context("probing the store for direct uploads")?;
     let state = AppState::new(store)
+        .with_direct(direct)
         .with_blob_delivery(config.blob_delivery, config.presign_expiry)
         .with_fault(config.fault)
         .with_auth(auth);

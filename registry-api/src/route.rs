@@ -29,6 +29,10 @@ pub enum Route {
     Upload(RepoName, UploadId),
     /// `/v2/<name>/referrers/<digest>`
     Referrers(RepoName, Digest),
+    /// `/v2/_<ext>/...` (repository `None`) or `/v2/<name>/_<ext>/...`: an extension
+    /// endpoint, with the path from its `_<ext>` on. Repository names never have a
+    /// component starting with `_`, so the first `/_` starts the extension.
+    Extension(Option<RepoName>, String),
 }
 
 impl Route {
@@ -42,6 +46,12 @@ impl Route {
             return Ok(Some(Self::Catalog));
         }
         let name = |n: &str| RepoName::new(n).map_err(ApiError::from);
+        if rest.starts_with('_') {
+            return Ok(Some(Self::Extension(None, rest.to_owned())));
+        }
+        if let Some((n, ext)) = rest.split_once("/_") {
+            return Ok(Some(Self::Extension(Some(name(n)?), format!("_{ext}"))));
+        }
         if let Some(n) = rest.strip_suffix("/tags/list") {
             return Ok(Some(Self::Tags(name(n)?)));
         }
@@ -96,6 +106,8 @@ impl Route {
             Self::UploadStart(n) => format!("/v2/{n}/blobs/uploads/"),
             Self::Upload(n, id) => format!("/v2/{n}/blobs/uploads/{id}"),
             Self::Referrers(n, d) => format!("/v2/{n}/referrers/{d}"),
+            Self::Extension(None, p) => format!("/v2/{p}"),
+            Self::Extension(Some(n), p) => format!("/v2/{n}/{p}"),
         })
     }
 }
@@ -154,6 +166,8 @@ mod tests {
             "x/blobs/uploads/0f0e0d0c-0b0a-4908-8706-050403020100".to_owned(),
             format!("x/referrers/{D}"),
             "manifests/manifests/v1".to_owned(),
+            "_oci/ext/discover".to_owned(),
+            "a/b/_cargohold/direct/start".to_owned(),
         ];
         for rest in paths {
             let route = ok(&rest);

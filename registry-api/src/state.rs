@@ -28,6 +28,8 @@ pub struct Shared {
     pub presign_expiry: Duration,
     /// Authentication and rules; `None`: the server is open.
     pub auth: Option<Arc<Auth>>,
+    /// The direct-upload extension, when offered.
+    pub direct: Option<Arc<crate::direct::Direct>>,
 }
 
 impl AppState {
@@ -40,6 +42,15 @@ impl AppState {
             blob_delivery: BlobDelivery::default(),
             presign_expiry: DEFAULT_PRESIGN_EXPIRY,
             auth: None,
+            direct: None,
+        }))
+    }
+
+    /// Offers the direct-upload extension with these settings (`None`: not offered).
+    pub fn with_direct(self, direct: Option<Arc<crate::direct::Direct>>) -> Self {
+        Self(Arc::new(Shared {
+            direct,
+            ..Shared::clone(&self.0)
         }))
     }
 

@@ -14,6 +14,7 @@
 //! | multipart            | `Create…`, `UploadPart` (streamed; the size is required),        |
 //! |                      | `Complete…`, `AbortMultipartUpload` (an unknown upload is `Ok`)  |
 //! | `presign_get`        | a presigned `GetObject` URL (`public_url`: `<public_base_url>/<key>`) |
+//! | `presign_put`/`_part`| presigned `PutObject`/`UploadPart`, `x-amz-checksum-sha256` signed|
 //! | `remove_leftovers`   | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |
 //!
 //! Keys are `[<prefix>/]<StorageKey::key()>`. Notes, each measured by the store suite:
@@ -32,6 +33,7 @@
 mod body;
 mod config;
 mod error;
+mod presign;
 mod probe;
 mod wire;
 mod write;
@@ -42,7 +44,6 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::MetadataDirective;
 use bytes::Bytes;
 use index_format::{KeyPrefix, StorageKey};
@@ -56,8 +57,8 @@ pub use config::{S3Config, S3ConfigError};
 use error::{Failure, body_error, classify, invalid, store_error, upload_error};
 pub use probe::ConditionalWrites;
 use wire::{
-    as_i64, as_u64, content_range, copy_source, part_number, percent_encode, range_header,
-    recorded_digest, system_time, unquote, written,
+    as_i64, as_u64, content_range, copy_source, part_number, range_header, recorded_digest,
+    system_time, unquote, written,
 };
 
 /// Attempts per request, the first included, for requests whose body can be replayed.
@@ -412,39 +413,5 @@ impl ObjectStore for S3Store {
 
     fn presigner(&self) -> Option<&dyn Presign> {
         Some(self)
-    }
-}
-
-#[async_trait::async_trait]
-impl Presign for S3Store {
-    /// A presigned `GetObject` URL.
-    async fn presign_get(&self, key: &StorageKey, expires: Duration) -> Result<String, StoreError> {
-        let k = key.key();
-        let object = self.object_key(&k);
-        let config = PresigningConfig::expires_in(expires.min(MAX_PRESIGN)).map_err(|e| {
-            let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-            StoreError::Io {
-                key: k.clone(),
-                source,
-            }
-        })?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(object)
-            .presigned(config)
-            .await
-            .map_err(|e| store_error(&k, e))?;
-        Ok(request.uri().to_owned())
-    }
-
-    /// `<public_base_url>/<object key>` when a CDN serves the bucket.
-    fn public_url(&self, key: &StorageKey) -> Option<String> {
-        let base = self.public_base_url.as_ref()?;
-        Some(format!(
-            "{base}/{}",
-            percent_encode(&self.object_key(&key.key()))
-        ))
     }
 }

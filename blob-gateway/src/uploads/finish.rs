@@ -33,6 +33,20 @@ pub struct PublishedUpload {
 }
 
 impl PublishedUpload {
+    pub(super) fn new(
+        uploads: Uploads,
+        id: UploadId,
+        state: UploadState,
+        blob: StoredBlob,
+    ) -> Self {
+        Self {
+            uploads,
+            id,
+            state,
+            blob,
+        }
+    }
+
     /// The repository the session belongs to.
     pub fn repo(&self) -> &RepoName {
         &self.state.repo
@@ -58,6 +72,7 @@ impl Uploads {
         expected: &Digest,
     ) -> Result<PublishedUpload, UploadError> {
         let (mut state, etag) = self.status(repo, id).await?;
+        super::standard_only(id, &state)?;
         if !state.closing {
             let superseded = self.receive_last(id, &mut state, last).await?;
             // Claims the session: a concurrent PUT or PATCH now fails its own save.
@@ -170,7 +185,7 @@ impl Uploads {
     }
 
     /// Makes `blobs/<digest>` exist, from the session's data unless it already does.
-    async fn publish(
+    pub(super) async fn publish(
         &self,
         id: &UploadId,
         data: &StorageKey,
@@ -206,7 +221,7 @@ impl Uploads {
         }
     }
 
-    async fn rehash(
+    pub(super) async fn rehash(
         &self,
         data: &StorageKey,
         assembled: bool,

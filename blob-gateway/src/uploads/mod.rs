@@ -22,11 +22,13 @@ use crate::store::{
     ByteStream, CompletedPart, ETag, MultipartId, ObjectStore, PutCondition, StoreError, put_bytes,
 };
 
+mod direct;
 mod fault;
 mod finish;
 mod gc;
 mod parts;
 
+pub use direct::DirectUpload;
 pub use fault::FaultPoint;
 pub use finish::PublishedUpload;
 pub use gc::GcReport;
@@ -56,6 +58,9 @@ pub struct UploadState {
     /// and a retried `PUT` only completes it (its body is not appended again).
     #[serde(default)]
     pub closing: bool,
+    /// Set for a direct upload (the client writes to the store itself): what it promised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectUpload>,
 }
 
 /// An upload's bytes that do not yet fill a part.
@@ -68,6 +73,22 @@ pub struct Tail {
 }
 
 impl UploadState {
+    /// A session of `repo` that has received nothing, started now.
+    pub(crate) fn fresh(repo: &RepoName) -> Self {
+        Self {
+            repo: repo.clone(),
+            multipart: None,
+            parts: Vec::new(),
+            hash: DigestWriter::new(DigestAlgorithm::Sha256).save(),
+            started: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            tail: None,
+            closing: false,
+            direct: None,
+        }
+    }
+
     /// Bytes received so far.
     pub fn offset(&self) -> u64 {
         self.hash.size
@@ -170,17 +191,7 @@ impl Uploads {
     /// Starts a session for `repo`.
     pub async fn start(&self, repo: &RepoName) -> Result<(UploadId, UploadState), UploadError> {
         let id = new_id();
-        let state = UploadState {
-            repo: repo.clone(),
-            multipart: None,
-            parts: Vec::new(),
-            hash: DigestWriter::new(DigestAlgorithm::Sha256).save(),
-            started: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            tail: None,
-            closing: false,
-        };
+        let state = UploadState::fresh(repo);
         self.save(&id, &state, PutCondition::IfNoneMatch).await?;
         Ok((id, state))
     }
@@ -244,6 +255,7 @@ impl Uploads {
         if state.closing {
             return Err(UploadError::Closing(id.clone()));
         }
+        standard_only(id, &state)?;
         check_start(&state, start)?;
         let mut superseded = Vec::new();
         self.write_part(id, &mut state, body, size, &mut superseded)
@@ -300,6 +312,14 @@ fn check_start(state: &UploadState, start: Option<u64>) -> Result<(), UploadErro
 }
 
 /// A fresh random id for a session or a tail.
+/// A direct session takes no bytes through the API.
+fn standard_only(id: &UploadId, state: &UploadState) -> Result<(), UploadError> {
+    match state.direct {
+        Some(_) => Err(UploadError::Unknown(id.clone())),
+        None => Ok(()),
+    }
+}
+
 fn new_id() -> UploadId {
     UploadId::from_u128(uuid::Uuid::new_v4().as_u128())
 }

@@ -158,7 +158,9 @@ fn need<'a>(route: &'a Route, method: &Method) -> Need<'a> {
         | R::Blob(repo, _)
         | R::InvalidReference(repo, _)
         | R::UploadStart(repo)
-        | R::Upload(repo, _) => Need::Repo(repo, Action::Push),
+        | R::Upload(repo, _)
+        | R::Extension(Some(repo), _) => Need::Repo(repo, Action::Push),
+        R::Extension(None, _) => Need::Login,
     }
 }
 
@@ -218,6 +220,12 @@ pub async fn dispatch(
         R::Upload(repo, id) if method == Method::DELETE => {
             Box::pin(uploads::cancel(app, repo, id)).await
         }
+        R::Extension(None, p) if p == "_oci/ext/discover" && method == Method::GET => {
+            Ok(crate::direct::discover(&app))
+        }
+        R::Extension(Some(repo), p) => {
+            Box::pin(crate::direct::dispatch(app, repo, &p, method, body)).await
+        }
         R::Base
         | R::Catalog
         | R::Tags(_)
@@ -226,6 +234,7 @@ pub async fn dispatch(
         | R::Blob(..)
         | R::UploadStart(_)
         | R::Upload(..) => Err(method_not_allowed(method)),
+        R::Extension(None, _) => Err(not_found()),
     }
 }
 

@@ -51,6 +51,21 @@ impl Index {
         Ok(Some(link))
     }
 
+    /// Links a blob stored under `blobs/` for any repository into `repo`; `None` when no
+    /// such blob is stored.
+    pub async fn link_stored_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, IndexError> {
+        let Some(info) = super::found(self.store.head(&StorageKey::Blob(digest.clone())).await)?
+        else {
+            return Ok(None);
+        };
+        self.link_blob(repo, digest, info.size).await?;
+        Ok(Some(info.size))
+    }
+
     /// Removes `repo`'s link to `digest` (other repositories may share the bytes, which
     /// stay). `false` if there was none.
     pub async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool, IndexError> {

@@ -5,6 +5,7 @@ mod auth;
 mod blobs;
 mod concurrency;
 mod crash;
+mod direct;
 mod discovery;
 mod index_repair;
 mod logging;

@@ -1,0 +1,223 @@
+//! The direct-upload extension (`docs/direct-upload.md`): discovery on every store; the
+//! presigned paths only on S3 (the filesystem store cannot presign, like `redirect.rs`).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::util::*;
+
+const MIB: usize = 1 << 20;
+
+async fn s3_server(extra: &[&str]) -> Option<TestServer> {
+    if !s3_backend() {
+        eprintln!("skipped: direct uploads need CARGOHOLD_TEST_BACKEND=s3");
+        return None;
+    }
+    Some(TestServer::spawn_with(extra).await)
+}
+
+async fn ext(s: &TestServer, repo: &str, module: &str, body: Value) -> reqwest::Response {
+    s.req(
+        reqwest::Method::POST,
+        &format!("/v2/{repo}/_cargohold/direct/{module}"),
+    )
+    .json(&body)
+    .send()
+    .await
+    .expect("POST extension")
+}
+
+async fn start(s: &TestServer, repo: &str, body: Value) -> Value {
+    let r = ext(s, repo, "start", body).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    r.json().await.expect("start JSON")
+}
+
+/// Sends `data` with a presigned request as the server described it.
+async fn send_signed(signed: &Value, data: &[u8]) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(signed["method"].as_str().unwrap_or("PUT").as_bytes())
+        .expect("method");
+    let mut r = reqwest::Client::new().request(method, signed["url"].as_str().expect("url"));
+    for h in signed["headers"].as_array().expect("headers") {
+        r = r.header(h[0].as_str().expect("name"), h[1].as_str().expect("value"));
+    }
+    r.body(data.to_vec())
+        .send()
+        .await
+        .expect("presigned request")
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+#[tokio::test]
+async fn discovery_lists_the_extension_only_where_it_works() {
+    let s = TestServer::spawn().await;
+    let v = s.get_json("/v2/_oci/ext/discover").await;
+    let names: Vec<_> = v["extensions"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    let expected = if s.is_s3() {
+        vec![json!("_cargohold")]
+    } else {
+        vec![]
+    };
+    assert_eq!(names, expected);
+    assert_eq!(s.get_json("/v2/a/b/_oci/ext/discover").await, v);
+    if !s.is_s3() {
+        let r = ext(&s, "a", "start", json!({"digest": digest(b"x"), "size": 1})).await;
+        assert_oci_error(r, StatusCode::NOT_FOUND, "UNSUPPORTED").await;
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_extension_is_not_listed() {
+    let Some(s) = s3_server(&["--direct-upload", "false"]).await else {
+        return;
+    };
+    assert_eq!(
+        s.get_json("/v2/_oci/ext/discover").await,
+        json!({"extensions": []})
+    );
+}
+
+#[tokio::test]
+async fn single_object_upload_is_checked_by_the_store_then_published_and_linked() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    let data = bytes(3 * MIB, 7);
+    let d = digest(&data);
+    let plan = start(&s, "r", json!({"digest": d, "size": data.len()})).await;
+    let id = plan["id"].as_str().expect("id");
+    // Bytes that do not hash to the digest are refused by the store itself.
+    let wrong = bytes(3 * MIB, 8);
+    assert!(
+        send_signed(&plan["put"], &wrong)
+            .await
+            .status()
+            .is_client_error()
+    );
+    assert!(send_signed(&plan["put"], &data).await.status().is_success());
+    let r = ext(&s, "r", "complete", json!({"id": id, "parts": []})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(header(&r, "docker-content-digest"), d);
+    assert_eq!(s.blob_bytes("r", &d).await, data);
+    // Known to the repository: nothing to do; known elsewhere: mounted.
+    let again = ext(&s, "r", "start", json!({"digest": d, "size": data.len()})).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let other = ext(&s, "o", "start", json!({"digest": d, "size": data.len()})).await;
+    assert_eq!(other.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.head(&format!("/v2/o/blobs/{d}")).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// Starts a multipart upload of `data` under `claimed` and uploads its parts; returns
+/// the session id and the parts for `complete`.
+async fn upload_parts(s: &TestServer, data: &[u8], claimed: &str) -> (String, Vec<Value>) {
+    let plan = start(
+        s,
+        "m",
+        json!({"digest": claimed, "size": data.len(), "part_size": 5 * MIB}),
+    )
+    .await;
+    let part = plan["part_size"].as_u64().expect("part_size") as usize;
+    assert_eq!(part, 5 * MIB);
+    let id = plan["id"].as_str().expect("id").to_owned();
+    let chunks: Vec<&[u8]> = data.chunks(part).collect();
+    let mut parts: Vec<Value> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"number": i + 1, "sha256": sha256_hex(c)}))
+        .collect();
+    let r = ext(s, "m", "parts", json!({"id": id, "parts": parts})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let signed: Value = r.json().await.expect("parts JSON");
+    for (i, c) in chunks.iter().enumerate() {
+        let r = send_signed(&signed["parts"][i], c).await;
+        assert!(r.status().is_success(), "part {}: {}", i + 1, r.status());
+        parts[i]["etag"] = json!(header(&r, "etag").trim_matches('"'));
+    }
+    (id, parts)
+}
+
+#[tokio::test]
+async fn multipart_upload_is_verified_by_a_read_before_publishing() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    let data = bytes(12 * MIB, 3);
+    let d = digest(&data);
+    let (id, parts) = upload_parts(&s, &data, &d).await;
+    let r = ext(&s, "m", "complete", json!({"id": id, "parts": parts})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(s.blob_bytes("m", &d).await, data);
+}
+
+#[tokio::test]
+async fn a_lying_digest_is_digest_invalid_and_stores_nothing() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    let data = bytes(6 * MIB, 4);
+    let lie = digest(b"something else");
+    let (id, parts) = upload_parts(&s, &data, &lie).await;
+    let r = ext(&s, "m", "complete", json!({"id": id, "parts": parts})).await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    assert_eq!(
+        s.head(&format!("/v2/m/blobs/{lie}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.head(&format!("/v2/m/blobs/{}", digest(&data)))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_part_with_the_wrong_checksum_is_refused_by_the_store() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    let data = bytes(6 * MIB, 5);
+    let plan = start(
+        &s,
+        "w",
+        json!({"digest": digest(&data), "size": data.len(), "part_size": 5 * MIB}),
+    )
+    .await;
+    let id = plan["id"].as_str().expect("id");
+    let claimed = json!([{"number": 1, "sha256": sha256_hex(&data[..5 * MIB])}]);
+    let r = ext(&s, "w", "parts", json!({"id": id, "parts": claimed})).await;
+    let signed: Value = r.json().await.expect("parts JSON");
+    let r = send_signed(&signed["parts"][0], &bytes(5 * MIB, 6)).await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+}
+
+#[tokio::test]
+async fn presigned_requests_expire() {
+    let Some(s) = s3_server(&["--direct-expiry", "1s"]).await else {
+        return;
+    };
+    let data = bytes(1000, 9);
+    let plan = start(
+        &s,
+        "e",
+        json!({"digest": digest(&data), "size": data.len()}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        send_signed(&plan["put"], &data).await.status(),
+        StatusCode::FORBIDDEN
+    );
+}

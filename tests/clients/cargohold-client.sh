@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# `cargohold push | pull | copy` against cargohold on the S3 test bucket (LocalStack): a
+# multi-layer image with one large layer by the direct path (one object, then parallel
+# parts), a push -> pull round trip comparing every digest, skopeo pulling what the client
+# pushed, a chunked push killed mid-layer and resumed, and a copy of a two-platform index
+# with a referrer from cargohold to Debian's docker-registry (CNCF distribution).
+# Needs `source .ci/.s3/env`. BIG_KIB sets the large layer (default 200 MiB).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+: "${CARGOHOLD_TEST_S3_ENDPOINT:?source .ci/.s3/env first (.ci/s3-servers.sh start)}"
+
+BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/cargohold"
+REGISTRY_CMD="$CLIENTS_DIR/cargohold-s3-serve.sh"
+BIG_KIB="${BIG_KIB:-204800}"
+client_init cargohold-client
+start_registry
+CH=("$BIN") # every subcommand below gets --quiet (no bars in CI logs)
+
+make_image_layout "$WORK/big" v1 amd64 "$BIG_KIB"
+BIG_DIGEST="$(layout_ref_digest "$WORK/big" v1)"
+BIG_MANIFEST="$(layout_blob "$WORK/big" "$BIG_DIGEST")"
+
+# requests PATTERN: how many access-log lines of the registry match PATTERN. The server
+# writes its access log in batches: `settle` first where a count must be complete.
+requests() { grep -c -- "$1" "$SERVER_LOG" || true; }
+settle() { sleep 1; }
+
+direct_single() {
+    "${CH[@]}" push --quiet "$WORK/big" "$HOST/big/single:v1"
+    settle
+    [[ $(requests '_cargohold/direct/complete') -ge 1 ]]
+    [[ $(requests 'big/single/blobs/uploads') -eq 0 ]] # no byte through the standard flow
+    inspect_matches "$HOST/big/single:v1" "$BIG_DIGEST" "$BIG_MANIFEST"
+}
+
+direct_parts() {
+    # Another repository would mount the layer: push a different large layer instead.
+    make_image_layout "$WORK/parts" v1 amd64 $((BIG_KIB / 2))
+    "${CH[@]}" push --quiet --part-size $((16 << 20)) --jobs 4 "$WORK/parts" "$HOST/big/parts:v1"
+    settle
+    [[ $(requests '_cargohold/direct/parts') -ge 1 ]]
+    local d
+    d="$(layout_ref_digest "$WORK/parts" v1)"
+    inspect_matches "$HOST/big/parts:v1" "$d" "$(layout_blob "$WORK/parts" "$d")"
+}
+
+round_trip() {
+    "${CH[@]}" pull --quiet "$HOST/big/single:v1" "$WORK/pulled"
+    assert_eq "manifest digest" "$BIG_DIGEST" "$(layout_ref_digest "$WORK/pulled" v1)"
+    local d
+    for d in $(jq -r '.config.digest, .layers[].digest' "$BIG_MANIFEST"); do
+        cmp "$(layout_blob "$WORK/big" "$d")" "$(layout_blob "$WORK/pulled" "$d")"
+    done
+    layout_intact "$WORK/pulled"
+}
+
+skopeo_pulls() {
+    pull_image_matches "$HOST/big/single:v1" "$BIG_DIGEST" "$BIG_MANIFEST" "$WORK/skopeo-out"
+}
+
+killed_and_resumed() {
+    # Ten chunks for the large layer.
+    local chunk=$((BIG_KIB * 1024 / 10))
+    local args=(push --quiet --no-direct --chunk-size "$chunk" --jobs 1 --state-dir "$WORK/state")
+    "${CH[@]}" "${args[@]}" "$WORK/big" "$HOST/big/resume:v1" &
+    local pid=$! i
+    # Killed once a few chunks of the large layer are in.
+    for i in $(seq 1 300); do
+        [[ $(requests 'method=PATCH path="/v2/big/resume/blobs/uploads') -ge 3 ]] && break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    settle
+    local killed_at
+    killed_at=$(requests 'method=PATCH path="/v2/big/resume/blobs/uploads.* status=202')
+    echo "killed after $killed_at chunks; recorded sessions: $(ls "$WORK/state")"
+    [[ -n "$(ls "$WORK/state")" ]]
+    "${CH[@]}" "${args[@]}" "$WORK/big" "$HOST/big/resume:v1"
+    settle
+    # The resumed run asked where the session stood (GET on it) and sent only the rest:
+    # fewer chunks in all than the killed run's plus a whole new upload.
+    [[ $(requests 'method=GET path="/v2/big/resume/blobs/uploads/.* status=204') -ge 1 ]]
+    local big total
+    big=$(jq '[.layers[].size] | max' "$BIG_MANIFEST")
+    total=$(requests 'method=PATCH path="/v2/big/resume/blobs/uploads.* status=202')
+    echo "chunks received in all: $total"
+    [[ $total -lt $((killed_at + (big + chunk - 1) / chunk)) ]]
+    inspect_matches "$HOST/big/resume:v1" "$BIG_DIGEST" "$BIG_MANIFEST"
+}
+
+copy_index_with_referrer() {
+    make_index_layout "$WORK/idx" multi
+    "${CH[@]}" push --quiet "$WORK/idx" "$HOST/multi/app:m1"
+    local idx sig cfg
+    idx="$(layout_ref_digest "$WORK/idx" multi)"
+    # A signature-like artifact whose subject is the index, pushed by digest.
+    printf '{}' >"$WORK/empty.json"
+    cfg="$(sha256_of "$WORK/empty.json")"
+    curl -sf -X POST --data-binary @"$WORK/empty.json" \
+        "http://$HOST/v2/multi/app/blobs/uploads/?digest=$cfg" >/dev/null
+    jq -cn --arg mt "$OCI_MANIFEST" --arg cfg "$cfg" --arg idx "$idx" --arg imt "$OCI_INDEX" \
+        --argjson isize "$(stat -c %s "$(layout_blob "$WORK/idx" "$idx")")" '{
+        schemaVersion: 2, mediaType: $mt, artifactType: "application/vnd.example.sig",
+        config: {mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2},
+        layers: [{mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2}],
+        subject: {mediaType: $imt, digest: $idx, size: $isize}}' >"$WORK/sig.json"
+    sig="$(sha256_of "$WORK/sig.json")"
+    curl -sf -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary @"$WORK/sig.json" \
+        "http://$HOST/v2/multi/app/manifests/$sig" >/dev/null
+    # The second registry: CNCF distribution.
+    local dr_port dr_pid
+    dr_port="$(free_port)"
+    mkdir -p "$WORK/dr"
+    "$CLIENTS_DIR/docker-registry-serve.sh" serve --listen "127.0.0.1:$dr_port" --root "$WORK/dr" \
+        >"$WORK/dr.log" 2>&1 &
+    dr_pid=$!
+    wait_http "http://127.0.0.1:$dr_port/v2/" "$dr_pid" 30 200
+    local rc=0
+    (
+        "${CH[@]}" copy --quiet --referrers "$HOST/multi/app:m1" "127.0.0.1:$dr_port/copied/app:m1"
+        pull_index_matches "127.0.0.1:$dr_port/copied/app:m1" "$WORK/idx" "$WORK/dr-out"
+        assert_eq "referrer copied" 200 "$(curl -s -o /dev/null -w '%{http_code}' \
+            -H "Accept: $OCI_MANIFEST" "http://127.0.0.1:$dr_port/v2/copied/app/manifests/$sig")"
+        # One platform only, back into cargohold.
+        "${CH[@]}" copy --quiet --platform linux/arm64 "127.0.0.1:$dr_port/copied/app:m1" "$HOST/back/arm:a"
+        assert_eq architecture arm64 \
+            "$("${SK[@]}" inspect --tls-verify=false "docker://$HOST/back/arm:a" | jq -r .Architecture)"
+    ) || rc=$?
+    stop_pid "$dr_pid"
+    return "$rc"
+}
+
+check "cargohold push: ${BIG_KIB} KiB layer by the direct single-object path" direct_single
+check "cargohold push --part-size: large layer in parallel presigned parts" direct_parts
+check "cargohold pull: round trip keeps every digest" round_trip
+check "skopeo pulls what cargohold pushed" skopeo_pulls
+check "chunked push killed mid-layer resumes without resending" killed_and_resumed
+check "cargohold copy --referrers: two-platform index to docker-registry, --platform back" \
+    copy_index_with_referrer
+finish || true
+echo "$PASSED passed, $FAILED failed"
+[[ $FAILED -eq 0 ]]
