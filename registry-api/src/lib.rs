@@ -13,6 +13,8 @@ mod handlers;
 pub mod index;
 pub mod logging;
 pub mod route;
+pub mod server;
+pub mod sessions;
 mod state;
 pub mod storage;
 

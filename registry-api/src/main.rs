@@ -11,7 +11,7 @@ use index_format::documents::IndexConfig;
 use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
 use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen, SplitWriter};
-use registry_api::{AppState, router, storage};
+use registry_api::{AppState, router, server, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
 #[derive(Parser)]
@@ -223,7 +223,8 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
     let (store, backend) = storage::open(&config).await?;
     let state = AppState::new(store)
         .with_blob_delivery(config.blob_delivery, config.presign_expiry)
-        .with_fault(config.fault);
+        .with_fault(config.fault)
+        .with_session_limits(config.sessions, config.upload_max_age);
     let gc = storage::spawn_upload_gc(state.uploads.clone(), config.upload_max_age);
     state
         .index
@@ -241,10 +242,7 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, storage = %backend, "cargohold serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    server::serve(listener, app, config.connections, shutdown_signal()).await;
     gc.abort();
     tracing::info!("shut down cleanly");
     Ok(())

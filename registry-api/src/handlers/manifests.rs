@@ -8,8 +8,8 @@ use index_format::manifest::ParsedManifest;
 use index_format::{DigestAlgorithm, ManifestMediaType, Reference, RepoName};
 use serde_json::json;
 
-use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, hv, hv_owned, location};
-use crate::error::{ApiError, ApiResult, OciCode};
+use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, content_length, hv, hv_owned, location};
+use crate::error::{ApiError, ApiResult, BodyError, OciCode};
 use crate::index::{MAX_MANIFEST_BYTES, PushedManifest, digest_of};
 use crate::route::Route;
 use crate::state::AppState;
@@ -124,15 +124,7 @@ pub async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::with_status(
-                OciCode::ManifestInvalid,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"),
-            )
-        })?;
+    let bytes = read_manifest(headers, body).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -175,6 +167,32 @@ pub async fn put(
             .insert(OCI_SUBJECT, hv(subject.digest.as_str())?);
     }
     Ok(response)
+}
+
+/// The manifest body, refused with `413` before a byte is read when its `Content-Length`
+/// is over the limit, and once past the limit when it does not say.
+async fn read_manifest(headers: &HeaderMap, body: Body) -> ApiResult<bytes::Bytes> {
+    let too_large = || {
+        ApiError::with_status(
+            OciCode::ManifestInvalid,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"),
+        )
+    };
+    if content_length(headers).is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|e| {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over {
+                too_large()
+            } else {
+                BodyError::new(e).to_api_error(OciCode::ManifestInvalid)
+            }
+        })
 }
 
 pub async fn delete(app: AppState, repo: RepoName, reference: Reference) -> ApiResult<Response> {

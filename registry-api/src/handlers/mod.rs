@@ -17,7 +17,7 @@ use blob_gateway::ByteStream;
 use futures::TryStreamExt;
 use serde::Deserialize;
 
-use crate::error::{ApiError, ApiResult, OciCode};
+use crate::error::{ApiError, ApiResult, BodyError, OciCode};
 use crate::index::IndexError;
 use crate::route::Route;
 use crate::state::AppState;
@@ -198,9 +198,13 @@ fn method_not_allowed(method: &Method) -> ApiError {
     )
 }
 
-/// A request body as a byte stream.
+/// A request body as a byte stream. Its errors carry a [`BodyError`], so however deep the
+/// store buries them, the answer blames the client (see [`ApiError`]'s `IntoResponse`).
 pub fn body_stream(body: Body) -> ByteStream {
-    Box::pin(body.into_data_stream().map_err(io::Error::other))
+    Box::pin(
+        body.into_data_stream()
+            .map_err(|e| io::Error::other(BodyError::new(e))),
+    )
 }
 
 /// The request's `Content-Length`, if it sent a valid one.
