@@ -7,15 +7,15 @@ mod manifests;
 mod uploads;
 
 use std::io;
+use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use blob_gateway::ByteStream;
 use futures::TryStreamExt;
-use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult, BodyError, OciCode};
 use crate::index::IndexError;
@@ -28,31 +28,49 @@ pub const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 pub const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
 /// Every query parameter any endpoint reads.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Params {
     pub digest: Option<String>,
     pub mount: Option<String>,
     pub from: Option<String>,
     pub n: Option<String>,
     pub last: Option<String>,
-    #[serde(rename = "artifactType")]
     pub artifact_type: Option<String>,
+}
+
+impl Params {
+    /// Parses a query string. A parameter given twice is refused, with the code of what it
+    /// names: taking either value would let the client and the server disagree on which.
+    pub fn parse(query: &str) -> ApiResult<Self> {
+        let mut p = Self::default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let (slot, code) = match &*key {
+                "digest" => (&mut p.digest, OciCode::DigestInvalid),
+                "mount" => (&mut p.mount, OciCode::DigestInvalid),
+                "from" => (&mut p.from, OciCode::NameInvalid),
+                "n" => (&mut p.n, OciCode::Unsupported),
+                "last" => (&mut p.last, OciCode::Unsupported),
+                "artifactType" => (&mut p.artifact_type, OciCode::Unsupported),
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(ApiError::with_status(
+                    code,
+                    StatusCode::BAD_REQUEST,
+                    format!("query parameter {key:?} given more than once"),
+                ));
+            }
+            *slot = Some(value.into_owned());
+        }
+        Ok(p)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        // Pulls carry no query: skip the deserializer.
-        if parts.uri.query().is_none() {
-            return Ok(Self::default());
-        }
-        Query::<Params>::from_request_parts(parts, state)
-            .await
-            .map(|Query(p)| p)
-            .map_err(|e| {
-                ApiError::new(OciCode::Unsupported, format!("bad query: {e}")).status_400()
-            })
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.uri.query().map_or(Ok(Self::default()), Self::parse)
     }
 }
 
@@ -69,31 +87,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Route {
         if !rest.contains('%') {
             return Route::parse(rest)?.ok_or_else(not_found);
         }
-        // Decoded as any HTTP server would: a client may send a digest's colon as `%3A`.
-        let rest = percent_encoding::percent_decode_str(rest)
-            .decode_utf8()
-            .map_err(|_| not_found())?;
-        Route::parse(&rest)?.ok_or_else(not_found)
+        Route::parse(&decode_path(rest))?.ok_or_else(not_found)
     }
 }
 
-impl ApiError {
-    fn status_400(self) -> Self {
-        match self {
-            Self::Oci {
-                code,
-                message,
-                detail,
-                ..
-            } => Self::Oci {
-                code,
-                status: StatusCode::BAD_REQUEST,
-                message,
-                detail,
-            },
-            other => other,
-        }
-    }
+/// Decodes each `/`-separated segment on its own, as any HTTP server would (a client may
+/// send a digest's colon as `%3A`). A segment whose decoding holds a `/` (from `%2F`) or
+/// is not UTF-8 is kept as sent: its `%` then fails the grammar of whatever the segment
+/// is, so a tag, digest or upload id gets its own error rather than shifting the path's
+/// shape into a 404.
+pub fn decode_path(rest: &str) -> String {
+    let segments: Vec<std::borrow::Cow<'_, str>> = rest
+        .split('/')
+        .map(|raw| match percent_encoding::percent_decode_str(raw).decode_utf8() {
+            Ok(d) if !d.contains('/') => d,
+            _ => raw.into(),
+        })
+        .collect();
+    segments.join("/")
 }
 
 fn not_found() -> ApiError {
@@ -165,7 +176,11 @@ pub async fn dispatch(
         R::InvalidReference(repo, why) => Err(manifests::invalid_reference(method, &repo, &why)),
         R::Blob(repo, d) if method == Method::DELETE => Box::pin(blobs::delete(app, repo, d)).await,
         R::UploadStart(repo) if method == Method::POST => {
-            Box::pin(uploads::start(app, repo, params, headers, body)).await
+            let client = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            Box::pin(uploads::start(app, repo, params, client, headers, body)).await
         }
         R::Upload(repo, id) if method == Method::PATCH => {
             Box::pin(uploads::patch(app, repo, id, headers, body)).await

@@ -1,6 +1,8 @@
 //! Blob uploads: `POST` (session, monolithic, mount), `PATCH`, `PUT`, `GET`, `DELETE` of
 //! `/v2/<name>/blobs/uploads/...`.
 
+use std::net::IpAddr;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -64,6 +66,7 @@ pub async fn start(
     app: AppState,
     repo: RepoName,
     params: Params,
+    client: Option<IpAddr>,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -73,6 +76,8 @@ pub async fn start(
             return Ok(response);
         }
     }
+    // Held for the request; a session that outlives it keeps it until closed.
+    let slot = app.sessions.reserve(client)?;
     if params.digest.is_some() {
         // Monolithic: the whole blob in this request.
         let digest = digest_param(&params)?;
@@ -87,7 +92,23 @@ pub async fn start(
         return created(&repo, &blob.digest);
     }
     let (id, state) = app.uploads.start(&repo).await?;
+    slot.opened(&id);
     session_response(StatusCode::ACCEPTED, &repo, &id, state.offset())
+}
+
+/// Gives the session's slot back once it has ended, or turned out to be gone.
+fn ended<T>(app: &AppState, id: &UploadId, result: ApiResult<T>) -> ApiResult<T> {
+    let gone = matches!(
+        &result,
+        Err(ApiError::Oci {
+            code: OciCode::BlobUploadUnknown,
+            ..
+        })
+    );
+    if result.is_ok() || gone {
+        app.sessions.close(id);
+    }
+    result
 }
 
 /// Links a blob from `from` into `repo`; `None` (start a session instead) when `from`
@@ -138,7 +159,14 @@ fn chunk_size(range: Option<(u64, u64)>, length: Option<u64>) -> ApiResult<Optio
     let Some((start, end)) = range else {
         return Ok(length);
     };
-    let len = end - start + 1;
+    // `0-18446744073709551615` covers one byte more than a u64 counts.
+    let len = (end - start).checked_add(1).ok_or_else(|| {
+        ApiError::with_status(
+            OciCode::BlobUploadInvalid,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "Content-Range covers more bytes than can be stored",
+        )
+    })?;
     match length {
         Some(l) if l != len => Err(ApiError::new(
             OciCode::SizeInvalid,
@@ -179,7 +207,8 @@ pub async fn put(
         size: chunk_size(range, content_length(headers))?,
         start: range.map(|r| r.0),
     };
-    let published = app.uploads.finish(&repo, &id, Some(last), &digest).await?;
+    let published = app.uploads.finish(&repo, &id, Some(last), &digest).await;
+    let published = ended(&app, &id, published.map_err(ApiError::from))?;
     let blob = app.index.link_upload(published).await?;
     created(&repo, &blob.digest)
 }
@@ -190,6 +219,55 @@ pub async fn status(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Re
 }
 
 pub async fn cancel(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Response> {
-    app.uploads.cancel(&repo, &id).await?;
+    let cancelled = app.uploads.cancel(&repo, &id).await;
+    ended(&app, &id, cancelled.map_err(ApiError::from))?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn with_range(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        h
+    }
+
+    #[test]
+    fn content_ranges() {
+        let r = |s: &str| content_range(&with_range(s)).ok().flatten();
+        assert_eq!(r("0-9"), Some((0, 9)));
+        assert_eq!(r("bytes 10-19/100"), Some((10, 19)));
+        assert_eq!(r("5-4"), None);
+        assert_eq!(r("-4"), None);
+        assert_eq!(r("1-99999999999999999999"), None);
+        let whole = Some((0, u64::MAX));
+        assert!(chunk_size(whole, None).is_err(), "one byte past u64");
+    }
+
+    proptest! {
+        /// Any header either fails or gives a range whose length the chunk can be checked
+        /// against, without panicking.
+        #[test]
+        fn content_range_never_panics(s in "\\PC{0,48}", length in proptest::option::of(any::<u64>())) {
+            if let Ok(Some((a, b))) = content_range(&with_range(&s)) {
+                prop_assert!(a <= b);
+                if let Ok(Some(n)) = chunk_size(Some((a, b)), length) {
+                    prop_assert_eq!(n - 1, b - a);
+                }
+            }
+        }
+
+        #[test]
+        fn content_range_round_trips(a in any::<u64>(), len in 0u64..1 << 40) {
+            let b = a.saturating_add(len);
+            prop_assert_eq!(content_range(&with_range(&format!("{a}-{b}"))).ok().flatten(), Some((a, b)));
+        }
+    }
 }
