@@ -99,10 +99,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Route {
 pub fn decode_path(rest: &str) -> String {
     let segments: Vec<std::borrow::Cow<'_, str>> = rest
         .split('/')
-        .map(|raw| match percent_encoding::percent_decode_str(raw).decode_utf8() {
-            Ok(d) if !d.contains('/') => d,
-            _ => raw.into(),
-        })
+        .map(
+            |raw| match percent_encoding::percent_decode_str(raw).decode_utf8() {
+                Ok(d) if !d.contains('/') => d,
+                _ => raw.into(),
+            },
+        )
         .collect();
     segments.join("/")
 }
@@ -122,6 +124,16 @@ impl From<IndexError> for ApiError {
             IndexError::MissingReferences { ref missing, .. } => {
                 let detail = serde_json::json!({ "missing": missing });
                 ApiError::new(OciCode::ManifestBlobUnknown, e.to_string()).detail(detail)
+            }
+            IndexError::WrongSize {
+                ref digest,
+                declared,
+                stored,
+            } => {
+                let detail = serde_json::json!({
+                    "digest": digest, "declared": declared, "stored": stored
+                });
+                ApiError::new(OciCode::ManifestInvalid, e.to_string()).detail(detail)
             }
             IndexError::Upload(u) => u.into(),
             other => ApiError::Internal(other.into()),
