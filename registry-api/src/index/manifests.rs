@@ -98,7 +98,7 @@ impl Index {
     /// declares (a client trusting the size would otherwise read short or be told to read
     /// on). Foreign layers are not checked. Each distinct descriptor is checked once, so
     /// repeating one costs nothing.
-    pub(super) async fn check_references(
+    pub(super) async fn verify_references(
         &self,
         repo: &RepoName,
         parsed: &ParsedManifest,
@@ -165,7 +165,7 @@ impl Index {
     /// Records a pushed manifest once every reference it makes is linked into the
     /// repository: bytes by digest, then referrers, tag, tag list, catalog.
     pub async fn push_manifest(&self, push: &PushedManifest) -> Result<(), IndexError> {
-        self.check_references(&push.repo, &push.parsed).await?;
+        self.verify_references(&push.repo, &push.parsed).await?;
         let by_digest =
             StorageKey::Manifest(push.repo.clone(), Reference::Digest(push.digest.clone()));
         self.put_manifest_bytes(&by_digest, push).await?;
