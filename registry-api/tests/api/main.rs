@@ -5,6 +5,7 @@ mod blobs;
 mod concurrency;
 mod crash;
 mod discovery;
+mod hostile;
 mod index_repair;
 mod logging;
 mod manifests;
