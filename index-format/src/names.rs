@@ -410,11 +410,10 @@ mod tests {
         const TAG: &str = "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}";
 
         /// Nothing accepted can step out of, or collide with, the index's own folders: no
-        /// `..`, no backslash, no NUL, no `%`, no empty segment, and no segment starting with
+        /// `..` segment, no backslash, no NUL, no `%`, no empty segment, and no segment starting with
         /// `_` (`_manifests`, `_tags`, `_blobs`, `_referrers`, `_catalog`).
         fn path_safe(s: &str) -> bool {
-            !s.contains("..")
-                && !s.contains(['\\', '\0', '%', ':'])
+            !s.contains(['\\', '\0', '%', ':'])
                 && s.split('/')
                     .all(|c| !c.is_empty() && !c.starts_with(['_', '.', '-']))
         }
@@ -429,7 +428,7 @@ mod tests {
             #[test]
             fn accepted_names_are_path_safe(n in "[a-z0-9._/%\\\\-]{0,40}|\\PC{0,64}") {
                 if let Ok(name) = RepoName::new(&n) {
-                    prop_assert!(path_safe(name.as_str()), "{n:?}");
+                    prop_assert!(path_safe(name.as_str()) && !n.contains(".."), "{n:?}");
                     prop_assert!(name.as_str().len() <= MAX_NAME_LEN);
                 }
             }
@@ -453,9 +452,12 @@ mod tests {
             }
 
             #[test]
-            fn any_reference_is_a_path_safe_tag_or_digest(s in "\\PC{0,200}") {
+            fn any_reference_is_a_path_safe_tag_or_digest(s in "[a-z0-9._:/-]{0,20}|\\PC{0,200}") {
                 match Reference::new(&s) {
-                    Ok(Reference::Tag(t)) => prop_assert!(path_safe(t.as_str())),
+                    Ok(Reference::Tag(t)) => {
+                        // One file name inside `_manifests/`, never `.` or `..`.
+                        prop_assert!(!t.as_str().contains(['/', '\\', '%', '\0']) && !t.as_str().starts_with('.'));
+                    }
                     Ok(Reference::Digest(d)) => {
                         prop_assert!(d.hex().bytes().all(|b| b.is_ascii_hexdigit()));
                     }

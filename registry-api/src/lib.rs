@@ -21,6 +21,7 @@ pub mod storage;
 use axum::Router;
 use axum::routing::get;
 
+pub use handlers::{RangeRequest, decode_path, parse_content_range, parse_range};
 pub use state::AppState;
 
 /// The registry's HTTP application.

@@ -6,6 +6,9 @@ mod listing;
 mod manifests;
 mod uploads;
 
+pub use blobs::{RangeRequest, parse_range};
+pub use uploads::parse_content_range;
+
 use std::io;
 use std::net::SocketAddr;
 

@@ -128,30 +128,36 @@ async fn try_mount(
     }
 }
 
-/// Parses `Content-Range: <start>-<end>` (the spec's form; a `bytes ` prefix is tolerated).
+/// The request's `Content-Range`, if it sent one.
 fn content_range(headers: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let bad = || {
-        ApiError::with_status(
-            OciCode::BlobUploadInvalid,
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "malformed Content-Range",
-        )
-    };
-    let s = value.to_str().map_err(|_| bad())?;
+    value
+        .to_str()
+        .ok()
+        .and_then(parse_content_range)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::with_status(
+                OciCode::BlobUploadInvalid,
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "malformed Content-Range",
+            )
+        })
+}
+
+/// Parses a `Content-Range` value, `<start>-<end>` (the spec's form; a `bytes ` prefix
+/// and a `/<size>` suffix are tolerated): both inclusive, `start <= end`.
+pub fn parse_content_range(s: &str) -> Option<(u64, u64)> {
     let s = s
         .trim()
         .trim_start_matches("bytes ")
         .trim_start_matches("bytes=");
     let s = s.split('/').next().unwrap_or(s);
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-    if b < a {
-        return Err(bad());
-    }
-    Ok(Some((a, b)))
+    let (a, b) = s.split_once('-')?;
+    let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+    (a <= b).then_some((a, b))
 }
 
 /// The chunk's length: what `Content-Range` covers, which `Content-Length` must agree with.
