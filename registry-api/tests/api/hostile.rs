@@ -353,7 +353,7 @@ async fn query_content_range_and_range_abuse_get_spec_answers() {
     for query in [
         "?digest=../../x",
         "?digest=sha256:%00",
-        &format!("?mount=..%2F..&from=r"),
+        "?mount=..%2F..&from=r",
     ] {
         let r = s.post_upload("r", query).await;
         assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
