@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use index_format::layout;
 use index_format::manifest::ParsedManifest;
 use index_format::{DigestAlgorithm, ManifestMediaType, Reference, RepoName};
@@ -169,6 +170,10 @@ pub async fn put(
     Ok(response)
 }
 
+/// How far over the limit a declared manifest body is still read (and dropped) before the
+/// `413`.
+const DRAIN_BYTES: u64 = 4 * MAX_MANIFEST_BYTES as u64;
+
 /// The manifest body, refused with `413` before a byte is read when its `Content-Length`
 /// is over the limit, and once past the limit when it does not say.
 async fn read_manifest(headers: &HeaderMap, body: Body) -> ApiResult<bytes::Bytes> {
@@ -179,7 +184,14 @@ async fn read_manifest(headers: &HeaderMap, body: Body) -> ApiResult<bytes::Byte
             format!("manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"),
         )
     };
-    if content_length(headers).is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+    if let Some(n) = content_length(headers).filter(|&n| n > MAX_MANIFEST_BYTES as u64) {
+        // A body a little over the limit is read and dropped, so that a client that sends
+        // it whole before reading the answer sees the 413 rather than a reset; one far over
+        // is refused at once, and its connection closed.
+        if n <= DRAIN_BYTES {
+            let mut stream = body.into_data_stream();
+            while let Some(Ok(_)) = stream.next().await {}
+        }
         return Err(too_large());
     }
     axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
