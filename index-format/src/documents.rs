@@ -236,4 +236,36 @@ mod tests {
             r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#
         );
     }
+
+    proptest::proptest! {
+        /// Inserting and removing tags in any order keeps the list sorted and free of
+        /// duplicates, and it reads back from its bytes as it was.
+        #[test]
+        fn tag_lists_stay_sorted_and_round_trip(
+            ops in proptest::collection::vec(("[a-c][a-c0-9]{0,2}", proptest::bool::ANY), 0..40)
+        ) {
+            let mut l = TagList::new(RepoName::new("r").expect("name"));
+            for (t, add) in ops {
+                let tag = Tag::new(&t).expect("tag");
+                if add { l.insert(tag); } else { l.remove(&tag); }
+            }
+            proptest::prop_assert!(l.tags.windows(2).all(|w| w[0] < w[1]));
+            let bytes = to_bytes(&l).expect("serialize");
+            proptest::prop_assert_eq!(serde_json::from_slice::<TagList>(&bytes).ok(), Some(l));
+        }
+
+        /// A damaged or hostile stored document fails to parse; it never panics, and what
+        /// parses holds only valid names, tags and digests.
+        #[test]
+        fn any_bytes_parse_or_fail(body in "\\PC{0,200}|\\{\"(name|tags|repositories|manifests)\":\\PC{0,60}") {
+            if let Ok(l) = serde_json::from_str::<TagList>(&body) {
+                proptest::prop_assert!(l.tags.iter().all(|t| Tag::new(t.as_str()).is_ok()));
+            }
+            if let Ok(c) = serde_json::from_str::<Catalog>(&body) {
+                proptest::prop_assert!(c.repositories.iter().all(|r| RepoName::new(r.as_str()).is_ok()));
+            }
+            let _ = serde_json::from_str::<ReferrersIndex>(&body);
+            let _ = serde_json::from_str::<BlobLink>(&body);
+        }
+    }
 }

@@ -75,6 +75,52 @@ pub enum ManifestError {
     /// A field the manifest's kind requires is absent: the kind and the field's JSON name.
     #[error("a {0} needs {1}")]
     MissingField(ManifestMediaType, &'static str),
+    /// Arrays and objects nest deeper than [`MAX_DEPTH`].
+    #[error("manifest nests arrays and objects more than {MAX_DEPTH} deep")]
+    TooDeep,
+    /// More descriptors than [`MAX_REFERENCES`]; holds how many.
+    #[error("manifest has {0} descriptors; at most {MAX_REFERENCES} are accepted")]
+    TooManyReferences(usize),
+}
+
+/// How deep a manifest's arrays and objects may nest. Docker's and containerd's Go
+/// decoder refuses more than 10,000 levels, so anything stored here is readable by every
+/// client; real manifests nest five deep. serde_json skips unknown fields without a depth
+/// limit, so without this check any depth would be stored.
+pub const MAX_DEPTH: usize = 1000;
+
+/// How many descriptors (config, layers or child manifests) a manifest may have: each is
+/// checked against the store on push. Images have at most a few hundred layers.
+pub const MAX_REFERENCES: usize = 10_000;
+
+/// Whether `body`'s arrays and objects nest at most `max` deep, found in one pass without
+/// recursion (so no input can exhaust the stack). Brackets inside strings do not count;
+/// the JSON's validity is the parser's business.
+pub fn nesting_within(body: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// A manifest the registry accepted.
@@ -95,6 +141,9 @@ pub struct ParsedManifest {
 impl ParsedManifest {
     /// Parses `body` sent with `content_type` (the request's `Content-Type`, if any).
     pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Self, ManifestError> {
+        if !nesting_within(body, MAX_DEPTH) {
+            return Err(ManifestError::TooDeep);
+        }
         let raw: RawManifest =
             serde_json::from_slice(body).map_err(|e| ManifestError::Json(e.to_string()))?;
         if raw.schema_version != Some(2) {
@@ -128,6 +177,9 @@ impl ParsedManifest {
                 .ok_or(ManifestError::MissingField(media_type, "layers"))?;
             std::iter::once(config).chain(layers).collect()
         };
+        if references.len() > MAX_REFERENCES {
+            return Err(ManifestError::TooManyReferences(references.len()));
+        }
         let artifact_type = raw.artifact_type.or_else(|| {
             (!media_type.is_index())
                 .then(|| references.first().map(|c| c.media_type.clone()))
@@ -259,5 +311,87 @@ mod tests {
         assert_eq!(m.references.len(), 1);
         assert_eq!(m.subject.map(|s| s.size), Some(7));
         assert_eq!(m.artifact_type.as_deref(), Some("application/x-test"));
+    }
+
+    #[test]
+    fn hostile_bodies_are_refused() {
+        let oci = Some("application/vnd.oci.image.manifest.v1+json");
+        let nested = |n: usize| manifest(&format!(r#""x":{}{},"#, "[".repeat(n), "]".repeat(n)));
+        assert!(ParsedManifest::parse(nested(MAX_DEPTH - 1).as_bytes(), oci).is_ok());
+        for n in [MAX_DEPTH, 10_000, 2_000_000] {
+            assert_eq!(
+                ParsedManifest::parse(nested(n).as_bytes(), oci).err(),
+                Some(ManifestError::TooDeep),
+                "{n} levels"
+            );
+        }
+        // Brackets in strings are text, escaped quotes do not end them.
+        let text = manifest(&format!(r#""x":"\"{}","#, "[".repeat(5000)));
+        assert!(ParsedManifest::parse(text.as_bytes(), oci).is_ok());
+        // Duplicate keys: the registry and a client could each believe another one.
+        let twice = manifest("").replacen(
+            r#""config":"#,
+            &format!(r#""config":{{"mediaType":"a/b","digest":"{D}","size":9}},"config":"#),
+            1,
+        );
+        assert!(matches!(
+            ParsedManifest::parse(twice.as_bytes(), oci),
+            Err(ManifestError::Json(e)) if e.contains("duplicate field")
+        ));
+        let digest_twice = manifest("").replacen(r#""size":2"#, r#""size":2,"size":3"#, 1);
+        assert!(ParsedManifest::parse(digest_twice.as_bytes(), oci).is_err());
+        let mut invalid_utf8 = manifest(r#""annotations":{"a":"XX"},"#).into_bytes();
+        let at = invalid_utf8
+            .windows(2)
+            .position(|w| w == b"XX")
+            .expect("marker");
+        invalid_utf8[at] = 0xff;
+        assert!(matches!(
+            ParsedManifest::parse(&invalid_utf8, oci),
+            Err(ManifestError::Json(_))
+        ));
+        let layer = format!(r#"{{"mediaType":"a/b","digest":"{D}","size":1}}"#);
+        let many = format!(
+            r#"{{"schemaVersion":2,"config":{layer},"layers":[{}]}}"#,
+            vec![layer.as_str(); MAX_REFERENCES].join(",")
+        );
+        assert_eq!(
+            ParsedManifest::parse(many.as_bytes(), oci).err(),
+            Some(ManifestError::TooManyReferences(MAX_REFERENCES + 1))
+        );
+    }
+
+    proptest::proptest! {
+        /// No input makes the parser panic or recurse without bound.
+        #[test]
+        fn any_bytes_parse_or_fail(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = ParsedManifest::parse(&body, None);
+            let _ = sniff_media_type(&body);
+        }
+
+        /// Whatever a generated manifest holds, its references are its config then its
+        /// layers, as written.
+        #[test]
+        fn references_are_config_then_layers(sizes in proptest::collection::vec(0u64..u64::MAX, 1..20)) {
+            let layers: Vec<String> = sizes
+                .iter()
+                .map(|n| format!(r#"{{"mediaType":"l","digest":"{D}","size":{n}}}"#))
+                .collect();
+            let body = format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{D}","size":1}},"layers":[{}]}}"#,
+                layers.join(",")
+            );
+            let m = ParsedManifest::parse(body.as_bytes(), Some("application/vnd.oci.image.manifest.v1+json"))
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let got: Vec<u64> = m.references.iter().skip(1).map(|d| d.size).collect();
+            proptest::prop_assert_eq!(got, sizes);
+        }
+
+        /// The depth check agrees with a plain count of unquoted brackets.
+        #[test]
+        fn nesting_matches_a_bracket_count(open in 0usize..50, max in 0usize..50) {
+            let body = format!("{}{}", "[".repeat(open), "]".repeat(open));
+            proptest::prop_assert_eq!(nesting_within(body.as_bytes(), max), open <= max);
+        }
     }
 }

@@ -398,4 +398,72 @@ mod tests {
         assert!(matches!(Reference::new(&d), Ok(Reference::Digest(_))));
         assert!(Reference::new("a:b").is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// The spec's name grammar with its repetitions bounded, so that every name
+        /// generated is within the 255-character limit.
+        const NAME: &str = "[a-z0-9]{1,8}((\\.|_|__|-{1,3})[a-z0-9]{1,8}){0,3}(/[a-z0-9]{1,8}((\\.|_|__|-{1,3})[a-z0-9]{1,8}){0,3}){0,4}";
+        const TAG: &str = "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}";
+
+        /// Nothing accepted can step out of, or collide with, the index's own folders: no
+        /// `..` segment, no backslash, no NUL, no `%`, no empty segment, and no segment starting with
+        /// `_` (`_manifests`, `_tags`, `_blobs`, `_referrers`, `_catalog`).
+        fn path_safe(s: &str) -> bool {
+            !s.contains(['\\', '\0', '%', ':'])
+                && s.split('/')
+                    .all(|c| !c.is_empty() && !c.starts_with(['_', '.', '-']))
+        }
+
+        proptest! {
+            #[test]
+            fn grammar_names_are_accepted(n in NAME) {
+                let name = RepoName::new(&n).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(name.as_str(), n.as_str());
+            }
+
+            #[test]
+            fn accepted_names_are_path_safe(n in "[a-z0-9._/%\\\\-]{0,40}|\\PC{0,64}") {
+                if let Ok(name) = RepoName::new(&n) {
+                    prop_assert!(path_safe(name.as_str()) && !n.contains(".."), "{n:?}");
+                    prop_assert!(name.as_str().len() <= MAX_NAME_LEN);
+                }
+            }
+
+            #[test]
+            fn grammar_tags_are_accepted_and_others_are_path_safe(t in TAG, other in "\\PC{0,200}") {
+                prop_assert!(Tag::new(&t).is_ok());
+                if let Ok(tag) = Tag::new(&other) {
+                    prop_assert!(!tag.as_str().contains(['/', '\\', '%', '\0']) && tag.as_str().len() <= 128);
+                    prop_assert!(!tag.as_str().starts_with('.'));
+                }
+            }
+
+            #[test]
+            fn digests_round_trip(hex in "[0-9a-f]{64}", long in "[0-9a-f]{128}") {
+                for s in [format!("sha256:{hex}"), format!("sha512:{long}")] {
+                    let d = Digest::new(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(d.as_str(), s.as_str());
+                    prop_assert_eq!(Reference::new(&s).map(|r| r.as_str().to_owned()), Ok(s.clone()));
+                }
+            }
+
+            #[test]
+            fn any_reference_is_a_path_safe_tag_or_digest(s in "[a-z0-9._:/-]{0,20}|\\PC{0,200}") {
+                match Reference::new(&s) {
+                    Ok(Reference::Tag(t)) => {
+                        // One file name inside `_manifests/`, never `.` or `..`.
+                        prop_assert!(!t.as_str().contains(['/', '\\', '%', '\0']) && !t.as_str().starts_with('.'));
+                    }
+                    Ok(Reference::Digest(d)) => {
+                        prop_assert!(d.hex().bytes().all(|b| b.is_ascii_hexdigit()));
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
 }

@@ -9,6 +9,9 @@ use anyhow::Context;
 use blob_gateway::{FaultPoint, S3Config};
 use serde::Deserialize;
 
+use crate::server::ConnectionLimits;
+use crate::sessions::SessionLimits;
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -151,6 +154,22 @@ pub struct ServeArgs {
     /// The direct-upload extension's flags.
     #[command(flatten)]
     pub direct: crate::direct::DirectArgs,
+    /// Close a connection whose request header has not arrived within this time (also
+    /// the keep-alive idle timeout) [default: 30s]
+    #[arg(long, env = "CARGOHOLD_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Fail a request whose body sends no byte for this long [default: 60s]
+    #[arg(long, env = "CARGOHOLD_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub body_timeout: Option<Duration>,
+    /// Connections served at once [default: 1024]
+    #[arg(long, env = "CARGOHOLD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Upload sessions this process has open at once [default: 1000]
+    #[arg(long, env = "CARGOHOLD_MAX_UPLOAD_SESSIONS")]
+    pub max_upload_sessions: Option<usize>,
+    /// Upload sessions one client address has open at once [default: 100]
+    #[arg(long, env = "CARGOHOLD_MAX_UPLOAD_SESSIONS_PER_CLIENT")]
+    pub max_upload_sessions_per_client: Option<usize>,
 }
 
 /// The configuration file.
@@ -166,6 +185,21 @@ struct FileConfig {
     #[serde(default)]
     storage: FileStorage,
     auth: Option<crate::auth::settings::FileAuth>,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+/// The `[limits]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    #[serde(default, with = "humantime_serde_opt")]
+    header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    body_timeout: Option<Duration>,
+    max_connections: Option<usize>,
+    max_upload_sessions: Option<usize>,
+    max_upload_sessions_per_client: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -230,6 +264,10 @@ pub struct Config {
     pub auth: Option<crate::auth::AuthSettings>,
     /// The direct-upload extension's settings (flags only).
     pub direct: crate::direct::DirectArgs,
+    /// Header and body timeouts and the connection cap.
+    pub connections: ConnectionLimits,
+    /// Caps on open upload sessions.
+    pub sessions: SessionLimits,
     /// Crash tests only: the step of closing an upload after which the process aborts,
     /// from `CARGOHOLD_TEST_CRASH_AFTER` (deliberately no flag or config key).
     pub fault: Option<FaultPoint>,
@@ -243,6 +281,16 @@ pub const DEFAULT_ROOT: &str = "./cargohold-data";
 pub const DEFAULT_UPLOAD_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Lifetime of a presigned download URL.
 pub const DEFAULT_PRESIGN_EXPIRY: Duration = Duration::from_secs(300);
+/// How long a request's header may take to arrive.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request body may pause.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections served at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Upload sessions open at once, in all.
+pub const DEFAULT_MAX_UPLOAD_SESSIONS: usize = 1000;
+/// Upload sessions open at once, per client address.
+pub const DEFAULT_MAX_UPLOAD_SESSIONS_PER_CLIENT: usize = 100;
 /// The region used when none is configured.
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
 
@@ -271,6 +319,7 @@ impl Config {
             None => DEFAULT_LISTEN.parse().context("default listen address")?,
         };
         let fs = file.storage;
+        let limits = file.limits;
         let storage = match args.storage.or(fs.backend).unwrap_or(Backend::Filesystem) {
             Backend::Filesystem => Storage::Filesystem {
                 root: args
@@ -333,11 +382,50 @@ impl Config {
             presign_expiry,
             auth: crate::auth::settings::merge(file.auth, args.auth_dir.clone(), args.token_ttl)?,
             direct: args.direct.clone(),
+            connections: ConnectionLimits {
+                header_timeout: positive(
+                    "header_timeout",
+                    args.header_timeout.or(limits.header_timeout),
+                    DEFAULT_HEADER_TIMEOUT,
+                )?,
+                body_timeout: positive(
+                    "body_timeout",
+                    args.body_timeout.or(limits.body_timeout),
+                    DEFAULT_BODY_TIMEOUT,
+                )?,
+                max_connections: positive(
+                    "max_connections",
+                    args.max_connections.or(limits.max_connections),
+                    DEFAULT_MAX_CONNECTIONS,
+                )?,
+            },
+            sessions: SessionLimits {
+                total: positive(
+                    "max_upload_sessions",
+                    args.max_upload_sessions.or(limits.max_upload_sessions),
+                    DEFAULT_MAX_UPLOAD_SESSIONS,
+                )?,
+                per_client: positive(
+                    "max_upload_sessions_per_client",
+                    args.max_upload_sessions_per_client
+                        .or(limits.max_upload_sessions_per_client),
+                    DEFAULT_MAX_UPLOAD_SESSIONS_PER_CLIENT,
+                )?,
+            },
             fault: match std::env::var("CARGOHOLD_TEST_CRASH_AFTER") {
                 Ok(point) => Some(point.parse().map_err(anyhow::Error::msg)?),
                 Err(_) => None,
             },
         })
+    }
+}
+
+/// `value`, or `default` when unset; zero is refused (a zero limit would refuse everything).
+fn positive<T: Default + PartialEq>(name: &str, value: Option<T>, default: T) -> anyhow::Result<T> {
+    match value {
+        Some(v) if v == T::default() => anyhow::bail!("{name} must be greater than zero"),
+        Some(v) => Ok(v),
+        None => Ok(default),
     }
 }
 

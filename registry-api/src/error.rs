@@ -2,6 +2,8 @@
 //! handler returns. 5xx bodies never carry internal details: the error rides along as a
 //! response extension (`Arc<ApiError>`) and the logging layer writes it to the log.
 
+use std::error::Error as StdError;
+use std::io;
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -226,9 +228,77 @@ fn envelope(code: OciCode, message: &str, detail: Option<serde_json::Value>) -> 
     json!({ "errors": [err] }).to_string()
 }
 
+/// A request body that could not be read to its end: a framing error (a bad chunk size, an
+/// over-long chunk extension), a connection closed early, or the idle timeout between
+/// body bytes. Always the client's doing, so never answered as a server error.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read: {source}")]
+pub struct BodyError {
+    /// The body went silent for longer than the body timeout.
+    pub timed_out: bool,
+    /// Hyper's error, or the timeout.
+    #[source]
+    pub source: axum::Error,
+}
+
+impl BodyError {
+    /// Classifies an error from the request body.
+    pub fn new(source: axum::Error) -> Self {
+        let mut next: Option<&(dyn StdError + 'static)> = Some(&source);
+        let mut timed_out = false;
+        while let Some(e) = next {
+            timed_out |= e.is::<tower_http::timeout::TimeoutError>();
+            next = e.source();
+        }
+        Self { timed_out, source }
+    }
+
+    /// The error to answer with, under `code`: `408` for a timeout, else `400`.
+    pub fn to_api_error(&self, code: OciCode) -> ApiError {
+        let status = if self.timed_out {
+            StatusCode::REQUEST_TIMEOUT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::with_status(code, status, self.to_string())
+    }
+
+    /// The body error somewhere in `err`'s chain of causes, looking inside `io::Error`s
+    /// too (whose `source` skips the error they wrap).
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        let mut e = err;
+        loop {
+            if let Some(b) = e.downcast_ref::<Self>() {
+                return Some(b);
+            }
+            let wrapped = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref());
+            e = match wrapped {
+                Some(inner) => inner,
+                None => e.source()?,
+            };
+        }
+    }
+}
+
+impl ApiError {
+    /// A server-side error caused by the request body failing is the client's error.
+    fn blame_body(self) -> Self {
+        let found = match &self {
+            Self::Internal(e) => BodyError::find(e.as_ref()),
+            Self::Unavailable(e) => BodyError::find(e),
+            _ => None,
+        };
+        match found {
+            Some(b) => b.to_api_error(OciCode::BlobUploadInvalid),
+            None => self,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match &self {
+        let this = self.blame_body();
+        let (status, body) = match &this {
             Self::Oci {
                 code,
                 status,
@@ -241,7 +311,7 @@ impl IntoResponse for ApiError {
                     [(header::CONTENT_TYPE, "application/json")],
                     envelope(
                         OciCode::BlobUploadInvalid,
-                        &self.to_string(),
+                        &this.to_string(),
                         Some(json!({ "offset": offset })),
                     ),
                 )
@@ -282,7 +352,7 @@ impl IntoResponse for ApiError {
                     .into_response();
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return with_error(r, self);
+                return with_error(r, this);
             }
             Self::Internal(_) => {
                 let r = (
@@ -292,7 +362,7 @@ impl IntoResponse for ApiError {
                         .to_string(),
                 )
                     .into_response();
-                return with_error(r, self);
+                return with_error(r, this);
             }
         };
         (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()

@@ -16,12 +16,15 @@ mod handlers;
 pub mod index;
 pub mod logging;
 pub mod route;
+pub mod server;
+pub mod sessions;
 mod state;
 pub mod storage;
 
 use axum::Router;
 use axum::routing::{get, post};
 
+pub use handlers::{RangeRequest, decode_path, parse_content_range, parse_range};
 pub use state::AppState;
 
 /// The registry's HTTP application.

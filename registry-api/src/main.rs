@@ -14,7 +14,7 @@ use registry_api::auth::Auth;
 use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
 use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen, RequestLines, SplitWriter};
-use registry_api::{AppState, router, storage};
+use registry_api::{AppState, router, server, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
 #[derive(Parser)]
@@ -273,7 +273,8 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .with_direct(direct)
         .with_blob_delivery(config.blob_delivery, config.presign_expiry)
         .with_fault(config.fault)
-        .with_auth(auth);
+        .with_auth(auth)
+        .with_session_limits(config.sessions, config.upload_max_age);
     let gc = storage::spawn_upload_gc(state.uploads.clone(), config.upload_max_age);
     state
         .index
@@ -292,12 +293,9 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, storage = %backend, "cargohold serving");
-    // With the peer address, for the per-address login backoff.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    // The connection loop puts the peer address in each request's extensions
+    // (`ConnectInfo`), for the per-address login backoff and session caps.
+    server::serve(listener, app, config.connections, shutdown_signal()).await;
     gc.abort();
     tracing::info!("shut down cleanly");
     Ok(())

@@ -35,6 +35,9 @@ pub enum Route {
     Extension(Option<RepoName>, String),
 }
 
+/// The extension namespaces this registry answers, each with its trailing `/`.
+const EXTENSIONS: [&str; 2] = ["_oci/", "_cargohold/"];
+
 impl Route {
     /// Parses the path after `/v2/`. Unknown shapes are `None` (404); a known shape with a
     /// bad name, digest or reference is the matching spec error.
@@ -46,10 +49,16 @@ impl Route {
             return Ok(Some(Self::Catalog));
         }
         let name = |n: &str| RepoName::new(n).map_err(ApiError::from);
-        if rest.starts_with('_') {
+        // Extensions live under a namespace of their own (`_oci`, `_cargohold`); any other
+        // `_` component is a bad name, refused by the name check below.
+        let extension = |p: &str| EXTENSIONS.iter().any(|e| p.starts_with(e));
+        if extension(rest) {
             return Ok(Some(Self::Extension(None, rest.to_owned())));
         }
-        if let Some((n, ext)) = rest.split_once("/_") {
+        if let Some((n, ext)) = rest
+            .split_once("/_")
+            .filter(|(_, e)| extension(&format!("_{e}")))
+        {
             return Ok(Some(Self::Extension(Some(name(n)?), format!("_{ext}"))));
         }
         if let Some(n) = rest.strip_suffix("/tags/list") {

@@ -7,8 +7,12 @@ use std::time::Duration;
 use blob_gateway::{Blobs, FaultPoint, ObjectStore, Uploads};
 
 use crate::auth::Auth;
-use crate::config::{BlobDelivery, DEFAULT_PRESIGN_EXPIRY};
+use crate::config::{
+    BlobDelivery, DEFAULT_MAX_UPLOAD_SESSIONS, DEFAULT_MAX_UPLOAD_SESSIONS_PER_CLIENT,
+    DEFAULT_PRESIGN_EXPIRY, DEFAULT_UPLOAD_MAX_AGE,
+};
 use crate::index::Index;
+use crate::sessions::{OpenSessions, SessionLimits};
 
 /// Shared by every request: one reference count to bump per clone.
 #[derive(Clone)]
@@ -30,6 +34,8 @@ pub struct Shared {
     pub auth: Option<Arc<Auth>>,
     /// The direct-upload extension, when offered.
     pub direct: Option<Arc<crate::direct::Direct>>,
+    /// The upload sessions this process has open, against their caps.
+    pub sessions: OpenSessions,
 }
 
 impl AppState {
@@ -43,6 +49,21 @@ impl AppState {
             presign_expiry: DEFAULT_PRESIGN_EXPIRY,
             auth: None,
             direct: None,
+            sessions: OpenSessions::new(
+                SessionLimits {
+                    total: DEFAULT_MAX_UPLOAD_SESSIONS,
+                    per_client: DEFAULT_MAX_UPLOAD_SESSIONS_PER_CLIENT,
+                },
+                DEFAULT_UPLOAD_MAX_AGE,
+            ),
+        }))
+    }
+
+    /// Caps open upload sessions; one is forgotten after `max_age` (see `sessions.rs`).
+    pub fn with_session_limits(self, limits: SessionLimits, max_age: Duration) -> Self {
+        Self(Arc::new(Shared {
+            sessions: OpenSessions::new(limits, max_age),
+            ..Shared::clone(&self.0)
         }))
     }
 

@@ -53,8 +53,9 @@ pub async fn get(
     let link = linked(&app, &repo, &digest).await?;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(spec) => match parse_range(spec, link.size) {
-            Some(r) => Some(r),
-            None => return unsatisfiable(link.size),
+            RangeRequest::Whole => None,
+            RangeRequest::Part(r) => Some(r),
+            RangeRequest::Unsatisfiable => return unsatisfiable(link.size),
         },
         None => None,
     };
@@ -112,33 +113,59 @@ fn unsatisfiable(size: u64) -> ApiResult<Response> {
         .into_response())
 }
 
-/// Parses a single `bytes=` range (RFC 9110 §14.1.2) against `size`. Multiple ranges are
-/// answered with the first, which the RFC allows.
-pub fn parse_range(spec: &str, size: u64) -> Option<ByteRange> {
-    let ranges = spec.trim().strip_prefix("bytes=")?;
-    let first = ranges.split(',').next()?.trim();
-    let (start, end) = first.split_once('-')?;
-    if start.is_empty() {
-        // Suffix range: the last N bytes.
-        let n: u64 = end.parse().ok()?;
-        if n == 0 || size == 0 {
-            return None;
-        }
-        return Some(ByteRange {
-            start: size.saturating_sub(n),
-            end: Some(size - 1),
-        });
-    }
-    let start: u64 = start.parse().ok()?;
-    let end = if end.is_empty() {
-        None
-    } else {
-        Some(end.parse::<u64>().ok()?)
+/// What a `Range` header asks of a blob (RFC 9110 §14.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// The whole blob (`200`): the header is ignored, as the RFC requires for a unit
+    /// other than `bytes` and allows otherwise (a malformed range, several ranges).
+    Whole,
+    /// One range (`206`), its end clamped to the blob's last byte.
+    Part(ByteRange),
+    /// No byte of the blob is in the range (`416`).
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header against a blob of `size` bytes. Several ranges are answered
+/// with the whole blob, which the RFC allows, rather than a `multipart/byteranges` body
+/// no registry client asks for.
+pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
+    let Some((unit, ranges)) = spec.trim().split_once('=') else {
+        return RangeRequest::Whole;
     };
-    if start >= size || end.is_some_and(|e| e < start) {
+    if !unit.trim().eq_ignore_ascii_case("bytes") || ranges.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((first, last)) = ranges.trim().split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let (first, last) = (position(first), position(last));
+    let (start, end) = match (first, last) {
+        // The last `n` bytes; a suffix longer than the blob is the whole blob.
+        (None, Some(Ok(n))) => (size.saturating_sub(n), u64::MAX),
+        (Some(Ok(a)), Some(Ok(b))) if a <= b => (a, b),
+        (Some(Ok(a)), None) => (a, u64::MAX),
+        _ => return RangeRequest::Whole,
+    };
+    if start >= size {
+        return RangeRequest::Unsatisfiable;
+    }
+    RangeRequest::Part(ByteRange {
+        start,
+        end: Some(end.min(size - 1)),
+    })
+}
+
+/// A byte position: `None` when empty, `Err` when not `1*DIGIT`; digits past `u64` clamp
+/// to `u64::MAX` (RFC 9110 lets a last position exceed the representation's length).
+fn position(s: &str) -> Option<Result<u64, ()>> {
+    let s = s.trim();
+    if s.is_empty() {
         return None;
     }
-    Some(ByteRange { start, end })
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Err(()));
+    }
+    Some(Ok(s.parse().unwrap_or(u64::MAX)))
 }
 
 pub async fn delete(app: AppState, repo: RepoName, digest: Digest) -> ApiResult<Response> {
@@ -155,14 +182,57 @@ mod tests {
 
     #[test]
     fn ranges() {
-        let r = |s: &str| parse_range(s, 100).map(|r| (r.start, r.end));
-        assert_eq!(r("bytes=0-9"), Some((0, Some(9))));
-        assert_eq!(r("bytes=90-"), Some((90, None)));
-        assert_eq!(r("bytes=-10"), Some((90, Some(99))));
-        assert_eq!(r("bytes=95-200"), Some((95, Some(200))));
-        assert_eq!(r("bytes=100-"), None);
-        assert_eq!(r("bytes=5-1"), None);
-        assert_eq!(r("items=0-1"), None);
-        assert_eq!(r("bytes=0-1,5-6"), Some((0, Some(1))));
+        use RangeRequest::{Unsatisfiable, Whole};
+        let r = |s: &str| match parse_range(s, 100) {
+            RangeRequest::Part(r) => Ok((r.start, r.end)),
+            other => Err(other),
+        };
+        assert_eq!(r("bytes=0-9"), Ok((0, Some(9))));
+        assert_eq!(r("bytes=90-"), Ok((90, Some(99))));
+        assert_eq!(r("bytes=-10"), Ok((90, Some(99))));
+        assert_eq!(r("bytes=-1000"), Ok((0, Some(99))));
+        assert_eq!(r("bytes=95-200"), Ok((95, Some(99))));
+        assert_eq!(r("bytes=0-99999999999999999999"), Ok((0, Some(99))));
+        assert_eq!(r("Bytes = 1-2"), Ok((1, Some(2))));
+        assert_eq!(r("bytes=100-"), Err(Unsatisfiable));
+        assert_eq!(r("bytes=99999999999999999999-"), Err(Unsatisfiable));
+        assert_eq!(r("bytes=-0"), Err(Unsatisfiable));
+        for ignored in [
+            "bytes=5-1",
+            "items=0-1",
+            "bytes=0-1,5-6",
+            "bytes=+1-2",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes 0-1",
+        ] {
+            assert_eq!(r(ignored), Err(Whole), "{ignored}");
+        }
+        assert_eq!(parse_range("bytes=-5", 0), Unsatisfiable);
+    }
+
+    proptest::proptest! {
+        /// Whatever the header, a range served lies within the blob.
+        #[test]
+        fn served_ranges_lie_within_the_blob(spec in "\\PC{0,40}", size in 0u64..1 << 40) {
+            if let RangeRequest::Part(r) = parse_range(&spec, size) {
+                let end = r.end.expect("always bounded");
+                proptest::prop_assert!(r.start <= end && end < size);
+            }
+        }
+
+        /// Well-formed single ranges are served as the RFC says.
+        #[test]
+        fn well_formed_ranges(a in 0u64..2000, len in 0u64..2000, size in 1u64..1000) {
+            let spec = format!("bytes={a}-{}", a + len);
+            match parse_range(&spec, size) {
+                RangeRequest::Part(r) => {
+                    proptest::prop_assert_eq!(r.start, a);
+                    proptest::prop_assert_eq!(r.end, Some((a + len).min(size - 1)));
+                }
+                RangeRequest::Unsatisfiable => proptest::prop_assert!(a >= size),
+                RangeRequest::Whole => proptest::prop_assert!(false, "{spec} ignored"),
+            }
+        }
     }
 }

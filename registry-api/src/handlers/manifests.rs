@@ -3,13 +3,14 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use index_format::layout;
 use index_format::manifest::ParsedManifest;
 use index_format::{DigestAlgorithm, ManifestMediaType, Reference, RepoName};
 use serde_json::json;
 
-use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, hv, hv_owned, location};
-use crate::error::{ApiError, ApiResult, OciCode};
+use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, content_length, hv, hv_owned, location};
+use crate::error::{ApiError, ApiResult, BodyError, OciCode};
 use crate::index::{MAX_MANIFEST_BYTES, PushedManifest, digest_of};
 use crate::route::Route;
 use crate::state::AppState;
@@ -124,15 +125,7 @@ pub async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::with_status(
-                OciCode::ManifestInvalid,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"),
-            )
-        })?;
+    let bytes = read_manifest(headers, body).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -175,6 +168,43 @@ pub async fn put(
             .insert(OCI_SUBJECT, hv(subject.digest.as_str())?);
     }
     Ok(response)
+}
+
+/// How far over the limit a declared manifest body is still read (and dropped) before the
+/// `413`.
+const DRAIN_BYTES: u64 = 4 * MAX_MANIFEST_BYTES as u64;
+
+/// The manifest body, refused with `413` before a byte is read when its `Content-Length`
+/// is over the limit, and once past the limit when it does not say.
+async fn read_manifest(headers: &HeaderMap, body: Body) -> ApiResult<bytes::Bytes> {
+    let too_large = || {
+        ApiError::with_status(
+            OciCode::ManifestInvalid,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"),
+        )
+    };
+    if let Some(n) = content_length(headers).filter(|&n| n > MAX_MANIFEST_BYTES as u64) {
+        // A body a little over the limit is read and dropped, so that a client that sends
+        // it whole before reading the answer sees the 413 rather than a reset; one far over
+        // is refused at once, and its connection closed.
+        if n <= DRAIN_BYTES {
+            let mut stream = body.into_data_stream();
+            while let Some(Ok(_)) = stream.next().await {}
+        }
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|e| {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over {
+                too_large()
+            } else {
+                BodyError::new(e).to_api_error(OciCode::ManifestInvalid)
+            }
+        })
 }
 
 pub async fn delete(app: AppState, repo: RepoName, reference: Reference) -> ApiResult<Response> {

@@ -6,20 +6,23 @@ mod listing;
 mod manifests;
 mod uploads;
 
+pub use blobs::{RangeRequest, parse_range};
+pub use uploads::parse_content_range;
+
 use std::io;
+use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use blob_gateway::ByteStream;
 use futures::TryStreamExt;
-use serde::Deserialize;
 
 use crate::auth::rules::Action;
 use crate::auth::{self, Caller, Need, Permit};
-use crate::error::{ApiError, ApiResult, OciCode};
+use crate::error::{ApiError, ApiResult, BodyError, OciCode};
 use crate::index::IndexError;
 use crate::route::Route;
 use crate::state::AppState;
@@ -30,31 +33,49 @@ pub const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 pub const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
 /// Every query parameter any endpoint reads.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Params {
     pub digest: Option<String>,
     pub mount: Option<String>,
     pub from: Option<String>,
     pub n: Option<String>,
     pub last: Option<String>,
-    #[serde(rename = "artifactType")]
     pub artifact_type: Option<String>,
+}
+
+impl Params {
+    /// Parses a query string. A parameter given twice is refused, with the code of what it
+    /// names: taking either value would let the client and the server disagree on which.
+    pub fn parse(query: &str) -> ApiResult<Self> {
+        let mut p = Self::default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let (slot, code) = match &*key {
+                "digest" => (&mut p.digest, OciCode::DigestInvalid),
+                "mount" => (&mut p.mount, OciCode::DigestInvalid),
+                "from" => (&mut p.from, OciCode::NameInvalid),
+                "n" => (&mut p.n, OciCode::Unsupported),
+                "last" => (&mut p.last, OciCode::Unsupported),
+                "artifactType" => (&mut p.artifact_type, OciCode::Unsupported),
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(ApiError::with_status(
+                    code,
+                    StatusCode::BAD_REQUEST,
+                    format!("query parameter {key:?} given more than once"),
+                ));
+            }
+            *slot = Some(value.into_owned());
+        }
+        Ok(p)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        // Pulls carry no query: skip the deserializer.
-        if parts.uri.query().is_none() {
-            return Ok(Self::default());
-        }
-        Query::<Params>::from_request_parts(parts, state)
-            .await
-            .map(|Query(p)| p)
-            .map_err(|e| {
-                ApiError::new(OciCode::Unsupported, format!("bad query: {e}")).status_400()
-            })
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.uri.query().map_or(Ok(Self::default()), Self::parse)
     }
 }
 
@@ -71,31 +92,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Route {
         if !rest.contains('%') {
             return Route::parse(rest)?.ok_or_else(not_found);
         }
-        // Decoded as any HTTP server would: a client may send a digest's colon as `%3A`.
-        let rest = percent_encoding::percent_decode_str(rest)
-            .decode_utf8()
-            .map_err(|_| not_found())?;
-        Route::parse(&rest)?.ok_or_else(not_found)
+        Route::parse(&decode_path(rest))?.ok_or_else(not_found)
     }
 }
 
-impl ApiError {
-    fn status_400(self) -> Self {
-        match self {
-            Self::Oci {
-                code,
-                message,
-                detail,
-                ..
-            } => Self::Oci {
-                code,
-                status: StatusCode::BAD_REQUEST,
-                message,
-                detail,
+/// Decodes each `/`-separated segment on its own, as any HTTP server would (a client may
+/// send a digest's colon as `%3A`). A segment whose decoding holds a `/` (from `%2F`) or
+/// is not UTF-8 is kept as sent: its `%` then fails the grammar of whatever the segment
+/// is, so a tag, digest or upload id gets its own error rather than shifting the path's
+/// shape into a 404.
+pub fn decode_path(rest: &str) -> String {
+    let segments: Vec<std::borrow::Cow<'_, str>> = rest
+        .split('/')
+        .map(
+            |raw| match percent_encoding::percent_decode_str(raw).decode_utf8() {
+                Ok(d) if !d.contains('/') => d,
+                _ => raw.into(),
             },
-            other => other,
-        }
-    }
+        )
+        .collect();
+    segments.join("/")
 }
 
 fn not_found() -> ApiError {
@@ -113,6 +129,16 @@ impl From<IndexError> for ApiError {
             IndexError::MissingReferences { ref missing, .. } => {
                 let detail = serde_json::json!({ "missing": missing });
                 ApiError::new(OciCode::ManifestBlobUnknown, e.to_string()).detail(detail)
+            }
+            IndexError::WrongSize {
+                ref digest,
+                declared,
+                stored,
+            } => {
+                let detail = serde_json::json!({
+                    "digest": digest, "declared": declared, "stored": stored
+                });
+                ApiError::new(OciCode::ManifestInvalid, e.to_string()).detail(detail)
             }
             IndexError::Upload(u) => u.into(),
             other => ApiError::Internal(other.into()),
@@ -206,7 +232,12 @@ pub async fn dispatch(
         R::InvalidReference(repo, why) => Err(manifests::invalid_reference(method, &repo, &why)),
         R::Blob(repo, d) if method == Method::DELETE => Box::pin(blobs::delete(app, repo, d)).await,
         R::UploadStart(repo) if method == Method::POST => {
-            Box::pin(uploads::start(app, repo, params, &permit, headers, body)).await
+            let client = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            let start = uploads::start(app, repo, params, &permit, client, headers, body);
+            Box::pin(start).await
         }
         R::Upload(repo, id) if method == Method::PATCH => {
             Box::pin(uploads::patch(app, repo, id, headers, body)).await
@@ -246,9 +277,13 @@ fn method_not_allowed(method: &Method) -> ApiError {
     )
 }
 
-/// A request body as a byte stream.
+/// A request body as a byte stream. Its errors carry a [`BodyError`], so however deep the
+/// store buries them, the answer blames the client (see [`ApiError`]'s `IntoResponse`).
 pub fn body_stream(body: Body) -> ByteStream {
-    Box::pin(body.into_data_stream().map_err(io::Error::other))
+    Box::pin(
+        body.into_data_stream()
+            .map_err(|e| io::Error::other(BodyError::new(e))),
+    )
 }
 
 /// The request's `Content-Length`, if it sent a valid one.

@@ -1,6 +1,8 @@
 //! Blob uploads: `POST` (session, monolithic, mount), `PATCH`, `PUT`, `GET`, `DELETE` of
 //! `/v2/<name>/blobs/uploads/...`.
 
+use std::net::IpAddr;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +69,7 @@ pub async fn start(
     repo: RepoName,
     params: Params,
     permit: &Permit<'_>,
+    client: Option<IpAddr>,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -83,6 +86,8 @@ pub async fn start(
             return Ok(response);
         }
     }
+    // Held for the request; a session that outlives it keeps it until closed.
+    let slot = app.sessions.reserve(client)?;
     if params.digest.is_some() {
         // Monolithic: the whole blob in this request.
         let digest = digest_param(&params)?;
@@ -97,6 +102,7 @@ pub async fn start(
         return created(&repo, &blob.digest);
     }
     let (id, state) = app.uploads.start(&repo).await?;
+    slot.opened(&id);
     session_response(StatusCode::ACCEPTED, &repo, &id, state.offset())
 }
 
@@ -128,6 +134,21 @@ async fn mount_source(
     Ok(None)
 }
 
+/// Gives the session's slot back once it has ended, or turned out to be gone.
+fn ended<T>(app: &AppState, id: &UploadId, result: ApiResult<T>) -> ApiResult<T> {
+    let gone = matches!(
+        &result,
+        Err(ApiError::Oci {
+            code: OciCode::BlobUploadUnknown,
+            ..
+        })
+    );
+    if result.is_ok() || gone {
+        app.sessions.close(id);
+    }
+    result
+}
+
 /// Links a blob from `from` into `repo`; `None` (start a session instead) when `from`
 /// cannot serve it.
 async fn try_mount(
@@ -145,30 +166,36 @@ async fn try_mount(
     }
 }
 
-/// Parses `Content-Range: <start>-<end>` (the spec's form; a `bytes ` prefix is tolerated).
+/// The request's `Content-Range`, if it sent one.
 fn content_range(headers: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let bad = || {
-        ApiError::with_status(
-            OciCode::BlobUploadInvalid,
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "malformed Content-Range",
-        )
-    };
-    let s = value.to_str().map_err(|_| bad())?;
+    value
+        .to_str()
+        .ok()
+        .and_then(parse_content_range)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::with_status(
+                OciCode::BlobUploadInvalid,
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "malformed Content-Range",
+            )
+        })
+}
+
+/// Parses a `Content-Range` value, `<start>-<end>` (the spec's form; a `bytes ` prefix
+/// and a `/<size>` suffix are tolerated): both inclusive, `start <= end`.
+pub fn parse_content_range(s: &str) -> Option<(u64, u64)> {
     let s = s
         .trim()
         .trim_start_matches("bytes ")
         .trim_start_matches("bytes=");
     let s = s.split('/').next().unwrap_or(s);
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-    if b < a {
-        return Err(bad());
-    }
-    Ok(Some((a, b)))
+    let (a, b) = s.split_once('-')?;
+    let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+    (a <= b).then_some((a, b))
 }
 
 /// The chunk's length: what `Content-Range` covers, which `Content-Length` must agree with.
@@ -176,7 +203,14 @@ fn chunk_size(range: Option<(u64, u64)>, length: Option<u64>) -> ApiResult<Optio
     let Some((start, end)) = range else {
         return Ok(length);
     };
-    let len = end - start + 1;
+    // `0-18446744073709551615` covers one byte more than a u64 counts.
+    let len = (end - start).checked_add(1).ok_or_else(|| {
+        ApiError::with_status(
+            OciCode::BlobUploadInvalid,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "Content-Range covers more bytes than can be stored",
+        )
+    })?;
     match length {
         Some(l) if l != len => Err(ApiError::new(
             OciCode::SizeInvalid,
@@ -217,7 +251,8 @@ pub async fn put(
         size: chunk_size(range, content_length(headers))?,
         start: range.map(|r| r.0),
     };
-    let published = app.uploads.finish(&repo, &id, Some(last), &digest).await?;
+    let published = app.uploads.finish(&repo, &id, Some(last), &digest).await;
+    let published = ended(&app, &id, published.map_err(ApiError::from))?;
     let blob = app.index.link_upload(published).await?;
     created(&repo, &blob.digest)
 }
@@ -228,6 +263,55 @@ pub async fn status(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Re
 }
 
 pub async fn cancel(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Response> {
-    app.uploads.cancel(&repo, &id).await?;
+    let cancelled = app.uploads.cancel(&repo, &id).await;
+    ended(&app, &id, cancelled.map_err(ApiError::from))?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn with_range(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        h
+    }
+
+    #[test]
+    fn content_ranges() {
+        let r = |s: &str| content_range(&with_range(s)).ok().flatten();
+        assert_eq!(r("0-9"), Some((0, 9)));
+        assert_eq!(r("bytes 10-19/100"), Some((10, 19)));
+        assert_eq!(r("5-4"), None);
+        assert_eq!(r("-4"), None);
+        assert_eq!(r("1-99999999999999999999"), None);
+        let whole = Some((0, u64::MAX));
+        assert!(chunk_size(whole, None).is_err(), "one byte past u64");
+    }
+
+    proptest! {
+        /// Any header either fails or gives a range whose length the chunk can be checked
+        /// against, without panicking.
+        #[test]
+        fn content_range_never_panics(s in "\\PC{0,48}", length in proptest::option::of(any::<u64>())) {
+            if let Ok(Some((a, b))) = content_range(&with_range(&s)) {
+                prop_assert!(a <= b);
+                if let Ok(Some(n)) = chunk_size(Some((a, b)), length) {
+                    prop_assert_eq!(n - 1, b - a);
+                }
+            }
+        }
+
+        #[test]
+        fn content_range_round_trips(a in any::<u64>(), len in 0u64..1 << 40) {
+            let b = a.saturating_add(len);
+            prop_assert_eq!(content_range(&with_range(&format!("{a}-{b}"))).ok().flatten(), Some((a, b)));
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Manifests: stored byte for byte under their digest, copied under their tag, and
 //! recorded in the tag list, the subject's referrers index and the catalog.
 
+use std::collections::HashSet;
+
 use blob_gateway::{DigestWriter, ManifestMeta, PutCondition, one_chunk};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -95,57 +97,79 @@ impl Index {
         }))
     }
 
-    /// The references of `parsed` that `repo` cannot serve: blobs without a link, or
-    /// child manifests not stored in the repository. Foreign layers are not checked.
-    pub(super) async fn missing_references(
+    /// Checks every reference of `parsed` against what `repo` stores: blobs must be linked
+    /// and child manifests stored in the repository, each of the size its descriptor
+    /// declares (a client trusting the size would otherwise read short or be told to read
+    /// on). Foreign layers are not checked. Each distinct descriptor is checked once, so
+    /// repeating one costs nothing.
+    pub(super) async fn verify_references(
         &self,
         repo: &RepoName,
         parsed: &ParsedManifest,
-    ) -> Result<Vec<Digest>, IndexError> {
+    ) -> Result<(), IndexError> {
         let is_index = parsed.media_type.is_index();
-        let keys: Vec<(StorageKey, Digest)> = parsed
+        let mut seen = HashSet::new();
+        let distinct: Vec<(Digest, u64)> = parsed
             .references
             .iter()
             .filter(|d| !d.is_foreign())
-            .map(|d| {
-                let key = if is_index {
-                    StorageKey::Manifest(repo.clone(), Reference::Digest(d.digest.clone()))
-                } else {
-                    StorageKey::BlobLink(repo.clone(), d.digest.clone())
-                };
-                (key, d.digest.clone())
-            })
+            .map(|d| (d.digest.clone(), d.size))
+            .filter(|r| seen.insert(r.clone()))
             .collect();
-        let store = self.store.clone();
-        let found: Vec<Option<Digest>> = stream::iter(keys)
-            .map(move |(key, digest)| {
-                let store = store.clone();
+        let index = self.clone();
+        let repo2 = repo.clone();
+        let stored: Vec<(Digest, u64, Option<u64>)> = stream::iter(distinct)
+            .map(move |(digest, declared)| {
+                let (index, repo) = (index.clone(), repo2.clone());
                 async move {
-                    match store.head(&key).await {
-                        Ok(_) => Ok(None),
-                        Err(e) if e.is_not_found() => Ok(Some(digest)),
-                        Err(e) => Err(IndexError::from(e)),
-                    }
+                    let size = index.stored_size(&repo, &digest, is_index).await?;
+                    Ok::<_, IndexError>((digest, declared, size))
                 }
             })
             .buffered(PARALLEL_READS)
             .try_collect()
             .await?;
-        let mut missing: Vec<Digest> = found.into_iter().flatten().collect();
-        missing.dedup();
-        Ok(missing)
+        let mut missing: Vec<Digest> = Vec::new();
+        for (digest, _, size) in &stored {
+            if size.is_none() && !missing.contains(digest) {
+                missing.push(digest.clone());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(IndexError::MissingReferences {
+                repo: repo.clone(),
+                missing,
+            });
+        }
+        match stored.into_iter().find(|(_, d, s)| Some(*d) != *s) {
+            Some((digest, declared, Some(stored))) => Err(IndexError::WrongSize {
+                digest,
+                declared,
+                stored,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The size of a blob linked into `repo`, or of a manifest stored in it; `None` if absent.
+    async fn stored_size(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        manifest: bool,
+    ) -> Result<Option<u64>, IndexError> {
+        if manifest {
+            let key = StorageKey::Manifest(repo.clone(), Reference::Digest(digest.clone()));
+            Ok(found(self.store.head(&key).await)?.map(|info| info.size))
+        } else {
+            Ok(self.blob(repo, digest).await?.map(|link| link.size))
+        }
     }
 
     /// Records a pushed manifest once every reference it makes is linked into the
     /// repository: bytes by digest, then referrers, tag, tag list, catalog.
     pub async fn push_manifest(&self, push: &PushedManifest) -> Result<(), IndexError> {
-        let missing = self.missing_references(&push.repo, &push.parsed).await?;
-        if !missing.is_empty() {
-            return Err(IndexError::MissingReferences {
-                repo: push.repo.clone(),
-                missing,
-            });
-        }
+        self.verify_references(&push.repo, &push.parsed).await?;
         let by_digest =
             StorageKey::Manifest(push.repo.clone(), Reference::Digest(push.digest.clone()));
         self.put_manifest_bytes(&by_digest, push).await?;

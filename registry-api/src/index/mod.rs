@@ -82,6 +82,16 @@ pub enum IndexError {
         /// What is missing, in the manifest's order.
         missing: Vec<Digest>,
     },
+    /// A pushed manifest declares a size for a blob or manifest other than its stored one.
+    #[error("{digest} is {stored} bytes, not the {declared} the manifest declares")]
+    WrongSize {
+        /// The blob or manifest.
+        digest: Digest,
+        /// The size in the manifest's descriptor.
+        declared: u64,
+        /// The size stored.
+        stored: u64,
+    },
     /// Closing the upload session failed after the blob was linked.
     #[error(transparent)]
     Upload(#[from] UploadError),

@@ -278,3 +278,48 @@ async fn a_5xx_is_logged_once_with_method_path_and_status_and_its_body_says_noth
     assert_eq!(requests[0]["level"], "INFO");
     assert_eq!(requests[0]["fields"]["status"], 500);
 }
+
+/// A client that drops the connection mid-upload, or sends a body hyper cannot frame, is
+/// the client's fault: a request line with a 4xx, no ERROR line.
+#[tokio::test]
+async fn a_client_that_disconnects_mid_upload_is_logged_as_a_client_error() {
+    let mut s = Server::spawn(&[]);
+    let r = s
+        .send(Method::POST, "/v2/r/blobs/uploads/", Vec::new())
+        .await;
+    let loc = header(&r, "location");
+    let mut c = Raw::connect(&s.base).await;
+    c.send(
+        format!("PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123").as_bytes(),
+    )
+    .await;
+    drop(c);
+    let chunked = format!(
+        "POST /v2/r/blobs/uploads/?digest={} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n",
+        digest(b"x")
+    );
+    Raw::exchange(&s.base, chunked.as_bytes()).await;
+    // The PATCH's line is written once the server has seen the connection go.
+    let mut patched = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(u) = s
+            .send(Method::GET, &loc, Vec::new())
+            .await
+            .headers()
+            .get("range")
+        {
+            patched = u == "0-0";
+            break;
+        }
+    }
+    assert!(patched, "the session is intact");
+    let (_, stderr) = s.terminate();
+    let statuses: Vec<&Value> = stderr
+        .iter()
+        .filter(|l| l["target"] == REQUEST && l["fields"]["method"] != "GET")
+        .map(|l| &l["fields"]["status"])
+        .collect();
+    assert_eq!(statuses, [202, 400, 400], "{stderr:#?}");
+    assert!(stderr.iter().all(|l| l["level"] != "ERROR"), "{stderr:#?}");
+}

@@ -7,6 +7,7 @@ mod concurrency;
 mod crash;
 mod direct;
 mod discovery;
+mod hostile;
 mod index_repair;
 mod logging;
 mod manifests;

@@ -534,3 +534,60 @@ pub fn small_parts(s3: bool) -> &'static [&'static str] {
 pub fn s3_backend() -> bool {
     std::env::var("CARGOHOLD_TEST_BACKEND").as_deref() == Ok("s3")
 }
+
+/// Raw HTTP over TCP, for requests reqwest will not send (bad framing, no `Host`, dot
+/// segments, a lying `Content-Length`).
+pub struct Raw(tokio::net::TcpStream);
+
+impl Raw {
+    /// Connects to the server at `base` (`http://host:port`).
+    pub async fn connect(base: &str) -> Self {
+        let addr = base.trim_start_matches("http://");
+        Self(tokio::net::TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.0.write_all(bytes).await.expect("write");
+    }
+
+    /// Closes the sending half: the server sees the request end there.
+    pub async fn finish_sending(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        self.0.shutdown().await.expect("shutdown");
+    }
+
+    /// What the server sends until it closes the connection or `wait` passes without a
+    /// byte; `None` if the connection was closed (or reset) without a byte.
+    pub async fn read_for(&mut self, wait: Duration) -> Option<String> {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(Ok(n)) = tokio::time::timeout(wait, self.0.read(&mut buf)).await {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Sends `request` on a fresh connection and returns the answer (the server closes
+    /// it after, as `Connection: close` or bad framing ask).
+    pub async fn exchange(base: &str, request: &[u8]) -> String {
+        let mut c = Self::connect(base).await;
+        c.send(request).await;
+        c.read_for(Duration::from_secs(10))
+            .await
+            .unwrap_or_default()
+    }
+}
+
+/// The status code of a raw response, 0 if there is none.
+pub fn raw_status(response: &str) -> u16 {
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
