@@ -158,7 +158,7 @@ impl RepositorySummary {
         self.pushed = self.pushed.max(Some(record.pushed));
         self.recent.retain(|r| r.tag != record.tag);
         self.recent.insert(0, record.clone());
-        self.recent.sort_by(|a, b| b.pushed.cmp(&a.pushed));
+        self.recent.sort_by_key(|r| std::cmp::Reverse(r.pushed));
         self.recent.truncate(RECENT_TAGS);
     }
 
@@ -338,6 +338,9 @@ pub struct ManifestDetail {
     pub artifact_type: Option<String>,
     /// The manifest's own length.
     pub manifest_size: u64,
+    /// The image config's `created` (for an index, its first platform's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
     /// Total compressed size, as in [`TagRecord::size`].
     pub size: u64,
     /// The manifest's annotations.

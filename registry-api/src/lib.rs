@@ -15,6 +15,7 @@ pub mod logging;
 pub mod route;
 mod state;
 pub mod storage;
+pub mod ui;
 
 use axum::Router;
 use axum::routing::get;
@@ -26,6 +27,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v2", get(handlers::base).head(handlers::base))
         .route("/v2/", get(handlers::base).head(handlers::base))
+        // The browse UI and the documents it reads (ui.rs).
+        .route("/", get(ui::page))
+        .route("/ui/{file}", get(ui::asset))
+        .route("/index/{*doc}", get(ui::document))
+        .route("/config.json", get(ui::document))
         // Every other path, `/v2/<rest>` or not, is parsed by `dispatch` itself: a fallback
         // spares each request the router's path-parameter and matched-path bookkeeping.
         .fallback(handlers::dispatch)
