@@ -2,6 +2,7 @@
 //! One module per area of the distribution spec; `util` holds the harness.
 
 mod blobs;
+mod browse;
 mod concurrency;
 mod crash;
 mod discovery;
