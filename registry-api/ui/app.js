@@ -69,7 +69,7 @@ function h(tag, attrs, ...children) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }
@@ -99,7 +99,7 @@ const manifestLink = (name, ref, text) => link(`#/r/${name}/m/${ref}`, text || r
 
 function render(title, ...content) {
   document.title = `${title} · cargohold`;
-  main.replaceChildren(h("h1", {}, title), ...content);
+  main.replaceChildren(h("h1", {}, title), ...content.filter((c) => c !== null && c !== undefined));
   document.body.dataset.ready = location.hash || "#/";
   performance.mark("cargohold-rendered");
 }
@@ -223,7 +223,7 @@ async function repoPage(name, params) {
     h(
       "table",
       {},
-      h("caption", { class: "muted" }, `${summary.tags} tags${dir.pages.length > 1 ? `, page ${i + 1} of ${dir.pages.length}` : ""}`),
+      h("caption", { class: "muted" }, `${summary.tags} tag${summary.tags === 1 ? "" : "s"}${dir.pages.length > 1 ? `, page ${i + 1} of ${dir.pages.length}` : ""}`),
       h(
         "thead",
         {},
@@ -289,7 +289,7 @@ function facts(pairs) {
   return h(
     "dl",
     { class: "facts" },
-    pairs.filter(([, v]) => v !== undefined && v !== null && v !== "").map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+    pairs.filter(([, v]) => v !== undefined && v !== null && v !== "" && !(Array.isArray(v) && v.length === 0)).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
   );
 }
 
