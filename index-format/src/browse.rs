@@ -135,6 +135,19 @@ impl Directory {
     }
 }
 
+/// The shortest prefix of `first` that sorts after `before` (`before < first`): where a
+/// page starting at `first` begins, so directories hold short separators, not whole keys.
+pub fn separator(before: &str, first: &str) -> String {
+    let mut end = 0;
+    for (i, c) in first.char_indices() {
+        end = i + c.len_utf8();
+        if &first[..end] > before {
+            break;
+        }
+    }
+    first[..end].to_owned()
+}
+
 /// What a repository's page shows above its tags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepositorySummary {
@@ -263,9 +276,14 @@ impl<T: Entry> Page<T> {
             .collect()
     }
 
-    /// Where to split a full page: the key of its middle entry.
-    pub fn middle(&self) -> Option<&str> {
-        self.entries.get(self.entries.len() / 2).map(Entry::key)
+    /// Where to split a full page: the shortest separator before its middle entry.
+    pub fn middle(&self) -> Option<String> {
+        let i = self.entries.len() / 2;
+        let first = self.entries.get(i)?.key();
+        Some(match i.checked_sub(1).and_then(|j| self.entries.get(j)) {
+            Some(before) => separator(before.key(), first),
+            None => first.to_owned(),
+        })
     }
 }
 
@@ -557,7 +575,10 @@ mod tests {
         assert_eq!(p.entries, ["a", "b", "c"]);
         assert!(p.merge(&["d".into(), "a".into()]));
         assert!(!p.merge(&["d".into()]));
-        assert_eq!(p.middle(), Some("c"));
+        assert_eq!(p.middle().as_deref(), Some("c"));
+        assert_eq!(separator("org-1/a", "org-1/b"), "org-1/b");
+        assert_eq!(separator("alpine x", "base y"), "b");
+        assert_eq!(separator("ab", "abc"), "abc");
         assert_eq!(p.outside("b", Some("d")), ["a", "d"]);
         assert!(p.remove("a"));
         assert!(!p.remove("a"));

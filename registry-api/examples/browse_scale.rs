@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use index_format::browse::{
     BROWSE_VERSION, BrowseList, Directory, ManifestDetail, Page, PageId, PageRef, PlatformSummary,
-    RepositorySummary, TagRecord, search_entries,
+    RepositorySummary, TagRecord, search_entries, separator,
 };
 use index_format::{Digest, RepoName, StorageKey, Tag};
 use serde::Serialize;
@@ -45,10 +45,9 @@ fn write_list<T: Serialize + Clone>(
     let mut pages = Vec::new();
     for (n, chunk) in entries.chunks(per_page).enumerate() {
         let id = PageId::from_u32(n as u32);
-        let from = if n == 0 {
-            String::new()
-        } else {
-            key_of(&chunk[0])
+        let from = match n {
+            0 => String::new(),
+            _ => separator(&key_of(&entries[n * per_page - 1]), &key_of(&chunk[0])),
         };
         let page = Page {
             version: BROWSE_VERSION,

@@ -12,7 +12,7 @@
 //! may find an entry on two pages: readers show a page's entries within its range only.
 
 use index_format::StorageKey;
-use index_format::browse::{BrowseList, Directory, Entry, Page, PageId, PageRef};
+use index_format::browse::{BrowseList, Directory, Entry, Page, PageId, PageRef, separator};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -119,7 +119,7 @@ impl Index {
             return Ok(());
         };
         let middle = match page.middle() {
-            Some(m) if page.entries.len() > list.page_limit() && m > from => m.to_owned(),
+            Some(m) if page.entries.len() > list.page_limit() && m.as_str() > from => m,
             _ => return Ok(()),
         };
         let upper: Vec<T> = page
@@ -214,17 +214,20 @@ impl Index {
         } else {
             entries.chunks(per_page.max(1)).collect()
         };
+        let mut last = String::new();
         for (n, chunk) in chunks.into_iter().enumerate() {
             let id = if n == 0 {
                 PageId::first()
             } else {
                 PageId::from_u32(uuid::Uuid::new_v4().as_u128() as u32)
             };
-            let from = if n == 0 {
-                String::new()
-            } else {
-                chunk[0].key().to_owned()
+            let from = match n {
+                0 => String::new(),
+                _ => separator(&last, chunk[0].key()),
             };
+            last = chunk
+                .last()
+                .map_or_else(String::new, |e| e.key().to_owned());
             let page = Page {
                 entries: chunk.to_vec(),
                 ..Page::default()
