@@ -108,16 +108,27 @@ impl Index {
         }
     }
 
-    /// Splits page `id` in two if it is still over its limit.
-    async fn split<T: Stored>(&self, list: &BrowseList, id: &PageId) -> Result<(), IndexError> {
+    /// The directory, the position in it of page `id` and the page; `None` if either the
+    /// directory no longer names the page or the page is gone.
+    async fn page_in_directory<T: Stored>(
+        &self,
+        list: &BrowseList,
+        id: &PageId,
+    ) -> Result<Option<(Directory, usize, Page<T>)>, IndexError> {
         let dir = self.directory(list).await?;
         let Some(i) = dir.pages.iter().position(|p| &p.id == id) else {
+            return Ok(None);
+        };
+        let page = self.read::<Page<T>>(&page_key(list, id)).await?;
+        Ok(page.map(|p| (dir, i, p)))
+    }
+
+    /// Splits page `id` in two if it is still over its limit.
+    async fn split<T: Stored>(&self, list: &BrowseList, id: &PageId) -> Result<(), IndexError> {
+        let Some((dir, i, page)) = self.page_in_directory::<T>(list, id).await? else {
             return Ok(());
         };
         let (from, until) = dir.range(i);
-        let Some(page) = self.read::<Page<T>>(&page_key(list, id)).await? else {
-            return Ok(());
-        };
         let middle = match page.middle() {
             Some(m) if page.entries.len() > list.page_limit() && m.as_str() > from => m,
             _ => return Ok(()),
@@ -156,14 +167,10 @@ impl Index {
         list: &BrowseList,
         id: &PageId,
     ) -> Result<(), IndexError> {
-        let dir = self.directory(list).await?;
-        let Some(i) = dir.pages.iter().position(|p| &p.id == id) else {
+        let Some((dir, i, page)) = self.page_in_directory::<T>(list, id).await? else {
             return Ok(());
         };
         let (from, until) = dir.range(i);
-        let Some(page) = self.read::<Page<T>>(&page_key(list, id)).await? else {
-            return Ok(());
-        };
         let strays = page.outside(from, until);
         let mut at = 0;
         while at < strays.len() {
