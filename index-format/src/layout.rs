@@ -7,12 +7,22 @@
 //! │   └── <alg>/<hex>                      blob bytes, stored once per digest
 //! ├── index/
 //! │   ├── _catalog                         {"repositories": [...]}
+//! │   ├── _browse/                         browse documents (crate::browse), for people
+//! │   │   ├── catalog.json                 directory of the repository list's pages
+//! │   │   ├── catalog/<page>.json          a page of repository names
+//! │   │   ├── search.json                  directory of the search terms' pages
+//! │   │   └── search/<page>.json           a page of "<term> <name>" entries
 //! │   └── <name>/                          the repository name, '/' and all
 //! │       ├── _manifests/<tag>             the manifest bytes the tag points to
 //! │       ├── _manifests/<alg>:<hex>       a manifest by digest
 //! │       ├── _tags/list                   {"name": ..., "tags": [...]}
 //! │       ├── _referrers/<alg>:<hex>       image index of the manifests whose subject is <digest>
-//! │       └── _blobs/<alg>:<hex>           blob link: this repository may serve that blob
+//! │       ├── _blobs/<alg>:<hex>           blob link: this repository may serve that blob
+//! │       └── _browse/
+//! │           ├── tags.json                the repository's summary and its tag pages
+//! │           ├── tags/<page>.json         a page of tag records
+//! │           └── manifests/<alg>:<hex>.json   a manifest's detail page
+//! ├── ui/index.html, ui/app.js, ui/style.css   the browse UI, written by `cargohold serve`
 //! └── uploads/<uuid>/
 //!     ├── state.json                       upload session: repository, parts, hash state
 //!     ├── data                             the object being assembled
@@ -22,10 +32,13 @@
 //! Repository components start with `[a-z0-9]`, so the `_`-prefixed folders can never clash
 //! with a nested repository (`a/_tags` is not a valid name). Digests keep their colon so a
 //! static host maps `/v2/<name>/manifests/<ref>` to `index/<name>/_manifests/<ref>` by a
-//! single rewrite. Every index file is exactly the body of the API response it stands for.
+//! single rewrite. Every index file but the browse documents is exactly the body of the API
+//! response it stands for; browse documents are served at `/` + their key (`/index/...`),
+//! the UI at `/` and `/ui/...`.
 
 use std::fmt;
 
+use crate::browse::{BrowseList, PageId};
 use crate::names::{Digest, Reference, RepoName};
 
 /// Cache-control of content addressed by digest: it can never change.
@@ -59,6 +72,57 @@ pub enum StorageKey {
     /// Bytes of an upload not yet a whole part, on stores that need equal-sized parts;
     /// the second id names this generation of the tail.
     UploadTail(UploadId, UploadId),
+    /// A browse list's directory (for a repository's tags, also its summary).
+    BrowseDirectory(BrowseList),
+    /// A page of a browse list.
+    BrowsePage(BrowseList, PageId),
+    /// A manifest's browse detail.
+    BrowseManifest(RepoName, Digest),
+    /// A file of the browse UI.
+    Ui(UiFile),
+}
+
+/// The files of the browse UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UiFile {
+    /// The page, served at `/`.
+    Html,
+    /// The script.
+    Script,
+    /// The style sheet.
+    Style,
+}
+
+impl UiFile {
+    /// Every file.
+    pub const ALL: [Self; 3] = [Self::Html, Self::Script, Self::Style];
+
+    /// The file's name under `ui/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Html => "index.html",
+            Self::Script => "app.js",
+            Self::Style => "style.css",
+        }
+    }
+
+    /// Its `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Html => "text/html; charset=utf-8",
+            Self::Script => "text/javascript; charset=utf-8",
+            Self::Style => "text/css; charset=utf-8",
+        }
+    }
+}
+
+/// Where a browse list's documents live: the shared folder, or the repository's.
+fn browse_folder(list: &BrowseList) -> (String, &'static str) {
+    match list {
+        BrowseList::Catalog => ("index/_browse".to_owned(), "catalog"),
+        BrowseList::Search => ("index/_browse".to_owned(), "search"),
+        BrowseList::Tags(n) => (format!("index/{n}/_browse"), "tags"),
+    }
 }
 
 /// A prefix to list objects under.
@@ -90,6 +154,16 @@ impl StorageKey {
             Self::UploadState(u) => format!("uploads/{u}/state.json"),
             Self::UploadData(u) => format!("uploads/{u}/data"),
             Self::UploadTail(u, t) => format!("uploads/{u}/tail-{t}"),
+            Self::BrowseDirectory(l) => {
+                let (folder, list) = browse_folder(l);
+                format!("{folder}/{list}.json")
+            }
+            Self::BrowsePage(l, p) => {
+                let (folder, list) = browse_folder(l);
+                format!("{folder}/{list}/{}.json", p.as_str())
+            }
+            Self::BrowseManifest(n, d) => format!("index/{n}/_browse/manifests/{d}.json"),
+            Self::Ui(f) => format!("ui/{}", f.name()),
         }
     }
 
@@ -102,6 +176,11 @@ impl StorageKey {
             Self::Manifest(n, r) => Some(format!("/v2/{n}/manifests/{}", r.as_str())),
             Self::TagList(n) => Some(format!("/v2/{n}/tags/list")),
             Self::Referrers(n, d) => Some(format!("/v2/{n}/referrers/{d}")),
+            Self::BrowseDirectory(_) | Self::BrowsePage(..) | Self::BrowseManifest(..) => {
+                Some(format!("/{}", self.key()))
+            }
+            Self::Ui(UiFile::Html) => Some("/".to_owned()),
+            Self::Ui(_) => Some(format!("/{}", self.key())),
             // A link is not served itself: it gates `/v2/<name>/blobs/<digest>`.
             Self::BlobLink(..)
             | Self::UploadState(_)
@@ -119,11 +198,15 @@ impl StorageKey {
             Self::Blob(_) | Self::UploadData(_) | Self::UploadTail(..) => {
                 Some("application/octet-stream")
             }
+            Self::Ui(f) => Some(f.content_type()),
             Self::Config
             | Self::Catalog
             | Self::TagList(_)
             | Self::BlobLink(..)
-            | Self::UploadState(_) => Some("application/json"),
+            | Self::UploadState(_)
+            | Self::BrowseDirectory(_)
+            | Self::BrowsePage(..)
+            | Self::BrowseManifest(..) => Some("application/json"),
         }
     }
 
@@ -132,7 +215,14 @@ impl StorageKey {
         match self {
             Self::Manifest(_, r) => manifest_cache_control(r),
             Self::Blob(_) => IMMUTABLE,
-            Self::Config | Self::Catalog | Self::TagList(_) | Self::Referrers(..) => REVALIDATE,
+            Self::Config
+            | Self::Catalog
+            | Self::TagList(_)
+            | Self::Referrers(..)
+            | Self::BrowseDirectory(_)
+            | Self::BrowsePage(..)
+            | Self::BrowseManifest(..)
+            | Self::Ui(_) => REVALIDATE,
             Self::BlobLink(..)
             | Self::UploadState(_)
             | Self::UploadData(_)
@@ -247,7 +337,22 @@ impl StorageKey {
                 tail => UploadId::new(tail.strip_prefix("tail-")?).map(|t| Self::UploadTail(id, t)),
             };
         }
+        if let Some(f) = UiFile::ALL
+            .into_iter()
+            .find(|f| key.strip_prefix("ui/") == Some(f.name()))
+        {
+            return Some(Self::Ui(f));
+        }
         let rest = key.strip_prefix("index/")?;
+        if let Some(doc) = rest.strip_prefix("_browse/") {
+            return match doc.split_once('/') {
+                None => browse_list(doc.strip_suffix(".json")?).map(Self::BrowseDirectory),
+                Some((list, page)) => {
+                    let list = browse_list(list)?;
+                    PageId::new(page.strip_suffix(".json")?).map(|p| Self::BrowsePage(list, p))
+                }
+            };
+        }
         // Names never contain '/_', so the first one splits name from the index folder.
         let (name, tail) = rest.split_once("/_")?;
         let name = RepoName::new(name).ok()?;
@@ -257,8 +362,26 @@ impl StorageKey {
             "tags" if leaf == "list" => Some(Self::TagList(name)),
             "referrers" => Digest::new(leaf).ok().map(|d| Self::Referrers(name, d)),
             "blobs" => Digest::new(leaf).ok().map(|d| Self::BlobLink(name, d)),
+            "browse" => match leaf.split_once('/') {
+                None if leaf == "tags.json" => Some(Self::BrowseDirectory(BrowseList::Tags(name))),
+                Some(("tags", page)) => PageId::new(page.strip_suffix(".json")?)
+                    .map(|p| Self::BrowsePage(BrowseList::Tags(name), p)),
+                Some(("manifests", d)) => Digest::new(d.strip_suffix(".json")?)
+                    .ok()
+                    .map(|d| Self::BrowseManifest(name, d)),
+                _ => None,
+            },
             _ => None,
         }
+    }
+}
+
+/// The shared browse list called `list` (`catalog`, `search`).
+fn browse_list(list: &str) -> Option<BrowseList> {
+    match list {
+        "catalog" => Some(BrowseList::Catalog),
+        "search" => Some(BrowseList::Search),
+        _ => None,
     }
 }
 
@@ -360,6 +483,55 @@ mod tests {
                 PRIVATE,
             ),
             (
+                StorageKey::BrowseDirectory(BrowseList::Catalog),
+                "index/_browse/catalog.json".into(),
+                Some("/index/_browse/catalog.json".into()),
+                Some("application/json"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::BrowsePage(BrowseList::Search, PageId::from_u32(0xab)),
+                "index/_browse/search/000000ab.json".into(),
+                Some("/index/_browse/search/000000ab.json".into()),
+                Some("application/json"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::BrowseDirectory(BrowseList::Tags(n.clone())),
+                "index/library/alpine/_browse/tags.json".into(),
+                Some("/index/library/alpine/_browse/tags.json".into()),
+                Some("application/json"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::BrowsePage(BrowseList::Tags(n.clone()), PageId::first()),
+                "index/library/alpine/_browse/tags/00000000.json".into(),
+                Some("/index/library/alpine/_browse/tags/00000000.json".into()),
+                Some("application/json"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::BrowseManifest(n.clone(), d.clone()),
+                format!("index/library/alpine/_browse/manifests/sha256:{h}.json"),
+                Some(format!("/index/library/alpine/_browse/manifests/sha256:{h}.json")),
+                Some("application/json"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::Ui(UiFile::Html),
+                "ui/index.html".into(),
+                Some("/".into()),
+                Some("text/html; charset=utf-8"),
+                REVALIDATE,
+            ),
+            (
+                StorageKey::Ui(UiFile::Script),
+                "ui/app.js".into(),
+                Some("/ui/app.js".into()),
+                Some("text/javascript; charset=utf-8"),
+                REVALIDATE,
+            ),
+            (
                 StorageKey::UploadData(u),
                 "uploads/0f0e0d0c-0b0a-4908-8706-050403020100/data".into(),
                 None,
@@ -412,6 +584,10 @@ mod tests {
             "blobs/md5/abc",
             "uploads/x/data",
             "index/_x/_tags/list",
+            "index/_browse/other.json",
+            "index/_browse/catalog/xyz.json",
+            "index/a/_browse/tags/00000000",
+            "ui/other.js",
             "random",
         ] {
             assert_eq!(StorageKey::parse(k), None, "{k}");

@@ -11,16 +11,19 @@
 //!   parts of a manifest the registry must understand (references, subject).
 //! - [`documents`]: the JSON documents of the index (root config, tag list, catalog,
 //!   referrers, blob links), byte-for-byte what a static host serves.
+//! - [`browse`]: the documents written for people (repository list, search, tag pages,
+//!   manifest details), read by the browse UI.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod browse;
 pub mod documents;
 pub mod layout;
 pub mod manifest;
 mod media_type;
 mod names;
 
-pub use layout::{KeyPrefix, StorageKey, UploadId};
+pub use layout::{KeyPrefix, StorageKey, UiFile, UploadId};
 pub use media_type::{ManifestMediaType, UnknownMediaType};
 pub use names::{Digest, DigestAlgorithm, NameError, Reference, RepoName, Tag};
 

@@ -17,6 +17,8 @@
 //   /v2/<name>/referrers/<digest>         index/<name>/_referrers/<digest>, or an empty index
 //   /v2/_catalog                          index/_catalog, or an empty catalog
 //   /config.json                          config.json
+//   /, /ui/app.js, /ui/style.css          ui/index.html, ui/app.js, ui/style.css (browse UI)
+//   /index/.../_browse/....json           the browse documents at their own keys (CORS: *)
 //
 // Every other request (any other method or path, anything with a query string) goes to
 // API_ORIGIN unchanged. Keys are only ever built from a validated repository name and tag
@@ -45,6 +47,14 @@ const NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|
 const MAX_NAME_LEN = 255;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const DIGEST = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+// Browse documents (docs/index-format.md, "Browse documents"): served at `/` + their key.
+const BROWSE =
+  /^\/index\/(?:_browse\/(?:catalog|search)(?:\/[a-f0-9]{8})?|(.+)\/_browse\/(?:tags(?:\/[a-f0-9]{8})?|manifests\/(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})))\.json$/;
+const UI_FILES = {
+  "/": ["ui/index.html", "text/html; charset=utf-8"],
+  "/ui/app.js": ["ui/app.js", "text/javascript; charset=utf-8"],
+  "/ui/style.css": ["ui/style.css", "text/css; charset=utf-8"],
+};
 
 export default {
   async fetch(request, env) {
@@ -80,6 +90,15 @@ async function handle(request, env) {
       return document(request, store, "config.json", JSON_TYPE, () =>
         ociError(request, 404, "NAME_UNKNOWN", "config.json not found"),
       );
+    case "browse":
+    case "ui": {
+      const response = await document(request, store, route.key, route.type, () =>
+        ociError(request, 404, "NAME_UNKNOWN", `${url.pathname} not found`),
+      );
+      // Public documents: a UI on another origin may read them.
+      if (route.kind === "browse") response.headers.set("Access-Control-Allow-Origin", "*");
+      return response;
+    }
     case "catalog":
       return document(request, store, "index/_catalog", JSON_TYPE, () =>
         respond(request, 200, listHeaders(JSON_TYPE), EMPTY_CATALOG),
@@ -104,6 +123,14 @@ async function handle(request, env) {
 /// The static route of a path, or null when only the API can answer it.
 export function parseRoute(pathname) {
   if (pathname === "/config.json") return { kind: "config" };
+  if (UI_FILES[pathname]) {
+    const [key, type] = UI_FILES[pathname];
+    return { kind: "ui", key, type };
+  }
+  const browse = BROWSE.exec(pathname);
+  if (browse && (browse[1] === undefined || (browse[1].length <= MAX_NAME_LEN && NAME.test(browse[1])))) {
+    return { kind: "browse", key: pathname.slice(1), type: JSON_TYPE };
+  }
   if (pathname === "/v2" || pathname === "/v2/") return { kind: "base" };
   if (!pathname.startsWith("/v2/")) return null;
   let rest;

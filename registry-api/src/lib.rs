@@ -20,6 +20,7 @@ pub mod server;
 pub mod sessions;
 mod state;
 pub mod storage;
+pub mod ui;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -36,6 +37,11 @@ pub fn router(state: AppState) -> Router {
             "/token",
             get(auth::endpoint::token).merge(post(auth::endpoint::token)),
         )
+        // The browse UI and the documents it reads (ui.rs).
+        .route("/", get(ui::page))
+        .route("/ui/{file}", get(ui::asset))
+        .route("/index/{*doc}", get(ui::document))
+        .route("/config.json", get(ui::document))
         // Every other path, `/v2/<rest>` or not, is parsed by `dispatch` itself: a fallback
         // spares each request the router's path-parameter and matched-path bookkeeping.
         .fallback(handlers::dispatch)

@@ -288,6 +288,11 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         })
         .await
         .context("writing the index's config.json")?;
+    state
+        .index
+        .write_ui(&registry_api::ui::FILES)
+        .await
+        .context("publishing the browse UI")?;
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -25,6 +25,13 @@ test("paths the index answers map to typed routes", () => {
     // Repositories may be called manifests or blobs.
     ["/v2/manifests/manifests/v1", { kind: "manifest", name: "manifests", ref: "v1" }],
     ["/v2/a__b/c-d--e/f.g/manifests/_x", { kind: "manifest", name: "a__b/c-d--e/f.g", ref: "_x" }],
+    // The browse UI and its documents, at their keys.
+    ["/", { kind: "ui", key: "ui/index.html", type: "text/html; charset=utf-8" }],
+    ["/ui/app.js", { kind: "ui", key: "ui/app.js", type: "text/javascript; charset=utf-8" }],
+    ["/index/_browse/catalog.json", { kind: "browse", key: "index/_browse/catalog.json", type: "application/json" }],
+    ["/index/_browse/search/0a1b2c3d.json", { kind: "browse", key: "index/_browse/search/0a1b2c3d.json", type: "application/json" }],
+    ["/index/a/b/_browse/tags.json", { kind: "browse", key: "index/a/b/_browse/tags.json", type: "application/json" }],
+    [`/index/a/_browse/manifests/${D}.json`, { kind: "browse", key: `index/a/_browse/manifests/${D}.json`, type: "application/json" }],
   ];
   for (const [path, want] of table) assert.deepEqual(parseRoute(path), want, path);
 });
@@ -32,7 +39,13 @@ test("paths the index answers map to typed routes", () => {
 test("everything else is left to the API", () => {
   const uploads = "0f0e0d0c-0b0a-4908-8706-050403020100";
   for (const path of [
-    "/",
+    "/ui/other.js",
+    "/index/_catalog",
+    "/index/a/_manifests/v1",
+    "/index/a/_blobs/x.json",
+    "/index/../_browse/tags.json",
+    "/index/A/_browse/tags.json",
+    `/index/a/_browse/manifests/${D}/00000000.json`,
     "/v2/_catalog/x",
     "/v2/a/blobs/uploads/",
     "/v2/a/blobs/uploads",

@@ -720,7 +720,8 @@ writes_fail_cleanly() {
 # -- nothing but index/ and blobs/ paths built from a valid name is ever read
 private_paths() {
     local p
-    for p in /config.json /index/_catalog "/blobs/sha256/${BIG_LAYER#sha256:}" \
+    # (config.json is public, served for the browse UI as the Worker serves it.)
+    for p in /index/_catalog /index/test/app/_tags/list "/blobs/sha256/${BIG_LAYER#sha256:}" \
         /.meta/config.json.json /v2/.meta/manifests/v1 \
         /_cargohold/manifest /_cargohold/blob-link /v2/test/app/_manifests/v1 \
         /v2/test/app/manifests/..%2F..%2F..%2Fconfig.json \
@@ -748,7 +749,7 @@ check "tags/list and _catalog: JSON, revalidate, 304 by the store's ETag, NAME_U
 check "referrers of an unknown digest: 200 empty index" referrers
 check "API down: paginated lists and referrer filters get 503 JSON" api_only_requests_503
 check "API down: POST/PUT/DELETE and a skopeo push fail cleanly (503), nothing written" writes_fail_cleanly
-check "private paths (config, .meta, uploads/, internal locations, raw keys) never served" private_paths
+check "private paths (.meta, uploads/, internal locations, raw keys) never served" private_paths
 
 # --- 3. the API back on the same store ------------------------------------------------------
 

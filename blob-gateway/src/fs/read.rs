@@ -73,8 +73,12 @@ fn cached(key: &StorageKey) -> bool {
         | StorageKey::Manifest(..)
         | StorageKey::TagList(_)
         | StorageKey::Referrers(..)
-        | StorageKey::BlobLink(..) => true,
+        | StorageKey::BlobLink(..)
+        | StorageKey::BrowseDirectory(_)
+        | StorageKey::BrowsePage(..)
+        | StorageKey::BrowseManifest(..) => true,
         StorageKey::Blob(_)
+        | StorageKey::Ui(_)
         | StorageKey::UploadState(_)
         | StorageKey::UploadData(_)
         | StorageKey::UploadTail(..) => false,

@@ -14,18 +14,22 @@ use serde::de::DeserializeOwned;
 use super::{Index, IndexError, found};
 
 /// Documents are small; anything bigger is corrupt or hostile.
-const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
+pub(super) const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
 const MAX_ATTEMPTS: u32 = 100;
 
 /// A document's bytes with the condition that replaces exactly them.
-struct Loaded {
-    bytes: Bytes,
-    condition: PutCondition,
+pub(super) struct Loaded {
+    pub(super) bytes: Bytes,
+    pub(super) condition: PutCondition,
 }
 
 impl Index {
     /// The stored bytes at `key`, `None` if absent. The one way the index reads.
-    async fn load(&self, key: &StorageKey, max: u64) -> Result<Option<Loaded>, IndexError> {
+    pub(super) async fn load(
+        &self,
+        key: &StorageKey,
+        max: u64,
+    ) -> Result<Option<Loaded>, IndexError> {
         Ok(
             found(self.store.read(key, max).await)?.map(|(bytes, info)| Loaded {
                 bytes,
@@ -78,6 +82,22 @@ impl Index {
         })
     }
 
+    /// Writes a whole document unconditionally (rebuilds: the result replaces anything).
+    pub(super) async fn put_document<T: Serialize>(
+        &self,
+        key: &StorageKey,
+        doc: &T,
+    ) -> Result<(), IndexError> {
+        put_bytes(
+            self.store.as_ref(),
+            key,
+            serialize(key, doc)?,
+            PutCondition::None,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Writes the root `config.json` unless it already says exactly this.
     pub async fn write_config(&self, config: IndexConfig) -> Result<(), IndexError> {
         let key = StorageKey::Config;
@@ -117,7 +137,7 @@ impl Index {
     }
 }
 
-fn parse<T: DeserializeOwned>(key: &StorageKey, bytes: &[u8]) -> Result<T, IndexError> {
+pub(super) fn parse<T: DeserializeOwned>(key: &StorageKey, bytes: &[u8]) -> Result<T, IndexError> {
     serde_json::from_slice(bytes).map_err(|source| IndexError::Corrupt {
         key: key.key(),
         source,

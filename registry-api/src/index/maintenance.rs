@@ -18,6 +18,9 @@ use index_format::documents::{Catalog, ReferrersIndex, TagList};
 use index_format::manifest::{Descriptor, ParsedManifest, sniff_media_type};
 use index_format::{Digest, KeyPrefix, ManifestMediaType, Reference, RepoName, StorageKey, Tag};
 
+use index_format::browse::BrowseList;
+
+use super::browse::BrowseCheck;
 use super::manifests::{digest_of, referrer};
 use super::{Index, IndexError, found};
 
@@ -112,6 +115,13 @@ pub enum Finding {
         /// The document's storage key.
         key: String,
     },
+    /// Browse documents that disagree with the manifests and tags (rewritten whole).
+    BrowseOutdated {
+        /// The repository; `None` for the browse catalog and search terms.
+        repo: Option<RepoName>,
+        /// Which documents.
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for Finding {
@@ -179,6 +189,13 @@ impl fmt::Display for Finding {
                 )
             }
             Self::CorruptDocument { key } => write!(f, "{key} is not valid JSON"),
+            Self::BrowseOutdated {
+                repo: Some(repo),
+                what,
+            } => {
+                write!(f, "{repo}: browse {what} are out of date")
+            }
+            Self::BrowseOutdated { repo: None, what } => write!(f, "browse {what} are out of date"),
         }
     }
 }
@@ -203,6 +220,7 @@ struct Truth {
     referrers_docs: BTreeSet<Digest>,
     has_tag_list: bool,
     unrecorded: Vec<Unrecorded>,
+    browse_details: BTreeSet<Digest>,
 }
 
 /// A stored manifest whose metadata is missing or wrong, with what it should be.
@@ -249,7 +267,10 @@ impl Index {
                     StorageKey::Manifest(n, _)
                     | StorageKey::TagList(n)
                     | StorageKey::Referrers(n, _)
-                    | StorageKey::BlobLink(n, _) => n.clone(),
+                    | StorageKey::BlobLink(n, _)
+                    | StorageKey::BrowseManifest(n, _)
+                    | StorageKey::BrowseDirectory(BrowseList::Tags(n))
+                    | StorageKey::BrowsePage(BrowseList::Tags(n), _) => n.clone(),
                     _ => continue,
                 };
                 if only.is_none_or(|o| o == &name) {
@@ -308,6 +329,9 @@ impl Index {
                     truth.referrers_docs.insert(d.clone());
                 }
                 StorageKey::TagList(_) => truth.has_tag_list = true,
+                StorageKey::BrowseManifest(_, d) => {
+                    truth.browse_details.insert(d.clone());
+                }
                 _ => {}
             }
         }
@@ -362,7 +386,15 @@ impl Index {
         self.check_recorded(repo, truth, repair, report).await?;
         self.check_tag_list(repo, truth, repair, report).await?;
         self.check_referrers(repo, truth, &referrers, repair, report)
-            .await
+            .await?;
+        let browse = BrowseCheck {
+            tags: &truth.tags,
+            manifests: &truth.manifests,
+            details: &truth.browse_details,
+        };
+        let wrong = self.check_browse(repo, &browse, repair).await?;
+        browse_findings(report, Some(repo), wrong, repair);
+        Ok(())
     }
 
     /// Manifests stored without their media type and digest: stored again with both,
@@ -646,10 +678,14 @@ impl Index {
             }
             Err(e) => return Err(e),
         };
-        let with_manifests = repos
+        let with_manifests: Vec<&RepoName> = repos
             .iter()
-            .filter(|(_, keys)| keys.iter().any(|k| matches!(k, StorageKey::Manifest(..))));
-        for (repo, _) in with_manifests {
+            .filter(|(_, keys)| keys.iter().any(|k| matches!(k, StorageKey::Manifest(..))))
+            .map(|(r, _)| r)
+            .collect();
+        let wrong = self.check_browse_catalog(&with_manifests, repair).await?;
+        browse_findings(report, None, wrong, repair);
+        for repo in with_manifests {
             if catalog.repositories.binary_search(repo).is_ok() {
                 continue;
             }
@@ -670,6 +706,22 @@ impl Index {
 
     async fn exists(&self, key: &StorageKey) -> Result<bool, IndexError> {
         Ok(found(self.store.head(key).await)?.is_some())
+    }
+}
+
+/// Adds a finding per outdated kind of browse document (rewritten already on repair).
+fn browse_findings(
+    report: &mut Report,
+    repo: Option<&RepoName>,
+    wrong: Vec<&'static str>,
+    repair: bool,
+) {
+    for what in wrong {
+        report.findings.push(Finding::BrowseOutdated {
+            repo: repo.cloned(),
+            what,
+        });
+        report.repaired += usize::from(repair);
     }
 }
 

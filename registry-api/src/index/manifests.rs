@@ -198,7 +198,7 @@ impl Index {
             c.insert(repo.clone())
         })
         .await?;
-        Ok(())
+        self.browse_push(push).await
     }
 
     /// Stores the manifest under `key` (its digest or a tag) with its media type and
@@ -233,16 +233,16 @@ impl Index {
         for tag in self.tags_pointing_at(repo, digest).await? {
             self.delete_tag(repo, &tag).await?;
         }
-        let subject = ParsedManifest::parse(&stored.bytes, Some(stored.media_type.as_str()))
-            .ok()
-            .and_then(|p| p.subject);
-        if let Some(subject) = subject {
+        let parsed = ParsedManifest::parse(&stored.bytes, Some(stored.media_type.as_str())).ok();
+        if let Some(subject) = parsed.as_ref().and_then(|p| p.subject.clone()) {
             let key = StorageKey::Referrers(repo.clone(), subject.digest);
             self.update(&key, ReferrersIndex::default, |r| r.remove(digest))
                 .await?;
         }
         self.store
             .delete(&StorageKey::Manifest(repo.clone(), reference))
+            .await?;
+        self.browse_delete_manifest(repo, digest, parsed.as_ref())
             .await?;
         Ok(true)
     }
@@ -283,6 +283,7 @@ impl Index {
         self.update(&list_key, || TagList::new(repo2.clone()), |l| l.remove(tag))
             .await?;
         self.store.delete(&key).await?;
+        self.browse_delete_tag(repo, tag).await?;
         Ok(existed)
     }
 }

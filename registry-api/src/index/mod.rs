@@ -19,8 +19,12 @@
 //! new document, only if still absent), and retry on conflict, so concurrent pushes across
 //! tasks and processes never lose a tag. Derived documents can be rebuilt whole from the
 //! manifests and tags (`maintenance.rs`: `cargohold index check | rebuild`).
+//!
+//! The browse documents for people (`browse/`) are written last in each write path, from
+//! the same facts, and rebuilt by the same commands.
 
 mod blobs;
+mod browse;
 mod documents;
 mod maintenance;
 mod manifests;

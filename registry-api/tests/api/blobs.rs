@@ -98,8 +98,15 @@ async fn unknown_endpoint_and_wrong_method() {
         s.get_status("/v2/r/unknown/thing").await,
         StatusCode::NOT_FOUND
     );
-    // Outside `/v2/` nothing is served, and nothing is mistaken for the base endpoint.
-    for path in ["/", "/v3/", "/v2x/r/tags/list", "/config.json"] {
+    // Outside `/v2/` only the browse UI and its documents are served (browse.rs), and
+    // nothing is mistaken for the base endpoint.
+    for path in [
+        "/v3/",
+        "/v2x/r/tags/list",
+        "/index/_catalog",
+        "/ui/x.js",
+        "/uploads/",
+    ] {
         assert_eq!(s.get_status(path).await, StatusCode::NOT_FOUND, "{path}");
     }
     let r = s.send(Method::POST, "/v2/r/tags/list").await;

@@ -3,6 +3,7 @@
 
 mod auth;
 mod blobs;
+mod browse;
 mod concurrency;
 mod crash;
 mod direct;
