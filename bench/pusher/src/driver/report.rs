@@ -1,0 +1,445 @@
+//! `report`: the one table (sections of rows, one column per server, the ratio columns),
+//! printed on stdout and written to a text file, and the whole state with the table as
+//! JSON.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::state::State;
+use super::Run;
+use crate::Res;
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Where the JSON goes (the state, with the table added).
+    #[arg(long)]
+    json: PathBuf,
+    /// Where the text goes (header lines and the table).
+    #[arg(long)]
+    text: PathBuf,
+    /// Show the blob-delivery section.
+    #[arg(long)]
+    delivery: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// The last column of a row: cargohold ÷ the best peer, or ÷ another row's figure.
+#[derive(Clone, Copy)]
+enum Ratio {
+    BestPeer,
+    Of(&'static str),
+    None,
+}
+
+struct Row {
+    key: &'static str,
+    label: String,
+    better: Better,
+    ratio: Ratio,
+    decimals: usize,
+}
+
+fn row(
+    key: &'static str,
+    label: impl Into<String>,
+    better: Better,
+    ratio: Ratio,
+    decimals: usize,
+) -> Row {
+    Row {
+        key,
+        label: label.into(),
+        better,
+        ratio,
+        decimals,
+    }
+}
+
+struct Section {
+    title: &'static str,
+    /// Rows of cargohold alone (nginx, delivery): the other columns stay empty.
+    cargohold_only: bool,
+    rows: Vec<Row>,
+}
+
+/// A request row's three figures: rate, p50, p99.
+fn request_rows(key: &'static str, label: &str, ratio: [Ratio; 3]) -> [Row; 3] {
+    use Better::*;
+    let (rps, p50, p99) = match key {
+        "man_tag" => ("man_tag_rps", "man_tag_p50", "man_tag_p99"),
+        "man_digest" => ("man_digest_rps", "man_digest_p50", "man_digest_p99"),
+        "blob_head" => ("blob_head_rps", "blob_head_p50", "blob_head_p99"),
+        "nginx_man_tag" => (
+            "nginx_man_tag_rps",
+            "nginx_man_tag_p50",
+            "nginx_man_tag_p99",
+        ),
+        _ => ("nginx_plain_rps", "nginx_plain_p50", "nginx_plain_p99"),
+    };
+    [
+        row(rps, format!("{label} (req/s)"), Higher, ratio[0], 0),
+        row(p50, format!("{label} p50 (ms)"), Lower, ratio[1], 3),
+        row(p99, format!("{label} p99 (ms)"), Lower, ratio[2], 3),
+    ]
+}
+
+fn sections(s: &State, delivery: bool) -> Vec<Section> {
+    use Better::*;
+    use Ratio::*;
+    let k = &s.knobs;
+    let peer = [BestPeer; 3];
+    let mut all = vec![
+        row(
+            "push_mono",
+            format!(
+                "push monolithic, {} pushers, {} MiB (MB/s)",
+                k.pushers, k.push_mib
+            ),
+            Higher,
+            BestPeer,
+            1,
+        ),
+        row(
+            "push_chunked",
+            format!(
+                "push chunked {} MiB PATCH, {} pushers (MB/s)",
+                k.chunk_mib, k.pushers
+            ),
+            Higher,
+            BestPeer,
+            1,
+        ),
+    ];
+    all.extend(request_rows("man_tag", "manifest GET by tag", peer));
+    all.extend(request_rows("man_digest", "manifest GET by digest", peer));
+    all.extend(request_rows("blob_head", "blob HEAD", peer));
+    all.extend([
+        row(
+            "blob_get",
+            format!("blob GET {} MiB (GB/s)", k.big_mib),
+            Higher,
+            BestPeer,
+            3,
+        ),
+        row(
+            "tags_p50",
+            format!("tags/list, {} tags, p50 (ms)", k.tags),
+            Lower,
+            BestPeer,
+            3,
+        ),
+        row(
+            "tags_p99",
+            format!("tags/list, {} tags, p99 (ms)", k.tags),
+            Lower,
+            BestPeer,
+            3,
+        ),
+        row("rss_hwm", "peak RSS, VmHWM (MiB)", Lower, BestPeer, 1),
+    ]);
+    let mut nginx = Vec::new();
+    let of_plain = [
+        Of("nginx_plain_rps"),
+        Of("nginx_plain_p50"),
+        Of("nginx_plain_p99"),
+    ];
+    nginx.extend(request_rows(
+        "nginx_man_tag",
+        "nginx, cargohold.conf: manifest GET by tag",
+        of_plain,
+    ));
+    nginx.extend(request_rows(
+        "nginx_plain",
+        "nginx, plain file of the same size",
+        [None; 3],
+    ));
+    let mut out = Vec::new();
+    if !s.servers.is_empty() {
+        out.push(Section {
+            title: "all servers; ratio = cargohold / best peer",
+            cargohold_only: false,
+            rows: all,
+        });
+    }
+    if s.servers.iter().any(|x| x == "cargohold") {
+        out.push(Section {
+            title: "nginx in front of cargohold's store; ratio = / plain file",
+            cargohold_only: true,
+            rows: nginx,
+        });
+    }
+    if delivery {
+        let p = k.pull_mib;
+        let (s3p, s3m, c) = (
+            k.s3_pushers.unwrap_or(k.pushers),
+            k.s3_push_mib,
+            k.chunk_mib,
+        );
+        let rows = vec![
+            row(
+                "s3_push_mono",
+                format!("S3: push monolithic, {s3p} pushers, {s3m} MiB (MB/s)"),
+                Higher,
+                None,
+                1,
+            ),
+            row(
+                "s3_push_chunked",
+                format!("S3: push chunked {c} MiB PATCH, {s3p} pushers (MB/s)"),
+                Higher,
+                None,
+                1,
+            ),
+            row(
+                "s3_redirect_mbs",
+                format!("S3: blob GET {p} MiB, redirect (MB/s)"),
+                Higher,
+                Of("s3_proxy_mbs"),
+                1,
+            ),
+            row(
+                "s3_proxy_mbs",
+                format!("S3: blob GET {p} MiB, proxy (MB/s)"),
+                Higher,
+                None,
+                1,
+            ),
+            row(
+                "s3_redirect_cpu",
+                "S3: API CPU per GB pulled, redirect (s/GB)",
+                Lower,
+                Of("s3_proxy_cpu"),
+                3,
+            ),
+            row(
+                "s3_proxy_cpu",
+                "S3: API CPU per GB pulled, proxy (s/GB)",
+                Lower,
+                None,
+                3,
+            ),
+            row(
+                "fs_nginx_mbs",
+                format!("fs: blob GET {p} MiB through nginx (MB/s)"),
+                Higher,
+                Of("fs_direct_mbs"),
+                1,
+            ),
+            row(
+                "fs_direct_mbs",
+                format!("fs: blob GET {p} MiB from the API (MB/s)"),
+                Higher,
+                None,
+                1,
+            ),
+            row(
+                "fs_nginx_cpu",
+                "fs: API CPU per GB pulled, through nginx (s/GB)",
+                Lower,
+                Of("fs_direct_cpu"),
+                3,
+            ),
+            row(
+                "fs_direct_cpu",
+                "fs: API CPU per GB pulled, from the API (s/GB)",
+                Lower,
+                None,
+                3,
+            ),
+            row(
+                "fs_nginx_ngx_cpu",
+                "fs: nginx worker CPU per GB, through nginx (s/GB)",
+                Lower,
+                None,
+                3,
+            ),
+        ];
+        out.push(Section {
+            title: "blob delivery, cargohold only; ratio = / the row named",
+            cargohold_only: true,
+            rows,
+        });
+    }
+    out
+}
+
+fn best_peer(s: &State, r: &Row) -> Option<f64> {
+    let peers = s
+        .servers
+        .iter()
+        .filter(|x| !x.starts_with("cargohold"))
+        .filter_map(|p| s.get(p, r.key));
+    match r.better {
+        Better::Higher => peers.reduce(f64::max),
+        Better::Lower => peers.reduce(f64::min),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+        _ => Option::None,
+    }
+}
+
+const NOLOG: &str = "cargohold-nolog";
+
+/// The table as text, and as JSON rows.
+fn render(s: &State, delivery: bool) -> (String, Vec<serde_json::Value>) {
+    let mut cols = s.servers.clone();
+    if !cols.iter().any(|c| c == "cargohold") && s.figures.contains_key("cargohold") {
+        cols.insert(0, "cargohold".into());
+    }
+    let has_nolog = cols.iter().any(|c| c == NOLOG);
+    let (mut text, mut json_rows) = (String::new(), Vec::new());
+    let _ = write!(text, "{:<58}", "figure");
+    for c in &cols {
+        let _ = write!(text, " {c:>15}");
+    }
+    let _ = writeln!(
+        text,
+        "  better  ratio{}",
+        if has_nolog { "   cargohold/nolog" } else { "" }
+    );
+    for sec in sections(s, delivery) {
+        let _ = writeln!(text, "-- {}", sec.title);
+        for r in &sec.rows {
+            let _ = write!(text, "{:<58}", r.label);
+            let mut values = serde_json::Map::new();
+            for c in &cols {
+                let v = s.get(c, r.key);
+                let shown = match v {
+                    _ if sec.cargohold_only && c != "cargohold" => String::new(),
+                    Some(v) => format!("{v:.*}", r.decimals),
+                    Option::None => "n/a".into(),
+                };
+                let _ = write!(text, " {shown:>15}");
+                if !shown.is_empty() {
+                    values.insert(c.clone(), v.map_or(serde_json::Value::Null, |v| json!(v)));
+                }
+            }
+            let ch = s.get("cargohold", r.key);
+            let (q, of) = match r.ratio {
+                Ratio::BestPeer => (ratio(ch, best_peer(s, r)), "best peer".to_owned()),
+                Ratio::Of(key) => (ratio(ch, s.get("cargohold", key)), key.to_owned()),
+                Ratio::None => (Option::None, String::new()),
+            };
+            let nolog = if sec.cargohold_only {
+                Option::None
+            } else {
+                ratio(ch, s.get(NOLOG, r.key))
+            };
+            let better = if r.better == Better::Higher {
+                "higher"
+            } else {
+                "lower"
+            };
+            let fmt = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.2}x"));
+            let _ = write!(text, "  {better:<6}  {:<5}", fmt(q));
+            if has_nolog {
+                let _ = write!(
+                    text,
+                    "   {}",
+                    if sec.cargohold_only {
+                        String::new()
+                    } else {
+                        fmt(nolog)
+                    }
+                );
+            }
+            let _ = writeln!(text);
+            json_rows.push(json!({
+                "section": sec.title, "key": r.key, "label": r.label, "better": better, "values": values,
+                "ratio": q, "ratio_of": of, "cargohold_over_nolog": nolog,
+            }));
+        }
+    }
+    (text, json_rows)
+}
+
+fn footer(s: &State) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "\nratio: cargohold's figure / the best peer's (distribution, ferro) for the first section,");
+    let _ = writeln!(t, "/ the row named for the others. 'better' says which way is good: for 'higher' rows a ratio > 1");
+    let _ = writeln!(
+        t,
+        "means cargohold wins, for 'lower' rows (latency, memory, CPU) a ratio < 1 does."
+    );
+    if s.servers.iter().any(|c| c == NOLOG) {
+        let _ = writeln!(
+            t,
+            "cargohold/nolog: cargohold as shipped (access lines on) / cargohold --access-log off."
+        );
+    }
+    let _ = writeln!(
+        t,
+        "MB/s = 10^6 bytes/s, GB/s = 10^9 bytes/s (of blob bytes); latencies in milliseconds."
+    );
+    let _ = writeln!(
+        t,
+        "load average (1/5/15 min): {} at the start, {} at the end.",
+        s.load_average_start, s.load_average_end
+    );
+    for c in &s.servers {
+        match s.status.get(c).map(String::as_str) {
+            Some("ok") => {}
+            Some(st) => {
+                let _ = writeln!(t, "note: {c}: {st}");
+            }
+            Option::None => {
+                let _ = writeln!(t, "note: {c}: not run");
+            }
+        }
+    }
+    for n in &s.notes {
+        let _ = writeln!(t, "note: {n}");
+    }
+    if !s.warnings.is_empty() {
+        let _ = writeln!(t, "\nwarnings:");
+        for w in &s.warnings {
+            let _ = writeln!(t, "  - {w}");
+        }
+    }
+    t
+}
+
+pub fn report(run: &mut Run, a: ReportArgs) -> Res<()> {
+    run.state.load_average_end = super::procfs::load_average();
+    let (table, rows) = render(&run.state, a.delivery);
+    run.state.table = rows;
+    let out = format!("{table}{}", footer(&run.state));
+    print!("{out}");
+    let mut head = String::from("# cargohold bench\n");
+    for (k, v) in &run.state.info {
+        let _ = writeln!(head, "# {k}: {v}");
+    }
+    let _ = writeln!(head, "# servers: {}", run.state.servers.join(" "));
+    let _ = writeln!(
+        head,
+        "# knobs: {}",
+        serde_json::to_string(&run.state.knobs).unwrap_or_default()
+    );
+    let _ = writeln!(
+        head,
+        "# every step's output, every round: {}\n",
+        a.json.display()
+    );
+    write_file(&a.text, format!("{head}{out}").as_bytes())?;
+    let json = serde_json::to_vec_pretty(&run.state).map_err(|e| format!("state to JSON: {e}"))?;
+    write_file(&a.json, &json)?;
+    run.save()
+}
+
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Res<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+}
