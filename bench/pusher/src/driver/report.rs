@@ -387,16 +387,11 @@ fn footer(s: &State) -> String {
         "load average (1/5/15 min): {} at the start, {} at the end.",
         s.load_average_start, s.load_average_end
     );
-    for c in &s.servers {
-        match s.status.get(c).map(String::as_str) {
-            Some("ok") => {}
-            Some(st) => {
-                let _ = writeln!(t, "note: {c}: {st}");
-            }
-            Option::None => {
-                let _ = writeln!(t, "note: {c}: not run");
-            }
-        }
+    for c in s.servers.iter().filter(|c| !s.status.contains_key(*c)) {
+        let _ = writeln!(t, "note: {c}: not run");
+    }
+    for (c, st) in s.status.iter().filter(|(_, st)| *st != "ok") {
+        let _ = writeln!(t, "note: {c}: {st}");
     }
     for n in &s.notes {
         let _ = writeln!(t, "note: {n}");
@@ -442,4 +437,87 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> Res<()> {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
     std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct K {
+        #[command(flatten)]
+        knobs: super::super::Knobs,
+    }
+
+    fn state() -> State {
+        let servers = ["cargohold", "cargohold-nolog", "distribution", "ferro"]
+            .map(String::from)
+            .to_vec();
+        let mut s = State::new(
+            servers,
+            K::parse_from(["k"]).knobs,
+            "/tmp".into(),
+            Default::default(),
+        );
+        for (col, rps, p99) in [
+            ("cargohold", 40.0, 2.0),
+            ("cargohold-nolog", 50.0, 1.0),
+            ("distribution", 1.0, 9.0),
+            ("ferro", 20.0, 4.0),
+        ] {
+            s.put(col, "man_tag_rps", rps);
+            s.put(col, "man_tag_p99", p99);
+        }
+        s.put("cargohold", "nginx_man_tag_rps", 10.0);
+        s.put("cargohold", "nginx_plain_rps", 40.0);
+        s
+    }
+
+    fn table_row<'a>(rows: &'a [serde_json::Value], key: &str) -> &'a serde_json::Value {
+        rows.iter()
+            .find(|r| r["key"] == key)
+            .expect("row in the table")
+    }
+
+    #[test]
+    fn ratios_divide_by_the_best_peer_the_logs_off_column_and_the_named_row() {
+        let (text, rows) = render(&state(), false);
+        let rps = table_row(&rows, "man_tag_rps");
+        assert_eq!(
+            (rps["ratio"].as_f64(), rps["cargohold_over_nolog"].as_f64()),
+            (Some(2.0), Some(0.8))
+        );
+        // A lower-is-better row is compared with the lowest peer.
+        assert_eq!(table_row(&rows, "man_tag_p99")["ratio"].as_f64(), Some(0.5));
+        let ngx = table_row(&rows, "nginx_man_tag_rps");
+        assert_eq!(
+            (ngx["ratio"].as_f64(), ngx["ratio_of"].as_str()),
+            (Some(0.25), Some("nginx_plain_rps"))
+        );
+        // Figures nobody measured are n/a, and nginx rows leave the peers' columns empty.
+        assert_eq!(
+            table_row(&rows, "push_mono")["values"]["ferro"],
+            serde_json::Value::Null
+        );
+        assert!(ngx["values"].get("ferro").is_none());
+        assert!(text
+            .lines()
+            .any(|l| l.starts_with("manifest GET by tag (req/s)")
+                && l.contains("2.00x")
+                && l.contains("0.80x")));
+    }
+
+    #[test]
+    fn the_delivery_section_is_there_only_when_asked_for() {
+        let has = |delivery| {
+            render(&state(), delivery)
+                .1
+                .iter()
+                .any(|r| r["key"] == "fs_nginx_mbs")
+        };
+        assert!(!has(false));
+        assert!(has(true));
+    }
 }
