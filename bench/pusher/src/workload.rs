@@ -19,6 +19,15 @@ pub enum PushMode {
     Chunked,
 }
 
+impl PushMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mono => "mono",
+            Self::Chunked => "chunked",
+        }
+    }
+}
+
 /// `pushers` concurrent pushers, each pushing its own image into `<prefix>-<i>`.
 #[derive(Clone, Debug, clap::Args, Serialize)]
 pub struct PushSpec {

@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::procfs;
-use super::server::push_spec;
+use super::server::{push_rows, PushRows};
 use super::Run;
 use crate::oci;
-use crate::workload::{self, ExpectRedirect, PushMode};
+use crate::workload::{self, ExpectRedirect};
 use crate::Res;
 
 /// Delivery figures go in this column.
@@ -40,40 +40,16 @@ pub async fn prepare(run: &mut Run, a: PrepareArgs) -> Res<()> {
     )
     .await;
     if a.s3 {
-        let pushers = k.s3_pushers.unwrap_or(k.pushers);
-        let warm = [
-            (PushMode::Mono, 101, "bench/warm-mono"),
-            (PushMode::Chunked, 102, "bench/warm-chunked"),
-        ];
-        for (mode, seed, prefix) in warm {
-            let spec = push_spec(mode, pushers, 8, 2, k.chunk_mib, seed, prefix);
-            run.step(
-                label,
-                &format!("warm-up push {mode:?}"),
-                workload::push_images(base, &spec),
-            )
-            .await;
-        }
-        for (key, mode, seed) in [
-            ("s3_push_mono", PushMode::Mono, 11),
-            ("s3_push_chunked", PushMode::Chunked, 12),
-        ] {
-            let spec = push_spec(
-                mode,
-                pushers,
-                k.s3_push_mib,
-                k.s3_blob_mib,
-                k.chunk_mib,
-                seed,
-                &format!("bench/{key}"),
-            );
-            if let Some(r) = run
-                .step(label, key, workload::push_images(base, &spec))
-                .await
-            {
-                run.state.put(COLUMN, key, r.mb_per_s);
-            }
-        }
+        let rows = PushRows {
+            keys: ["s3_push_mono", "s3_push_chunked"],
+            seeds: [11, 12],
+            pushers: k.s3_pushers.unwrap_or(k.pushers),
+            warm_mib: 8,
+            warm_blob_mib: 2,
+            total_mib: k.s3_push_mib,
+            blob_mib: k.s3_blob_mib,
+        };
+        push_rows(run, label, COLUMN, base, rows).await;
     }
     let blob = workload::push_blob(base, "bench/pull", k.pull_mib, 17);
     run.state.pull_digest = run

@@ -22,25 +22,51 @@ pub struct ServerArgs {
     pid: u32,
 }
 
-/// Push settings of the server runs: BENCH_PUSHERS pushers, `total_mib` in `blob_mib`
-/// layers.
-pub fn push_spec(
-    mode: PushMode,
-    pushers: usize,
-    total_mib: u64,
-    blob_mib: u64,
-    chunk_mib: u64,
-    seed: u64,
-    prefix: &str,
-) -> PushSpec {
-    PushSpec {
+/// One set of push rows: `keys` (monolithic, chunked) measured with `pushers` pushers,
+/// `total_mib` in `blob_mib` layers each, after a warm-up push of each kind.
+pub struct PushRows {
+    pub keys: [&'static str; 2],
+    pub seeds: [u64; 2],
+    pub pushers: usize,
+    pub warm_mib: u64,
+    pub warm_blob_mib: u64,
+    pub total_mib: u64,
+    pub blob_mib: u64,
+}
+
+/// The warm-up pushes, then the measured ones; their MB/s go to column `figures`.
+pub async fn push_rows(run: &mut Run, label: &str, figures: &str, base: &str, p: PushRows) {
+    let chunk_mib = run.state.knobs.chunk_mib;
+    let spec = |mode, total_mib, blob_mib, seed, prefix: &str| PushSpec {
         mode,
-        pushers,
+        pushers: p.pushers,
         total_mib,
         blob_mib,
         chunk_mib,
         seed,
         repo_prefix: prefix.to_owned(),
+    };
+    let modes = [PushMode::Mono, PushMode::Chunked];
+    for (mode, seed) in modes.into_iter().zip([101, 102]) {
+        let s = spec(
+            mode,
+            p.warm_mib,
+            p.warm_blob_mib,
+            seed,
+            &format!("bench/warm-{}", mode.name()),
+        );
+        run.step(
+            label,
+            &format!("warm-up push {}", mode.name()),
+            workload::push_images(base, &s),
+        )
+        .await;
+    }
+    for ((mode, seed), key) in modes.into_iter().zip(p.seeds).zip(p.keys) {
+        let s = spec(mode, p.total_mib, p.blob_mib, seed, &format!("bench/{key}"));
+        if let Some(r) = run.step(label, key, workload::push_images(base, &s)).await {
+            run.state.put(figures, key, r.mb_per_s);
+        }
     }
 }
 
@@ -66,39 +92,16 @@ pub async fn run(run: &mut Run, a: ServerArgs) -> Res<()> {
         oci::push_small_image(&c, base, "bench/warm", "latest", 3),
     )
     .await;
-    for (mode, seed, prefix) in [
-        (PushMode::Mono, 101, "bench/warm-mono"),
-        (PushMode::Chunked, 102, "bench/warm-chunked"),
-    ] {
-        let spec = push_spec(mode, k.pushers, 64, 8, k.chunk_mib, seed, prefix);
-        run.step(
-            name,
-            &format!("warm-up push {mode:?}"),
-            workload::push_images(base, &spec),
-        )
-        .await;
-    }
-
-    for (key, mode, seed) in [
-        ("push_mono", PushMode::Mono, 1),
-        ("push_chunked", PushMode::Chunked, 2),
-    ] {
-        let spec = push_spec(
-            mode,
-            k.pushers,
-            k.push_mib,
-            k.blob_mib,
-            k.chunk_mib,
-            seed,
-            &format!("bench/{key}"),
-        );
-        if let Some(r) = run
-            .step(name, key, workload::push_images(base, &spec))
-            .await
-        {
-            run.state.put(name, key, r.mb_per_s);
-        }
-    }
+    let rows = PushRows {
+        keys: ["push_mono", "push_chunked"],
+        seeds: [1, 2],
+        pushers: k.pushers,
+        warm_mib: 64,
+        warm_blob_mib: 8,
+        total_mib: k.push_mib,
+        blob_mib: k.blob_mib,
+    };
+    push_rows(run, name, name, base, rows).await;
 
     let blob = run
         .step(
