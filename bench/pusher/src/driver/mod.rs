@@ -20,6 +20,7 @@ pub mod delivery;
 pub mod procfs;
 pub mod report;
 pub mod requests;
+mod rows;
 pub mod server;
 mod state;
 
@@ -109,8 +110,8 @@ impl Run {
 /// `init`: a fresh state file.
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// The comparison columns, in order, separated by spaces.
-    #[arg(long, env = "BENCH_SERVERS")]
+    /// The comparison columns, in order, separated by spaces (none: only blob delivery).
+    #[arg(long, env = "BENCH_SERVERS", default_value = "")]
     servers: String,
     /// Scratch directory for the run.
     #[arg(long)]
