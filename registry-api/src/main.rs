@@ -48,6 +48,9 @@ enum Command {
         #[command(subcommand)]
         what: cli::TokenCommand,
     },
+    /// Print the nginx include that tells infra/nginx/ the auth mode, the challenge and
+    /// which repositories are public (see docs/auth.md).
+    NginxAuth(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -92,7 +95,9 @@ fn run() -> anyhow::Result<()> {
         Command::Index {
             what: IndexCommand::Check(a) | IndexCommand::Rebuild(a),
         } => &a.store,
-        Command::User { .. } | Command::Token { .. } => return admin(cli.command),
+        Command::User { .. } | Command::Token { .. } | Command::NginxAuth(_) => {
+            return admin(cli.command);
+        }
     };
     let config = Config::load(args)?;
     // Held until run() returns, after the runtime below is gone: dropping it writes the
@@ -105,7 +110,7 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => runtime.block_on(serve(config, logs.reopen.clone())),
         Command::Gc { .. } => runtime.block_on(gc_uploads(config)),
-        Command::User { .. } | Command::Token { .. } => Ok(()),
+        Command::User { .. } | Command::Token { .. } | Command::NginxAuth(_) => Ok(()),
         Command::Index { what } => {
             let (args, repair) = match what {
                 IndexCommand::Check(a) => (a, false),
@@ -121,11 +126,20 @@ fn run() -> anyhow::Result<()> {
     }
 }
 
-/// The subcommands that edit the auth directory and need neither store nor runtime.
+/// The subcommands about auth, which need neither store nor runtime.
 fn admin(command: Command) -> anyhow::Result<()> {
     match command {
         Command::User { what } => cli::user(what),
         Command::Token { what } => cli::token(what),
+        Command::NginxAuth(args) => {
+            let config = Config::load(&args)?;
+            let include = registry_api::auth::nginx::include(
+                config.auth.as_ref(),
+                config.public_url.as_deref(),
+            )?;
+            print!("{include}");
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
