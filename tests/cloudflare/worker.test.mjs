@@ -358,3 +358,28 @@ test("with auth on: /v2/ challenges, private repositories need a token, public o
   assert.equal(r.status, 403);
   assert.equal((await r.json()).errors[0].code, "DENIED");
 });
+
+test("blobs of private repositories are never redirected to the public custom domain", async () => {
+  const { config, sign } = await issuer();
+  const blob = new TextEncoder().encode("layer");
+  const digest = `sha256:${createHash("sha256").update(blob).digest("hex")}`;
+  const link = new TextEncoder().encode(JSON.stringify({ digest, size: blob.byteLength }));
+  const objects = new Map([
+    ["config.json", { bytes: new TextEncoder().encode(JSON.stringify({ auth: config })) }],
+    [`index/public/app/_blobs/${digest}`, { bytes: link }],
+    [`index/private/app/_blobs/${digest}`, { bytes: link }],
+    [`blobs/sha256/${digest.slice(7)}`, { bytes: blob }],
+  ]);
+  const env = { BUCKET: memoryBucket(objects), BLOBS_URL: "https://blobs.test" };
+  const now = Math.floor(Date.now() / 1000);
+  const token = await sign(claimsFor({ exp: now + 60, nbf: now - 1 }));
+  const get = (repo, headers = {}) =>
+    worker.fetch(new Request(`https://registry.test/v2/${repo}/blobs/${digest}`, { headers }), env);
+  let r = await get("public/app");
+  assert.equal(r.status, 307);
+  assert.equal(r.headers.get("Location"), `https://blobs.test/blobs/sha256/${digest.slice(7)}`);
+  r = await get("private/app", { Authorization: `Bearer ${token}` });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("Location"), null);
+  assert.deepEqual(new Uint8Array(await r.arrayBuffer()), blob);
+});
