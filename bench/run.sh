@@ -688,8 +688,8 @@ bench_s3() {
 }
 
 # A private nginx (temp paths, pid, logs in DIR/nginx) with a copy of
-# infra/nginx/cargohold.conf whose four EDIT values point at this API and ROOT
-# (as tests/static/lib.sh does). Sets NGINX_PID and NGINX_WORKERS.
+# infra/nginx/cargohold.conf whose five EDIT values point at this API, ROOT and an open
+# auth include (as tests/static/lib.sh does). Sets NGINX_PID and NGINX_WORKERS.
 start_nginx() {
   local api_port=$1 ngx_port=$2 root=$3 ngx=$4 conf_dir="$REPO_DIR/infra/nginx" user="" want i
   mkdir -p "$ngx"
@@ -697,9 +697,12 @@ start_nginx() {
     -e "s|/etc/nginx/njs/cargohold.js|$conf_dir/cargohold.js|" \
     -e "s|listen 8080;|listen 127.0.0.1:$ngx_port;|" \
     -e "s|root /srv/cargohold;|root $root;|" \
+    -e "s|include /etc/nginx/cargohold-auth.conf;|include $ngx/cargohold-auth.conf;|" \
     "$conf_dir/cargohold.conf" >"$ngx/cargohold.conf"
+  # The auth include of an open registry (the API here runs without auth).
+  "$CARGOHOLD_BIN" nginx-auth >"$ngx/cargohold-auth.conf" || { DNOTES+=("nginx: cargohold nginx-auth failed"); return 1; }
   for want in "server 127.0.0.1:$api_port;" "js_import cargohold from $conf_dir/cargohold.js;" \
-    "listen 127.0.0.1:$ngx_port;" "root $root;"; do
+    "listen 127.0.0.1:$ngx_port;" "root $root;" "include $ngx/cargohold-auth.conf;"; do
     grep -qF "$want" "$ngx/cargohold.conf" || { DNOTES+=("nginx: infra/nginx/cargohold.conf changed: no '$want' after substitution"); return 1; }
   done
   # Workers only read the store: unprivileged when nobody can reach it, else as root.
