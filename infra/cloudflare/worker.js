@@ -7,6 +7,7 @@
 //   BLOBS_URL   optional: base URL serving the bucket's root (an R2 custom domain); when set,
 //               `GET /v2/<name>/blobs/<digest>` answers 307 to `<BLOBS_URL>/<key>`
 //   KEY_PREFIX  optional: the S3 backend's `prefix`, when the index is not at the bucket root
+//   AUTH_REFRESH_SECONDS  optional: how long config.json's auth is kept per isolate (30)
 //
 // What is answered here, for GET and HEAD without a query string (docs/index-format.md):
 //

@@ -39,7 +39,8 @@ pub fn include(auth: Option<&AuthSettings>, public_url: Option<&str>) -> anyhow:
     for (what, value) in [("realm", &realm), ("service", &auth.service)] {
         let literal = value.strip_prefix("http://$http_host").unwrap_or(value);
         anyhow::ensure!(
-            !literal.contains(['"', '\'', '\\', '$', '{', '}', ';']) && !literal.contains(char::is_control),
+            !literal.contains(['"', '\'', '\\', '$', '{', '}', ';'])
+                && !literal.contains(char::is_control),
             "[auth] {what} {value:?}: quotes, backslashes, `$`, braces, `;` and control characters cannot go into a challenge"
         );
     }
@@ -121,9 +122,11 @@ mod tests {
             ],
         );
         let out = include(Some(&s), Some("https://r.example"))?;
-        assert!(out.contains(
-            "default 'Bearer realm=\"https://r.example/token\",service=\"cargohold\"'"
-        ));
+        assert!(
+            out.contains(
+                "default 'Bearer realm=\"https://r.example/token\",service=\"cargohold\"'"
+            )
+        );
         let map = &out[out.find("$cargohold_private {").unwrap_or(0)..];
         let lines: Vec<&str> = map.lines().skip(1).map(str::trim).collect();
         assert_eq!(
@@ -145,7 +148,10 @@ mod tests {
     #[test]
     fn values_nginx_would_misread_are_refused() {
         for realm in ["https://x/$t", "https://x/\"", "https://x/'", "a;b"] {
-            assert!(include(Some(&settings(Some(realm), vec![])), None).is_err(), "{realm}");
+            assert!(
+                include(Some(&settings(Some(realm), vec![])), None).is_err(),
+                "{realm}"
+            );
         }
     }
 }

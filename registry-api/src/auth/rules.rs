@@ -226,7 +226,11 @@ impl Rules {
     /// `true`; when none matches, it is not.
     pub fn anonymous_pull_table(&self) -> Vec<(&Pattern, bool)> {
         let mut table: Vec<(&Pattern, bool)> = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.repository.can_match_a_name()) {
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.repository.can_match_a_name())
+        {
             let public = rule.grants(&Subject::Anonymous).has(Action::Pull);
             table.retain(|(p, _)| *p != &rule.repository);
             table.push((&rule.repository, public));
