@@ -1,41 +1,19 @@
 # shellcheck shell=bash
 # tests/cloudflare/run.sh, part 6: the worker with auth on (docs/auth.md). Sourced by
 # run.sh after its open scenario (its helpers, WORK, the image layouts). A fresh cargohold
-# with rules (public/* anyone; private/* and public/secret, an exact rule inside public/*,
-# alice and bob) is pushed to directly; worker W3 serves a copy of its store, config.json
+# with auth_setup's rules (tests/clients/lib.sh: public/* anyone; private/* and
+# public/secret, an exact rule inside public/*, alice and bob) is pushed to directly; worker W3 serves a copy of its store, config.json
 # (the public key and the patterns) included. Every W3 check runs with the API stopped:
 # the worker verifies tokens itself (WebCrypto) and reads private repositories from R2.
 
 AUTH_DIR="$WORK/auth"
-export CARGOHOLD_CONFIG="$WORK/auth.toml"
-cat >"$CARGOHOLD_CONFIG" <<TOML
-[auth]
-dir = "$AUTH_DIR"
-
-[[auth.rules]]
-repository = "public/*"
-pull = ["*"]
-push = ["alice"]
-
-[[auth.rules]]
-repository = "public/secret"
-pull = ["alice", "bob"]
-push = ["alice"]
-
-[[auth.rules]]
-repository = "private/*"
-pull = ["alice", "bob"]
-push = ["alice"]
-TOML
-read -r -a REGISTRY_BIN <<<"$REGISTRY_CMD"
-for u in alice bob; do
-    echo "pw-$u" | "${REGISTRY_BIN[0]}" user add "$u" >/dev/null
-done
+auth_setup
 
 # sign_token KEY_PEM CLAIMS_JSON: an EdDSA JWT signed with KEY_PEM (kid $KID), as
 # cargohold signs them. cargohold writes PKCS#8 v2 (the public key included), which
 # OpenSSL 3 (node) does not read: the 32-byte seed is taken out and wrapped as v1.
 sign_token() {
+    # shellcheck disable=SC2016 # JavaScript, not the shell's
     node -e '
 const { createPrivateKey, sign } = require("node:crypto");
 const [pem, claims, kid] = process.argv.slice(1);
@@ -56,11 +34,7 @@ claims() {
 b64url() { base64 -w0 | tr '+/' '-_' | tr -d =; }
 
 auth_pushes() {
-    local repo
-    for repo in public/app private/app public/secret; do
-        "${SK[@]}" copy --preserve-digests --dest-tls-verify=false --dest-creds alice:pw-alice \
-            "oci:$WORK/img:v1" "docker://$HOST/$repo:v1"
-    done
+    push_as_alice "$HOST"
     curl -sf -u bob:pw-bob "http://$HOST/token?service=cargohold&scope=repository:private/app:pull" |
         jq -r .token >"$WORK/bob-token"
     jq -e '.auth.keys[0].crv == "Ed25519" and .auth.private == ["public/secret", "private/*"]' \

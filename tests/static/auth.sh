@@ -1,38 +1,15 @@
 # shellcheck shell=bash
 # tests/static/nginx.sh, part 4: the same nginx with auth on (docs/auth.md). Sourced by
 # nginx.sh once its open scenario is done (its helpers, WORK, NGX, the API and nginx).
-# cargohold restarts with rules (CARGOHOLD_CONFIG), `cargohold nginx-auth` writes the
-# include again and nginx reloads; then:
+# cargohold restarts with auth_setup's rules (tests/clients/lib.sh), `cargohold
+# nginx-auth` writes the include again and nginx reloads; then:
 #   - GET /v2/ answers the API's challenge from nginx; with a token, the API answers;
 #   - public/* is served statically, no token checked, and with the API stopped too
 #     (skopeo and podman, which fetch an anonymous token first: nginx's fallback);
 #   - private/*, and public/secret (an exact rule inside public/*), only by the API:
 #     401 with a challenge anonymously, pulled with a token, 503 with the API stopped.
 
-AUTH_CONF="$WORK/auth.toml"
-cat >"$AUTH_CONF" <<TOML
-[auth]
-dir = "$WORK/auth"
-
-[[auth.rules]]
-repository = "public/*"
-pull = ["*"]
-push = ["alice"]
-
-[[auth.rules]]
-repository = "public/secret"
-pull = ["alice", "bob"]
-push = ["alice"]
-
-[[auth.rules]]
-repository = "private/*"
-pull = ["alice", "bob"]
-push = ["alice"]
-TOML
-export CARGOHOLD_CONFIG="$AUTH_CONF"
-for u in alice bob; do
-    echo "pw-$u" | "${API_CMD[@]}" user add "$u" >/dev/null
-done
+auth_setup
 
 # The paths of a pull of test image REPO:v1 (manifest, config, layer), for curl.
 image_paths() {
@@ -45,6 +22,7 @@ token_for() {
     curl -sf -u "$1:pw-$1" "http://$NGINX/token?service=cargohold&scope=repository:$2:pull" | jq -r .token
 }
 
+# shellcheck disable=SC2016 # nginx variables, not the shell's
 auth_include() {
     cat "$NGX/cargohold-auth.conf"
     grep -q '^map $host $cargohold_auth { default 1; }' "$NGX/cargohold-auth.conf"
@@ -54,11 +32,7 @@ auth_include() {
 }
 
 auth_push() {
-    local repo
-    for repo in public/app private/app public/secret; do
-        "${SK[@]}" copy --preserve-digests --dest-tls-verify=false --dest-creds alice:pw-alice \
-            "oci:$WORK/img:v1" "docker://$NGINX/$repo:v1"
-    done
+    push_as_alice "$NGINX"
     if "${SK[@]}" copy --retry-times 0 --dest-tls-verify=false "oci:$WORK/img:v1" "docker://$NGINX/public/anon:v1"; then
         echo "an anonymous push through nginx succeeded"
         return 1
