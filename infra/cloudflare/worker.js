@@ -385,7 +385,9 @@ async function proxy(request, env, url) {
     upstream = await fetch(target, init);
   } catch (err) {
     console.error(`proxy ${request.method} ${target}: ${err}`);
-    return anonymousToken(request, url) ?? ociError(request, 502, "UNKNOWN", "the registry API is unreachable");
+    return (
+      anonymousToken(request, url) ?? ociError(request, 502, "UNKNOWN", "the registry API is unreachable")
+    );
   }
   // Cloudflare answers 52x itself for an origin that is down.
   if (upstream.status >= 500) {
@@ -451,7 +453,12 @@ let authCache = null;
 async function authSettings(env, store) {
   const ttl = Number(env.AUTH_REFRESH_SECONDS || 30) * 1000;
   const now = Date.now();
-  if (authCache === null || authCache.store !== store.key("") || authCache.bucket !== store.bucket || now - authCache.at >= ttl) {
+  const fresh =
+    authCache !== null &&
+    authCache.bucket === store.bucket &&
+    authCache.store === store.key("") &&
+    now - authCache.at < ttl;
+  if (!fresh) {
     const promise = store.get("config.json").then(async (obj) => {
       if (obj === null) return null;
       const config = JSON.parse(await obj.text());
@@ -514,7 +521,7 @@ export function isPublic(auth, name) {
     [auth.private, false],
   ]) {
     for (const p of patterns) {
-      const rank = p.endsWith("*") ? (name.startsWith(p.slice(0, -1)) ? p.length - 1 : -1) : p === name ? Infinity : -1;
+      const rank = patternRank(p, name);
       if (rank > best || (rank === best && rank >= 0 && !pub)) {
         best = rank;
         result = pub;
@@ -522,6 +529,14 @@ export function isPublic(auth, name) {
     }
   }
   return result;
+}
+
+/// How specifically `pattern` matches `name`, as the API's Pattern::rank: -1 not at all,
+/// a prefix (`team-a/*`) its length, an exact name above every prefix.
+function patternRank(pattern, name) {
+  if (!pattern.endsWith("*")) return pattern === name ? Infinity : -1;
+  const prefix = pattern.slice(0, -1);
+  return name.startsWith(prefix) ? prefix.length : -1;
 }
 
 /// The claims of a valid access token, or null: the signature (an algorithm of ours, a key

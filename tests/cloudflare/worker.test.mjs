@@ -283,7 +283,7 @@ test("tokens are verified: signature, algorithm, key, exp, nbf, aud, iss", async
     "another kid": await sign(claimsFor(), { alg: "EdDSA", kid: "k2" }),
     "alg none": `${b64url({ alg: "none" })}.${b64url(claimsFor())}.`,
     "HS256 with the public key": `${b64url({ alg: "HS256" })}.${b64url(claimsFor())}.${b64url("x")}`,
-    "claims changed after signing": `${good.split(".")[0]}.${b64url(claimsFor({ sub: "root" }))}.${good.split(".")[2]}`,
+    "claims changed after signing": good.replace(/\.[^.]+\./, `.${b64url(claimsFor({ sub: "root" }))}.`),
     "not a JWT": "anonymous",
     "bad base64": `${good}!`,
   };
@@ -323,14 +323,16 @@ test("with auth on: /v2/ challenges, private repositories need a token, public o
     ["index/private/app/_manifests/v1", stored],
   ]);
   const env = { BUCKET: memoryBucket(objects) };
-  const get = (path, headers = {}) => worker.fetch(new Request(`https://registry.test${path}`, { headers }), env);
+  const get = (path, headers = {}) =>
+    worker.fetch(new Request(`https://registry.test${path}`, { headers }), env);
   const now = Math.floor(Date.now() / 1000);
   const token = await sign(claimsFor({ exp: now + 60, nbf: now - 1 }));
   const bearer = (t) => ({ Authorization: `Bearer ${t}` });
 
   let r = await get("/v2/");
   assert.equal(r.status, 401);
-  assert.equal(r.headers.get("WWW-Authenticate"), 'Bearer realm="https://registry.test/token",service="cargohold"');
+  const realm = 'Bearer realm="https://registry.test/token",service="cargohold"';
+  assert.equal(r.headers.get("WWW-Authenticate"), realm);
   assert.equal((await r.json()).errors[0].code, "UNAUTHORIZED");
   assert.equal((await get("/v2/", bearer(token))).status, 200);
 
@@ -350,7 +352,11 @@ test("with auth on: /v2/ challenges, private repositories need a token, public o
   assert.equal(r.headers.get("Docker-Content-Digest"), digest);
   assert.equal(r.headers.get("Cache-Control"), "private, max-age=0, must-revalidate");
   // A token for another repository: a user may get one that covers it; anonymous not.
-  const elsewhere = claimsFor({ exp: now + 60, nbf: now - 1, access: [{ type: "repository", name: "private/other", actions: ["pull"] }] });
+  const elsewhere = claimsFor({
+    exp: now + 60,
+    nbf: now - 1,
+    access: [{ type: "repository", name: "private/other", actions: ["pull"] }],
+  });
   r = await get("/v2/private/app/manifests/v1", bearer(await sign(elsewhere)));
   assert.equal(r.status, 401);
   assert.match(r.headers.get("WWW-Authenticate"), /error="insufficient_scope"/);

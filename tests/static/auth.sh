@@ -125,6 +125,8 @@ auth_api_down() {
     assert_eq token anonymous "$(jq -r .token "$WORK/b")"
     req GET "/token?service=cargohold" -u bob:pw-bob
     expect_error 503 TOOMANYREQUESTS
+    req POST /token --data 'grant_type=password&username=bob&password=pw-bob&service=cargohold'
+    expect_error 503 TOOMANYREQUESTS
     # Private repositories are never served from the store, token or not.
     for p in $(image_paths private/app) $(image_paths public/secret) /v2/_catalog; do
         req GET "$p" -H "Authorization: Bearer anonymous"
