@@ -243,12 +243,16 @@ start_nginx() {
     { "$DRIVER" note "nginx rows skipped: needs nginx and $NJS_MODULE (apt-get install nginx libnginx-mod-http-js)"; return 1; }
   port=$(free_port) plain_port=$(free_port)
   mkdir -p "$ngx/plain"
+  # The auth include of an open registry, as `cargohold nginx-auth` writes it.
+  clean_env "$CARGOHOLD_BIN" nginx-auth --root "$root" >"$ngx/cargohold-auth.conf" ||
+    { "$DRIVER" note "nginx rows skipped: cargohold nginx-auth failed"; return 1; }
   sed -e "s|server 127.0.0.1:5000;|server 127.0.0.1:$api_port;|" \
     -e "s|/etc/nginx/njs/cargohold.js|$conf_dir/cargohold.js|" \
     -e "s|listen 8080;|listen 127.0.0.1:$port;|" \
     -e "s|root /srv/cargohold;|root $root;|" \
+    -e "s|include /etc/nginx/cargohold-auth.conf;|include $ngx/cargohold-auth.conf;|" \
     "$conf_dir/cargohold.conf" >"$ngx/cargohold.conf"
-  for want in "server 127.0.0.1:$api_port;" "$conf_dir/cargohold.js;" "listen 127.0.0.1:$port;" "root $root;"; do
+  for want in "server 127.0.0.1:$api_port;" "$conf_dir/cargohold.js;" "listen 127.0.0.1:$port;" "root $root;" "include $ngx/cargohold-auth.conf;"; do
     grep -qF "$want" "$ngx/cargohold.conf" ||
       { "$DRIVER" note "nginx rows skipped: infra/nginx/cargohold.conf changed: no '$want' after substitution"; return 1; }
   done

@@ -38,6 +38,11 @@ pub struct AuthInfo {
     pub keys: Vec<serde_json::Value>,
     /// Repository patterns (`name`, `prefix/*`) anyone may pull without a token.
     pub anonymous_pull: Vec<String>,
+    /// The patterns of the other rules: a repository is public when the most specific
+    /// pattern matching it, of both lists (an exact name beats any prefix, a longer
+    /// prefix a shorter one), is in `anonymous_pull`; when none matches, it is not.
+    #[serde(default)]
+    pub private: Vec<String>,
 }
 
 /// `GET /v2/<name>/tags/list`: tags sorted lexically, as the spec requires.

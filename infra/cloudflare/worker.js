@@ -7,6 +7,7 @@
 //   BLOBS_URL   optional: base URL serving the bucket's root (an R2 custom domain); when set,
 //               `GET /v2/<name>/blobs/<digest>` answers 307 to `<BLOBS_URL>/<key>`
 //   KEY_PREFIX  optional: the S3 backend's `prefix`, when the index is not at the bucket root
+//   AUTH_REFRESH_SECONDS  optional: how long config.json's auth is kept per isolate (30)
 //
 // What is answered here, for GET and HEAD without a query string (docs/index-format.md):
 //
@@ -23,6 +24,21 @@
 // Every other request (any other method or path, anything with a query string) goes to
 // API_ORIGIN unchanged. Keys are only ever built from a validated repository name and tag
 // or digest, so no request can reach `uploads/` or any other key.
+//
+// With auth on (config.json's `auth`, docs/auth.md), read from the bucket and kept for
+// AUTH_REFRESH_SECONDS (default 30) per isolate:
+//
+//   /v2/                                  401 with the API's challenge; with a valid token 200;
+//                                         with Basic credentials, the API
+//   repositories anyone may pull          as above, no token looked at
+//   any other repository                  the token verified here (signature with a key of
+//                                         config.json, exp, nbf, aud, iss, and pull on that
+//                                         repository in its `access`), then as above, with
+//                                         Cache-Control private and no blob redirect;
+//                                         without one 401 + challenge; Basic: the API
+//   /v2/_catalog                          the API (administrators only)
+//   /token                                the API; while it is unreachable, an anonymous GET
+//                                         gets a placeholder token (public pulls go on)
 
 const IMMUTABLE = "public, max-age=31536000, immutable";
 const REVALIDATE = "public, max-age=0, must-revalidate";
@@ -83,6 +99,14 @@ async function handle(request, env) {
     return proxy(request, env, url);
   }
   const store = new Store(env);
+  const access = await authorize(request, env, store, url, route);
+  if (access.answer) return access.answer;
+  const response = await serve(request, env, store, route, access.public);
+  return access.public ? response : privateCaching(response);
+}
+
+/// The answer of a static route (anyone may read it, or the caller was authorised).
+async function serve(request, env, store, route, publicRepo) {
   switch (route.kind) {
     case "base":
       return respond(request, 200, { "Content-Type": JSON_TYPE }, "{}");
@@ -115,7 +139,7 @@ async function handle(request, env) {
     case "manifest":
       return manifest(request, store, route.name, route.ref);
     case "blob":
-      return blob(request, env, store, route.name, route.ref);
+      return blob(request, env, store, route.name, route.ref, publicRepo);
   }
   throw new Error(`unhandled route ${route.kind}`);
 }
@@ -276,7 +300,7 @@ export function accepts(accept, mediaType) {
   return listed.some((t) => t === want || t === "*/*" || t === "application/*");
 }
 
-async function blob(request, env, store, name, digest) {
+async function blob(request, env, store, name, digest, publicRepo) {
   const [alg, hex] = digest.split(":");
   const blobKey = `blobs/${alg}/${hex}`;
   const unknown = () => ociError(request, 404, "BLOB_UNKNOWN", `blob ${digest} unknown to ${name}`);
@@ -291,7 +315,8 @@ async function blob(request, env, store, name, digest) {
     "Accept-Ranges": "bytes",
     "Cache-Control": IMMUTABLE,
   };
-  if (request.method === "GET" && env.BLOBS_URL) {
+  // The custom domain serves anyone: only blobs of public repositories are sent there.
+  if (request.method === "GET" && env.BLOBS_URL && publicRepo) {
     const target = `${env.BLOBS_URL.replace(/\/+$/, "")}/${store.key(blobKey)}`;
     return respond(request, 307, { Location: target, "Docker-Content-Digest": digest }, null);
   }
@@ -387,7 +412,14 @@ async function proxy(request, env, url) {
     upstream = await fetch(target, init);
   } catch (err) {
     console.error(`proxy ${request.method} ${target}: ${err}`);
-    return ociError(request, 502, "UNKNOWN", "the registry API is unreachable");
+    return (
+      anonymousToken(request, url) ?? ociError(request, 502, "UNKNOWN", "the registry API is unreachable")
+    );
+  }
+  // Cloudflare answers 52x itself for an origin that is down.
+  if (upstream.status >= 500) {
+    const fallback = anonymousToken(request, url);
+    if (fallback) return fallback;
   }
   const response = new Response(upstream.body, upstream);
   // Relative Locations (cargohold's) pass as they are; absolute ones naming the API are
@@ -425,4 +457,223 @@ function ociError(request, status, code, message, extraHeaders = {}, detail) {
 async function sha256(bytes) {
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return "sha256:" + Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// --- Auth (docs/auth.md): config.json's `auth`, tokens verified with WebCrypto ---------------
+
+/// Seconds a token's exp and nbf may be off, as the API allows.
+const LEEWAY_SECONDS = 1;
+/// The JWT algorithms verified here, as WebCrypto spells them (the API's built-in issuer
+/// signs EdDSA; an external one may use the others). HMAC is never accepted.
+const ALGORITHMS = {
+  EdDSA: { key: { name: "Ed25519" }, verify: { name: "Ed25519" } },
+  ES256: { key: { name: "ECDSA", namedCurve: "P-256" }, verify: { name: "ECDSA", hash: "SHA-256" } },
+  RS256: { key: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, verify: { name: "RSASSA-PKCS1-v1_5" } },
+};
+
+/// config.json's auth, per isolate: { at, bucket, store (its prefix), promise of the
+/// prepared settings or null }.
+let authCache = null;
+
+/// The auth settings from config.json (null: auth off), re-read every
+/// AUTH_REFRESH_SECONDS. A bucket failure is not "off": it throws (503).
+async function authSettings(env, store) {
+  const ttl = Number(env.AUTH_REFRESH_SECONDS || 30) * 1000;
+  const now = Date.now();
+  const fresh =
+    authCache !== null &&
+    authCache.bucket === store.bucket &&
+    authCache.store === store.key("") &&
+    now - authCache.at < ttl;
+  if (!fresh) {
+    const promise = store.get("config.json").then(async (obj) => {
+      if (obj === null) return null;
+      const config = JSON.parse(await obj.text());
+      return config.auth ? prepareAuth(config.auth) : null;
+    });
+    authCache = { at: now, bucket: store.bucket, store: store.key(""), promise };
+    promise.catch(() => {
+      if (authCache && authCache.promise === promise) authCache = null;
+    });
+  }
+  return authCache.promise;
+}
+
+/// The settings with their keys imported; keys of algorithms not verified here are left out.
+export async function prepareAuth(auth) {
+  const keys = [];
+  for (const jwk of auth.keys || []) {
+    const alg = jwkAlgorithm(jwk);
+    if (alg === null) continue;
+    const pub = {};
+    for (const m of ["kty", "crv", "x", "y", "n", "e"]) if (jwk[m] !== undefined) pub[m] = jwk[m];
+    try {
+      const key = await crypto.subtle.importKey("jwk", pub, ALGORITHMS[alg].key, false, ["verify"]);
+      keys.push({ alg, kid: jwk.kid, key });
+    } catch (err) {
+      console.error(`config.json: key ${jwk.kid}: ${err}`);
+    }
+  }
+  return {
+    realm: auth.realm || null,
+    service: auth.service,
+    issuer: auth.issuer,
+    public: auth.anonymous_pull || [],
+    private: auth.private || [],
+    keys,
+  };
+}
+
+function jwkAlgorithm(jwk) {
+  const alg =
+    jwk.alg ??
+    (jwk.kty === "OKP" && jwk.crv === "Ed25519"
+      ? "EdDSA"
+      : jwk.kty === "EC" && jwk.crv === "P-256"
+        ? "ES256"
+        : jwk.kty === "RSA"
+          ? "RS256"
+          : null);
+  return Object.hasOwn(ALGORITHMS, alg) ? alg : null;
+}
+
+/// Whether anyone may pull `name`: the most specific pattern matching it, of both lists,
+/// is a public one (an exact name beats any prefix, a longer prefix a shorter one; a tie,
+/// which cargohold never publishes, is not public). No pattern: not public.
+export function isPublic(auth, name) {
+  let best = -1;
+  let result = false;
+  for (const [patterns, pub] of [
+    [auth.public, true],
+    [auth.private, false],
+  ]) {
+    for (const p of patterns) {
+      const rank = patternRank(p, name);
+      if (rank > best || (rank === best && rank >= 0 && !pub)) {
+        best = rank;
+        result = pub;
+      }
+    }
+  }
+  return result;
+}
+
+/// How specifically `pattern` matches `name`, as the API's Pattern::rank: -1 not at all,
+/// a prefix (`team-a/*`) its length, an exact name above every prefix.
+function patternRank(pattern, name) {
+  if (!pattern.endsWith("*")) return pattern === name ? Infinity : -1;
+  const prefix = pattern.slice(0, -1);
+  return name.startsWith(prefix) ? prefix.length : -1;
+}
+
+/// The claims of a valid access token, or null: the signature (an algorithm of ours, a key
+/// of config.json, by kid when the token names one), exp, nbf, aud and iss.
+export async function verifyToken(token, auth, now = Date.now() / 1000) {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  let header;
+  let claims;
+  let signature;
+  try {
+    header = JSON.parse(base64urlText(parts[0]));
+    claims = JSON.parse(base64urlText(parts[1]));
+    signature = base64url(parts[2]);
+  } catch {
+    return null;
+  }
+  if (typeof header !== "object" || header === null || !Object.hasOwn(ALGORITHMS, header.alg)) return null;
+  const candidates = auth.keys.filter(
+    (k) => k.alg === header.alg && (header.kid === undefined || k.kid === header.kid),
+  );
+  const signed = new TextEncoder().encode(`${parts[0]}.${parts[1]}`);
+  let valid = false;
+  for (const k of candidates) {
+    if (await crypto.subtle.verify(ALGORITHMS[k.alg].verify, k.key, signature, signed)) {
+      valid = true;
+      break;
+    }
+  }
+  if (!valid || typeof claims !== "object" || claims === null) return null;
+  const t = Math.floor(now);
+  if (typeof claims.exp !== "number" || claims.exp < t - LEEWAY_SECONDS) return null;
+  if (typeof claims.nbf === "number" && claims.nbf > t + LEEWAY_SECONDS) return null;
+  const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (!aud.includes(auth.service) || claims.iss !== auth.issuer) return null;
+  return claims;
+}
+
+/// Whether the claims grant `action` on repository `name`.
+export function grants(claims, name, action) {
+  return (claims.access || []).some(
+    (a) =>
+      a &&
+      a.type === "repository" &&
+      a.name === name &&
+      Array.isArray(a.actions) &&
+      (a.actions.includes(action) || a.actions.includes("*")),
+  );
+}
+
+function base64url(text) {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Error("not base64url");
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
+}
+
+function base64urlText(text) {
+  return new TextDecoder("utf-8", { fatal: true }).decode(base64url(text));
+}
+
+/// Whether a static route may be answered here: { public } (anyone may read it: no token
+/// looked at), { public: false } (a valid token with pull on it), or { answer }: the
+/// challenge, a refusal, or the API's answer (Basic credentials, the catalog).
+async function authorize(request, env, store, url, route) {
+  const auth = route.kind === "config" ? null : await authSettings(env, store);
+  if (auth === null) return { public: true };
+  if (route.kind === "catalog") return { answer: await proxy(request, env, url) };
+  const repo = route.kind === "base" ? null : route.name;
+  if (repo !== null && isPublic(auth, repo)) return { public: true };
+  const scope = repo === null ? undefined : `repository:${repo}:pull`;
+  const authorization = request.headers.get("Authorization") || "";
+  const [scheme, credentials = ""] = authorization.trim().split(/\s+/, 2);
+  if (authorization === "") return { answer: challenge(request, auth, url, scope) };
+  if (scheme.toLowerCase() !== "bearer") return { answer: await proxy(request, env, url) };
+  const claims = await verifyToken(credentials, auth);
+  if (claims === null) return { answer: challenge(request, auth, url, scope, "invalid_token") };
+  if (repo === null || grants(claims, repo, "pull")) return { public: false };
+  // An anonymous token gets no more by asking again; a user's or robot's might (the API
+  // knows their rights, not this worker).
+  if (!claims.sub) {
+    return { answer: ociError(request, 403, "DENIED", "requested access to the resource is denied") };
+  }
+  return { answer: challenge(request, auth, url, scope, "insufficient_scope") };
+}
+
+/// 401 with the API's Bearer challenge.
+function challenge(request, auth, url, scope, error) {
+  let value = `Bearer realm="${auth.realm ?? `${url.origin}/token`}",service="${auth.service}"`;
+  if (scope) value += `,scope="${scope}"`;
+  if (error) value += `,error="${error}"`;
+  const message = error === "invalid_token" ? "invalid token" : "authentication required";
+  return ociError(request, 401, "UNAUTHORIZED", message, { "WWW-Authenticate": value });
+}
+
+/// A private repository's answer may be cached by its client only.
+function privateCaching(response) {
+  const cc = response.headers.get("Cache-Control");
+  if (cc === null) return response;
+  const copy = new Response(response.body, response);
+  copy.headers.set("Cache-Control", cc.replace(/\bpublic\b/, "private"));
+  return copy;
+}
+
+/// The API unreachable: an anonymous GET /token still gets a token, so clients (which
+/// fetch one once /v2/ challenges) pull public repositories, which need none. It is no
+/// JWT: nothing accepts it for anything else. null for any other request.
+function anonymousToken(request, url) {
+  if (url.pathname !== "/token" || request.method !== "GET" || request.headers.has("Authorization")) {
+    return null;
+  }
+  const body = JSON.stringify({ token: "anonymous", access_token: "anonymous", expires_in: 60 });
+  return respond(request, 200, { "Content-Type": JSON_TYPE, "Cache-Control": "no-store" }, body);
 }

@@ -48,6 +48,9 @@ enum Command {
         #[command(subcommand)]
         what: cli::TokenCommand,
     },
+    /// Print the nginx include that tells infra/nginx/ the auth mode, the challenge and
+    /// which repositories are public (see docs/auth.md).
+    NginxAuth(ServeArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -94,7 +97,10 @@ fn run() -> anyhow::Result<()> {
         Command::Index {
             what: IndexCommand::Check(a) | IndexCommand::Rebuild(a),
         } => &a.store,
-        Command::User { .. } | Command::Token { .. } | Command::Client(_) => {
+        Command::User { .. }
+        | Command::Token { .. }
+        | Command::NginxAuth(_)
+        | Command::Client(_) => {
             return standalone(command);
         }
     };
@@ -109,7 +115,10 @@ fn run() -> anyhow::Result<()> {
     match command {
         Command::Serve(_) => runtime.block_on(serve(config, logs.reopen.clone())),
         Command::Gc { .. } => runtime.block_on(gc_uploads(config)),
-        Command::User { .. } | Command::Token { .. } | Command::Client(_) => Ok(()),
+        Command::User { .. }
+        | Command::Token { .. }
+        | Command::NginxAuth(_)
+        | Command::Client(_) => Ok(()),
         Command::Index { what } => {
             let (args, repair) = match what {
                 IndexCommand::Check(a) => (a, false),
@@ -125,12 +134,21 @@ fn run() -> anyhow::Result<()> {
     }
 }
 
-/// The subcommands that need no server configuration: the auth directory's editors, and
-/// the client (which starts a runtime of its own).
+/// The subcommands that need no store: the auth directory's editors, the nginx include,
+/// and the client (which starts a runtime of its own).
 fn standalone(command: Command) -> anyhow::Result<()> {
     match command {
         Command::User { what } => cli::user(what),
         Command::Token { what } => cli::token(what),
+        Command::NginxAuth(args) => {
+            let config = Config::load(&args)?;
+            let include = registry_api::auth::nginx::include(
+                config.auth.as_ref(),
+                config.public_url.as_deref(),
+            )?;
+            print!("{include}");
+            Ok(())
+        }
         Command::Client(c) => cli::run(c),
         _ => Ok(()),
     }

@@ -11,25 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 client_init auth
 make_image_layout "$WORK/img" v1 amd64 256
 BIN="${CARGOHOLD_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/cargohold}"
-export CARGOHOLD_CONFIG="$WORK/auth.toml"
-cat >"$CARGOHOLD_CONFIG" <<TOML
-[auth]
-dir = "$WORK/auth"
-basic = true
-
-[[auth.rules]]
-repository = "public/*"
-pull = ["*"]
-push = ["alice"]
-
-[[auth.rules]]
-repository = "private/*"
-pull = ["alice", "bob"]
-push = ["alice"]
-TOML
-for u in alice bob; do
-    echo "pw-$u" | "$BIN" user add "$u" >/dev/null
-done
+auth_setup "basic = true"
 start_registry || exit 1
 PM=(podman --root "$WORK/storage" --runroot "$WORK/run"
     --storage-driver "${PODMAN_STORAGE_DRIVER:-vfs}" --events-backend none)

@@ -25,6 +25,50 @@ FAILED=0
 REG_PID=""
 SCENARIO=""
 
+# auth_setup [EXTRA_AUTH_LINES]: turns auth on for the servers started from here on
+# (docs/auth.md): CARGOHOLD_CONFIG=$WORK/auth.toml, auth directory $WORK/auth. public/*
+# anyone may pull; public/secret (an exact rule inside public/*) and private/* only alice
+# and bob; alice pushes. Users alice and bob, passwords pw-alice and pw-bob, added with
+# CARGOHOLD_BIN (the cargohold binary, whatever REGISTRY_CMD wraps).
+auth_setup() {
+    export CARGOHOLD_CONFIG="$WORK/auth.toml"
+    cat >"$CARGOHOLD_CONFIG" <<TOML
+[auth]
+dir = "$WORK/auth"
+${1:-}
+
+[[auth.rules]]
+repository = "public/*"
+pull = ["*"]
+push = ["alice"]
+
+[[auth.rules]]
+repository = "public/secret"
+pull = ["alice", "bob"]
+push = ["alice"]
+
+[[auth.rules]]
+repository = "private/*"
+pull = ["alice", "bob"]
+push = ["alice"]
+TOML
+    local u
+    for u in alice bob; do
+        echo "pw-$u" | "${CARGOHOLD_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/cargohold}" \
+            user add "$u" >/dev/null
+    done
+}
+
+# push_as_alice HOSTPORT: the layout $WORK/img:v1 pushed with alice's credentials to each
+# repository auth_setup's rules tell apart: public/app, private/app, public/secret.
+push_as_alice() {
+    local repo
+    for repo in public/app private/app public/secret; do
+        "${SK[@]}" copy --preserve-digests --dest-tls-verify=false --dest-creds alice:pw-alice \
+            "oci:$WORK/img:v1" "docker://$1/$repo:v1"
+    done
+}
+
 # client_init NAME: creates the scenario's scratch dir and the EXIT trap.
 client_init() {
     SCENARIO="$1"

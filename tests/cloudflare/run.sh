@@ -13,6 +13,9 @@
 #    bucket has no metadata at all.
 # 3. cargohold stops; every pull then comes from R2 alone: skopeo inspect and copy (the
 #    image, and --all of the index) with digests compared, and curl checks of headers.
+# 4. auth on (auth.sh): a cargohold with rules; W3 challenges /v2/, serves public
+#    repositories with no token, verifies tokens for private ones and serves them from R2,
+#    refuses forged and expired tokens, all with the API stopped.
 # Prints `ok - …`/`not ok - …` lines and `N passed, N failed`; exits non-zero on failure.
 set -euo pipefail
 
@@ -455,5 +458,9 @@ check "W2: blob GET is a 307 to the custom domain, after the repository check" r
 check "W2: no stored Content-Type: taken from the manifest's mediaType" no_metadata
 check "W2: skopeo inspect through redirects and a bare bucket" pull_inspect "$W2H"
 check "W2: skopeo copy through redirects, every blob verified" pull_copy "$W2H" "$WORK/back2"
+
+# --- 6. W3: auth on (tests/cloudflare/auth.sh) ---------------------------------------
+# shellcheck source-path=SCRIPTDIR source=auth.sh
+source "$CF_DIR/auth.sh"
 
 summary

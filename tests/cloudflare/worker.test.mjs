@@ -3,7 +3,15 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
-import worker, { accepts, parseRange, parseRoute } from "../../infra/cloudflare/worker.js";
+import worker, {
+  accepts,
+  grants,
+  isPublic,
+  parseRange,
+  parseRoute,
+  prepareAuth,
+  verifyToken,
+} from "../../infra/cloudflare/worker.js";
 
 const D = `sha256:${"0123456789abcdef".repeat(4)}`;
 const D512 = `sha512:${"ab".repeat(64)}`;
@@ -121,6 +129,7 @@ function memoryBucket(objects) {
     if (withBody) {
       obj.body = new Blob([o.bytes]).stream();
       obj.arrayBuffer = async () => o.bytes.buffer.slice(0);
+      obj.text = async () => new TextDecoder().decode(o.bytes);
     }
     return obj;
   };
@@ -208,4 +217,188 @@ test("a tag stored without a digest is hashed, and the digest is still right", a
   assert.equal(calls, 1);
   assert.equal(response.headers.get("Docker-Content-Digest"), digest);
   assert.equal(response.headers.get("Content-Type"), OCI_MANIFEST);
+});
+
+// --- auth: which repositories are public, tokens, the answers -------------------------------
+
+test("the most specific pattern decides, as the API's rules do", () => {
+  const auth = {
+    public: ["public/*", "public/secret/open", "team/app"],
+    private: ["public/secret/*", "pub*", "*", "dup"],
+  };
+  const table = [
+    ["public/x", true],
+    ["public/secret/x", false],
+    ["public/secret/open", true],
+    ["public/secret/open/x", false],
+    ["team/app", true],
+    ["team/app2", false],
+    ["pubx", false],
+    ["other", false],
+  ];
+  for (const [name, want] of table) assert.equal(isPublic(auth, name), want, name);
+  assert.equal(isPublic({ public: [], private: [] }, "x"), false, "no rule: not public");
+  // A tie (never published by cargohold) is not public.
+  assert.equal(isPublic({ public: ["dup"], private: ["dup"] }, "dup"), false);
+});
+
+const b64url = (x) => Buffer.from(typeof x === "string" ? x : JSON.stringify(x)).toString("base64url");
+
+/// A signing key and the config.json auth publishing it, as cargohold does.
+async function issuer(alg = "EdDSA") {
+  const params = alg === "EdDSA" ? { name: "Ed25519" } : { name: "ECDSA", namedCurve: "P-256" };
+  const pair = await crypto.subtle.generateKey(params, true, ["sign", "verify"]);
+  const jwk = { ...(await crypto.subtle.exportKey("jwk", pair.publicKey)), alg, kid: "k1", use: "sig" };
+  delete jwk.key_ops;
+  delete jwk.ext;
+  const config = {
+    service: "cargohold",
+    issuer: "cargohold",
+    keys: [jwk],
+    anonymous_pull: ["public/*"],
+    private: ["private/*"],
+  };
+  const sign = async (claims, header = { alg, typ: "JWT", kid: "k1" }, key = pair.privateKey) => {
+    const input = `${b64url(header)}.${b64url(claims)}`;
+    const how = alg === "EdDSA" ? { name: "Ed25519" } : { name: "ECDSA", hash: "SHA-256" };
+    const sig = new Uint8Array(await crypto.subtle.sign(how, key, new TextEncoder().encode(input)));
+    return `${input}.${Buffer.from(sig).toString("base64url")}`;
+  };
+  return { config, sign, auth: await prepareAuth(config) };
+}
+
+const NOW = 1_800_000_000;
+const claimsFor = (over = {}) => ({
+  iss: "cargohold",
+  sub: "bob",
+  aud: "cargohold",
+  exp: NOW + 300,
+  nbf: NOW - 1,
+  iat: NOW,
+  access: [{ type: "repository", name: "private/app", actions: ["pull"] }],
+  ...over,
+});
+
+test("tokens are verified: signature, algorithm, key, exp, nbf, aud, iss", async () => {
+  const { sign, auth } = await issuer();
+  const other = await issuer();
+  const good = await sign(claimsFor());
+  assert.equal((await verifyToken(good, auth, NOW)).sub, "bob");
+  assert.ok(await verifyToken(good, auth, NOW + 300 + 1), "within the leeway");
+  const refused = {
+    "expired": await sign(claimsFor({ exp: NOW - 2 })),
+    "not yet valid": await sign(claimsFor({ nbf: NOW + 60 })),
+    "another audience": await sign(claimsFor({ aud: "elsewhere" })),
+    "a refresh token": await sign(claimsFor({ aud: "cargohold#refresh" })),
+    "another issuer": await sign(claimsFor({ iss: "evil" })),
+    "no exp": await sign(claimsFor({ exp: undefined })),
+    "signed with another key": await other.sign(claimsFor()),
+    "another kid": await sign(claimsFor(), { alg: "EdDSA", kid: "k2" }),
+    "alg none": `${b64url({ alg: "none" })}.${b64url(claimsFor())}.`,
+    "HS256 with the public key": `${b64url({ alg: "HS256" })}.${b64url(claimsFor())}.${b64url("x")}`,
+    "claims changed after signing": good.replace(/\.[^.]+\./, `.${b64url(claimsFor({ sub: "root" }))}.`),
+    "not a JWT": "anonymous",
+    "bad base64": `${good}!`,
+  };
+  for (const [what, token] of Object.entries(refused)) {
+    assert.equal(await verifyToken(token, auth, NOW), null, what);
+  }
+  assert.equal(await verifyToken(good, auth, NOW + 302), null, "expired, past the leeway");
+  // An external issuer's ES256 key works the same way.
+  const es = await issuer("ES256");
+  assert.ok(await verifyToken(await es.sign(claimsFor()), es.auth, NOW));
+});
+
+test("the access claim grants per repository and action", () => {
+  const c = claimsFor({
+    access: [
+      { type: "repository", name: "a", actions: ["pull"] },
+      { type: "repository", name: "b", actions: ["push"] },
+      { type: "repository", name: "c", actions: ["*"] },
+      { type: "registry", name: "d", actions: ["pull"] },
+    ],
+  });
+  assert.ok(grants(c, "a", "pull"));
+  assert.ok(!grants(c, "b", "pull"));
+  assert.ok(grants(c, "c", "pull"));
+  assert.ok(!grants(c, "d", "pull"));
+  assert.ok(!grants(c, "a/x", "pull"));
+  assert.ok(!grants({}, "a", "pull"));
+});
+
+test("with auth on: /v2/ challenges, private repositories need a token, public ones none", async () => {
+  const { config, sign } = await issuer();
+  const { bytes, digest } = manifestFixture(true);
+  const stored = { bytes, httpMetadata: { contentType: OCI_MANIFEST }, customMetadata: { digest } };
+  const objects = new Map([
+    ["config.json", { bytes: new TextEncoder().encode(JSON.stringify({ auth: config })) }],
+    ["index/public/app/_manifests/v1", stored],
+    ["index/private/app/_manifests/v1", stored],
+  ]);
+  const env = { BUCKET: memoryBucket(objects) };
+  const get = (path, headers = {}) =>
+    worker.fetch(new Request(`https://registry.test${path}`, { headers }), env);
+  const now = Math.floor(Date.now() / 1000);
+  const token = await sign(claimsFor({ exp: now + 60, nbf: now - 1 }));
+  const bearer = (t) => ({ Authorization: `Bearer ${t}` });
+
+  let r = await get("/v2/");
+  assert.equal(r.status, 401);
+  const realm = 'Bearer realm="https://registry.test/token",service="cargohold"';
+  assert.equal(r.headers.get("WWW-Authenticate"), realm);
+  assert.equal((await r.json()).errors[0].code, "UNAUTHORIZED");
+  assert.equal((await get("/v2/", bearer(token))).status, 200);
+
+  r = await get("/v2/public/app/manifests/v1");
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("Cache-Control"), "public, max-age=0, must-revalidate");
+  assert.equal((await get("/v2/public/app/manifests/v1", bearer("forged"))).status, 200, "not looked at");
+
+  r = await get("/v2/private/app/manifests/v1");
+  assert.equal(r.status, 401);
+  assert.match(r.headers.get("WWW-Authenticate"), /,scope="repository:private\/app:pull"$/);
+  r = await get("/v2/private/app/manifests/v1", bearer("forged"));
+  assert.equal(r.status, 401);
+  assert.match(r.headers.get("WWW-Authenticate"), /,error="invalid_token"$/);
+  r = await get("/v2/private/app/manifests/v1", bearer(token));
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("Docker-Content-Digest"), digest);
+  assert.equal(r.headers.get("Cache-Control"), "private, max-age=0, must-revalidate");
+  // A token for another repository: a user may get one that covers it; anonymous not.
+  const elsewhere = claimsFor({
+    exp: now + 60,
+    nbf: now - 1,
+    access: [{ type: "repository", name: "private/other", actions: ["pull"] }],
+  });
+  r = await get("/v2/private/app/manifests/v1", bearer(await sign(elsewhere)));
+  assert.equal(r.status, 401);
+  assert.match(r.headers.get("WWW-Authenticate"), /error="insufficient_scope"/);
+  r = await get("/v2/private/app/manifests/v1", bearer(await sign({ ...elsewhere, sub: "" })));
+  assert.equal(r.status, 403);
+  assert.equal((await r.json()).errors[0].code, "DENIED");
+});
+
+test("blobs of private repositories are never redirected to the public custom domain", async () => {
+  const { config, sign } = await issuer();
+  const blob = new TextEncoder().encode("layer");
+  const digest = `sha256:${createHash("sha256").update(blob).digest("hex")}`;
+  const link = new TextEncoder().encode(JSON.stringify({ digest, size: blob.byteLength }));
+  const objects = new Map([
+    ["config.json", { bytes: new TextEncoder().encode(JSON.stringify({ auth: config })) }],
+    [`index/public/app/_blobs/${digest}`, { bytes: link }],
+    [`index/private/app/_blobs/${digest}`, { bytes: link }],
+    [`blobs/sha256/${digest.slice(7)}`, { bytes: blob }],
+  ]);
+  const env = { BUCKET: memoryBucket(objects), BLOBS_URL: "https://blobs.test" };
+  const now = Math.floor(Date.now() / 1000);
+  const token = await sign(claimsFor({ exp: now + 60, nbf: now - 1 }));
+  const get = (repo, headers = {}) =>
+    worker.fetch(new Request(`https://registry.test/v2/${repo}/blobs/${digest}`, { headers }), env);
+  let r = await get("public/app");
+  assert.equal(r.status, 307);
+  assert.equal(r.headers.get("Location"), `https://blobs.test/blobs/sha256/${digest.slice(7)}`);
+  r = await get("private/app", { Authorization: `Bearer ${token}` });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("Location"), null);
+  assert.deepEqual(new Uint8Array(await r.arrayBuffer()), blob);
 });

@@ -37,13 +37,14 @@ static_require() {
 # --- the API server ---------------------------------------------------------------------
 
 # start_api: cargohold on $API_PORT over the store API_STORE_ARGS names (kept between
-# starts), JSON log lines (one per request, target cargohold::request) appended to
-# $SERVER_LOG; waits until it answers GET /v2/ (30 s at most).
+# starts; auth from CARGOHOLD_CONFIG when exported), JSON log lines (one per request,
+# target cargohold::request) appended to $SERVER_LOG; waits until it answers GET /v2/ (30
+# s at most) with 200, or 401 with auth on.
 start_api() {
     "${API_CMD[@]}" serve --listen "127.0.0.1:$API_PORT" --log-format json "${API_STORE_ARGS[@]}" \
         >>"$SERVER_LOG" 2>&1 &
     REG_PID=$!
-    wait_http "http://127.0.0.1:$API_PORT/v2/" "$REG_PID" 30 200 && return 0
+    wait_http "http://127.0.0.1:$API_PORT/v2/" "$REG_PID" 30 '200|401' && return 0
     echo "cargohold did not answer on 127.0.0.1:$API_PORT"
     tail -n 20 "$SERVER_LOG"
     stop_registry
@@ -76,9 +77,17 @@ log_lines() {
 
 # --- nginx ------------------------------------------------------------------------------
 
+# write_auth_include: the auth include for the API's settings (CARGOHOLD_CONFIG), by
+# `cargohold nginx-auth`, as an installation writes it.
+write_auth_include() {
+    mkdir -p "$NGX"
+    "${API_CMD[@]}" nginx-auth >"$NGX/cargohold-auth.conf"
+}
+
 # write_nginx_conf: a private nginx.conf (temp paths, logs, pid all in $NGX) that loads
 # njs and includes a copy of infra/nginx/$NGINX_CONF with its EDIT values set: the API,
-# cargohold.js and the port here, the store's from NGINX_EDITS. The access log has one line
+# cargohold.js, the port and the auth include (write_auth_include) here, the store's from
+# NGINX_EDITS. The access log has one line
 # per request, subrequests included: method, URI, status, body bytes, upstream address
 # ("-": answered by nginx itself), bytes received from the upstream, $uri, request bytes.
 write_nginx_conf() {
@@ -86,6 +95,7 @@ write_nginx_conf() {
         "server 127.0.0.1:5000;" "server 127.0.0.1:$API_PORT;"
         "js_import cargohold from /etc/nginx/njs/cargohold.js;" "js_import cargohold from $CONF_DIR/cargohold.js;"
         "listen 8080;" "listen 127.0.0.1:$NGINX_PORT;"
+        "include /etc/nginx/cargohold-auth.conf;" "include $NGX/cargohold-auth.conf;"
         "${NGINX_EDITS[@]}"
     )
     local conf from to i
@@ -98,7 +108,7 @@ write_nginx_conf() {
         }
         conf="${conf//"$from"/"$to"}"
     done
-    mkdir -p "$NGX"
+    write_auth_include || return 1
     printf '%s\n' "$conf" >"$NGX/$NGINX_CONF"
     cat >"$NGX/nginx.conf" <<EOF
 load_module $NJS_MODULE;
@@ -138,6 +148,15 @@ start_nginx() {
     done
     tail -n 20 "$NGX/error.log"
     return 1
+}
+
+# reload_nginx: the auth include written again, and nginx's master told to reload (SIGHUP,
+# by PID); waits (10 s at most) until GET /v2/ answers STATUS.
+reload_nginx() {
+    write_auth_include || return 1
+    nginx -t -q -e "$NGX/error.log" -c "$NGX/nginx.conf" -p "$NGX/" || return 1
+    kill -HUP "$NGINX_PID"
+    wait_http "http://$NGINX/v2/" "$NGINX_PID" 10 "$1"
 }
 
 # Stops only the nginx this script started: SIGQUIT (graceful) to its master, by PID.

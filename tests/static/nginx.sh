@@ -10,6 +10,9 @@
 #   2. the API stopped (port closed): skopeo inspect/copy and podman pull from nginx (and
 #      the bucket) alone; every header of the answers checked with curl; writes get 503.
 #   3. the API restarted on the same store: push again through nginx, pull, delete.
+#   4. auth on (tests/static/auth.sh): cargohold with rules, nginx with the include
+#      `cargohold nginx-auth` writes: /v2/ challenges, public repositories static (API
+#      stopped too), private ones denied anonymously and pulled with a token via the API.
 # Prints `ok - ...`/`not ok - ...`, figures as `# ...` lines, and a last line
 # `N passed, N failed`; exits non-zero on any failure.
 #
@@ -797,6 +800,11 @@ check "API restarted on the same $STORED_IN and port, reached through nginx" api
 check "push again through nginx (test/app:v2), tag list updated" push_again
 check "pull test/app:v2 through nginx: digests match, 0 requests reach the API" pull_again
 check "skopeo delete through nginx; nginx stops serving the tag at once" delete_through_nginx
+
+# --- 4. auth on: public repositories static, private ones only through the API ----------------
+# shellcheck source-path=SCRIPTDIR source=auth.sh
+source "$(dirname "${BASH_SOURCE[0]}")/auth.sh"
+
 check "nginx error log: no njs exceptions, nothing critical, nothing spooled to disk" nginx_error_log_clean
 
 [[ -f "$WORK/figures" ]] && sed 's/^/# figures: /' "$WORK/figures"

@@ -10,12 +10,14 @@
 //! - [`backoff`]: the brake on password guessing;
 //! - [`caller`]: the extractor that says who is asking, and the one authorisation check
 //!   `dispatch` runs per route;
-//! - [`endpoint`]: `GET`/`POST /token`, the built-in token endpoint.
+//! - [`endpoint`]: `GET`/`POST /token`, the built-in token endpoint;
+//! - [`nginx`]: the auth mode and public repositories as an nginx include.
 
 mod backoff;
 pub mod caller;
 pub mod endpoint;
 pub mod keys;
+pub mod nginx;
 pub mod robots;
 pub mod rules;
 pub mod scope;
@@ -161,7 +163,8 @@ impl Auth {
             service: self.settings.service.clone(),
             issuer: self.settings.issuer.clone(),
             keys: self.jwks.clone(),
-            anonymous_pull: self.settings.rules.public_patterns(),
+            anonymous_pull: self.settings.rules.patterns_where_anonymous_pull_is(true),
+            private: self.settings.rules.patterns_where_anonymous_pull_is(false),
         }
     }
 

@@ -129,6 +129,19 @@ impl Pattern {
         }
     }
 
+    /// The rank it gives a repository it matches (see [`Pattern::rank`]).
+    pub fn specificity(&self) -> usize {
+        self.0.strip_suffix('*').map_or(usize::MAX, str::len)
+    }
+
+    /// Whether some valid repository name (lowercase letters, digits, `._-/`) can match:
+    /// a pattern with other characters never applies, and static hosts leave it out.
+    pub fn can_match_a_name(&self) -> bool {
+        let body = self.0.strip_suffix('*').unwrap_or(&self.0);
+        body.bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' | b'/'))
+    }
+
     /// Whether the pattern matches `repo`.
     pub fn matches(&self, repo: &str) -> bool {
         self.rank(repo).is_some()
@@ -206,14 +219,32 @@ impl Rules {
         matches!(subject, Subject::User(u) if self.admins.contains(u))
     }
 
-    /// The patterns anyone may pull from without credentials (published in config.json
-    /// for static hosts): those of rules granting pull to [`EVERYONE`]. A more specific
-    /// rule may still close part of one; the static hosts' docs say so.
-    pub fn public_patterns(&self) -> Vec<String> {
-        self.rules
+    /// Whether anonymous callers may pull, per pattern, as a static host needs it to
+    /// decide exactly as [`Rules::actions`] does: one entry per distinct pattern that can
+    /// match a repository name (of duplicates, the later rule, which `actions` picks),
+    /// most specific first. A repository is public when the first entry matching it says
+    /// `true`; when none matches, it is not.
+    pub fn anonymous_pull_table(&self) -> Vec<(&Pattern, bool)> {
+        let mut table: Vec<(&Pattern, bool)> = Vec::new();
+        for rule in self
+            .rules
             .iter()
-            .filter(|r| r.grants(&Subject::Anonymous).has(Action::Pull))
-            .map(|r| r.repository.as_str().to_owned())
+            .filter(|r| r.repository.can_match_a_name())
+        {
+            let public = rule.grants(&Subject::Anonymous).has(Action::Pull);
+            table.retain(|(p, _)| *p != &rule.repository);
+            table.push((&rule.repository, public));
+        }
+        table.sort_by_key(|(p, _)| std::cmp::Reverse(p.specificity()));
+        table
+    }
+
+    /// The patterns of [`Rules::anonymous_pull_table`] that are public (`true`) or not.
+    pub fn patterns_where_anonymous_pull_is(&self, public: bool) -> Vec<String> {
+        self.anonymous_pull_table()
+            .into_iter()
+            .filter(|(_, p)| *p == public)
+            .map(|(p, _)| p.as_str().to_owned())
             .collect()
     }
 }
@@ -262,7 +293,63 @@ mod tests {
         for (who, repo, want) in table {
             assert_eq!(rules.actions(who, repo), want, "{who:?} on {repo}");
         }
-        assert_eq!(rules.public_patterns(), vec!["public/*".to_owned()]);
+        assert_eq!(
+            rules.patterns_where_anonymous_pull_is(true),
+            vec!["public/*".to_owned()]
+        );
+    }
+
+    /// The table static hosts get agrees with `actions` for anonymous callers: most
+    /// specific first, a later duplicate replacing an earlier one, patterns no name can
+    /// match left out.
+    #[test]
+    fn the_anonymous_pull_table_decides_as_actions_do() {
+        let rules = Rules {
+            rules: vec![
+                rule("public/*", &["*"], &[]),
+                rule("public/secret/*", &["alice"], &[]),
+                rule("public/secret/open", &["*"], &[]),
+                rule("pub*", &[], &[]),
+                rule("dup", &[], &[]),
+                rule("dup", &["*"], &[]),
+                rule("Upper/*", &["*"], &[]),
+                rule("*", &["@users"], &[]),
+            ],
+            admins: vec![],
+        };
+        let table: Vec<(&str, bool)> = rules
+            .anonymous_pull_table()
+            .into_iter()
+            .map(|(p, b)| (p.as_str(), b))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                ("public/secret/open", true),
+                ("dup", true),
+                ("public/secret/*", false),
+                ("public/*", true),
+                ("pub*", false),
+                ("*", false),
+            ]
+        );
+        for repo in [
+            "public/x",
+            "public/secret/x",
+            "public/secret/open",
+            "public/secret/open/x",
+            "pubx",
+            "dup",
+            "dupe",
+            "other",
+        ] {
+            let by_actions = rules.actions(&Subject::Anonymous, repo).has(Action::Pull);
+            let by_table = table
+                .iter()
+                .find(|(p, _)| Pattern::new(*p).matches(repo))
+                .is_some_and(|(_, public)| *public);
+            assert_eq!(by_table, by_actions, "{repo}");
+        }
     }
 
     #[test]

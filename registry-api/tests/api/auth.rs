@@ -520,6 +520,8 @@ async fn config_json_publishes_the_public_key_and_the_open_prefixes() {
     assert_eq!(auth["keys"][0]["kty"], "OKP");
     assert_eq!(auth["keys"][0].get("d"), None, "never the private key");
     assert_eq!(auth["anonymous_pull"], serde_json::json!(["public/*"]));
+    // The other rules, most specific first: an edge decides as the API does.
+    assert_eq!(auth["private"], serde_json::json!(["private/*", "carol/*"]));
     let r = s.get("/v2/").await;
     assert!(header(&r, "www-authenticate").contains("realm=\"https://registry.example/token\""));
 }
