@@ -339,7 +339,7 @@ impl ObjectStore for S3Store {
     async fn create_multipart(&self, key: &StorageKey) -> Result<MultipartId, StoreError> {
         let k = key.key();
         let meta = PutMeta::new(key, None);
-        self.create(&k, &self.object_key(&k), &meta).await
+        self.create(&k, &self.object_key(&k), &meta, None).await
     }
 
     async fn upload_part(

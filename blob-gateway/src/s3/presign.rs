@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart as SdkPart,
-};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -16,9 +14,12 @@ use sha2::{Digest as _, Sha256};
 
 use super::MAX_PRESIGN;
 use super::S3Store;
-use super::error::{Failure, classify, store_error, upload_error};
-use super::wire::{as_i64, part_number, percent_encode, quote};
-use crate::store::{ChecksummedPart, MultipartId, Presign, PresignedRequest, PutMeta, StoreError};
+use super::error::{Failure, classify, store_error};
+use super::wire::{as_i64, part_number, percent_encode};
+use super::write::sdk_part;
+use crate::store::{
+    ChecksummedPart, MultipartId, Presign, PresignedRequest, PutCondition, PutMeta, StoreError,
+};
 
 fn config(key: &str, expires: Duration) -> Result<PresigningConfig, StoreError> {
     PresigningConfig::expires_in(expires.min(MAX_PRESIGN)).map_err(|e| StoreError::Io {
@@ -118,23 +119,8 @@ impl Presign for S3Store {
     ) -> Result<MultipartId, StoreError> {
         let k = key.key();
         let meta = PutMeta::new(key, None);
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(self.object_key(&k))
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .set_content_type(meta.content_type)
-            .set_cache_control(meta.cache_control)
-            .send()
-            .await
-            .map_err(|e| store_error(&k, e))?;
-        out.upload_id
-            .map(MultipartId)
-            .ok_or_else(|| StoreError::Backend {
-                key: k,
-                message: "CreateMultipartUpload returned no upload id".into(),
-            })
+        let checksum = Some(ChecksumAlgorithm::Sha256);
+        self.create(&k, &self.object_key(&k), &meta, checksum).await
     }
 
     async fn complete_checksummed(
@@ -147,27 +133,20 @@ impl Presign for S3Store {
         let sdk_parts = parts
             .iter()
             .map(|p| {
-                SdkPart::builder()
-                    .part_number(part_number(p.number))
-                    .e_tag(quote(&p.etag))
+                sdk_part(p.number, &p.etag)
                     .checksum_sha256(STANDARD.encode(p.sha256))
                     .build()
             })
             .collect();
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(self.object_key(&k))
-            .upload_id(&upload.0)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(sdk_parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| upload_error(&k, upload, e))?;
-        Ok(())
+        self.send_complete(
+            &k,
+            &self.object_key(&k),
+            upload,
+            sdk_parts,
+            &PutCondition::None,
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn stored_sha256(&self, key: &StorageKey) -> Result<Option<[u8; 32]>, StoreError> {

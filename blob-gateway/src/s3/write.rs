@@ -4,7 +4,8 @@
 use std::time::SystemTime;
 
 use aws_sdk_s3::primitives::ByteStream as SdkStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkPart};
+use aws_sdk_s3::types::builders::CompletedPartBuilder;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart as SdkPart};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
@@ -21,6 +22,13 @@ use crate::store::{CompletedPart, MultipartId, ObjectInfo, PutCondition, PutMeta
 const MAX_PARTS: u64 = 10_000;
 /// `UploadPartCopy` requests in flight during a multipart copy.
 const COPY_CONCURRENCY: usize = 4;
+
+/// A part as `CompleteMultipartUpload` lists it, to which a checksum may be added.
+pub(super) fn sdk_part(number: u32, etag: &str) -> CompletedPartBuilder {
+    SdkPart::builder()
+        .part_number(part_number(number))
+        .e_tag(quote(etag))
+}
 
 impl S3Store {
     /// One `PutObject` of an in-memory body (retried by the SDK).
@@ -63,7 +71,7 @@ impl S3Store {
         meta: PutMeta,
         condition: &PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
-        let upload = self.create(key, object, &meta).await?;
+        let upload = self.create(key, object, &meta, None).await?;
         let result = async {
             let mut parts = Vec::new();
             let mut size = 0;
@@ -101,17 +109,20 @@ impl S3Store {
         result
     }
 
+    /// Starts a multipart upload; `checksum` makes every part carry one of that algorithm.
     pub(super) async fn create(
         &self,
         key: &str,
         object: &str,
         meta: &PutMeta,
+        checksum: Option<ChecksumAlgorithm>,
     ) -> Result<MultipartId, StoreError> {
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(object)
+            .set_checksum_algorithm(checksum)
             .set_content_type(meta.content_type.clone())
             .set_cache_control(meta.cache_control.clone())
             .set_metadata(user_metadata(meta))
@@ -165,13 +176,21 @@ impl S3Store {
         }
         let sdk_parts = parts
             .iter()
-            .map(|p| {
-                SdkPart::builder()
-                    .part_number(part_number(p.number))
-                    .e_tag(quote(&p.etag))
-                    .build()
-            })
+            .map(|p| sdk_part(p.number, &p.etag).build())
             .collect();
+        self.send_complete(key, object, upload, sdk_parts, condition)
+            .await
+    }
+
+    /// `CompleteMultipartUpload` of `parts` under `condition`; returns the object's ETag.
+    pub(super) async fn send_complete(
+        &self,
+        key: &str,
+        object: &str,
+        upload: &MultipartId,
+        parts: Vec<SdkPart>,
+        condition: &PutCondition,
+    ) -> Result<String, StoreError> {
         let (if_match, if_none_match) = condition_headers(condition);
         let out = self
             .client
@@ -181,7 +200,7 @@ impl S3Store {
             .upload_id(&upload.0)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
-                    .set_parts(Some(sdk_parts))
+                    .set_parts(Some(parts))
                     .build(),
             )
             .set_if_match(if_match)
@@ -303,7 +322,7 @@ impl S3Store {
         meta: PutMeta,
         condition: &PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
-        let upload = self.create(key, object, &meta).await?;
+        let upload = self.create(key, object, &meta, None).await?;
         let part = self.part_size.max(src.size.div_ceil(MAX_PARTS));
         let ranges = (0..src.size.div_ceil(part)).map(|i| {
             let number = u32::try_from(i + 1).unwrap_or(u32::MAX);

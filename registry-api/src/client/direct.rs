@@ -90,10 +90,7 @@ impl Repository {
     ) -> Result<reqwest::Response, ClientError> {
         let url = self.path(&format!("{EXTENSION}/direct/{module}"));
         self.registry
-            .send(|| {
-                let r = self.registry.request(Method::POST, &url).json(&body);
-                async { Ok(r) }
-            })
+            .send_built(|| self.registry.request(Method::POST, &url).json(&body))
             .await
     }
 

@@ -123,8 +123,16 @@ impl Registry {
 
     /// [`send`](Self::send) for a request without a body.
     pub async fn send_simple(&self, method: Method, url: &str) -> Result<Response, ClientError> {
+        self.send_built(|| self.request(method.clone(), url)).await
+    }
+
+    /// [`send`](Self::send) for a request built without I/O (no body to reopen).
+    pub async fn send_built(
+        &self,
+        make: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, ClientError> {
         self.send(|| {
-            let r = self.request(method.clone(), url);
+            let r = make();
             async { Ok(r) }
         })
         .await

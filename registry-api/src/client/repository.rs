@@ -97,12 +97,10 @@ impl Repository {
         let url = self.path(&format!("manifests/{reference}"));
         let response = self
             .registry
-            .send(|| {
-                let r = self
-                    .registry
+            .send_built(|| {
+                self.registry
                     .request(Method::GET, &url)
-                    .header(header::ACCEPT, ACCEPT);
-                async { Ok(r) }
+                    .header(header::ACCEPT, ACCEPT)
             })
             .await?;
         match response.status() {
@@ -139,13 +137,11 @@ impl Repository {
         let url = self.path(&format!("manifests/{reference}"));
         let response = self
             .registry
-            .send(|| {
-                let r = self
-                    .registry
+            .send_built(|| {
+                self.registry
                     .request(Method::PUT, &url)
                     .header(header::CONTENT_TYPE, &manifest.media_type)
-                    .body(manifest.bytes.clone());
-                async { Ok(r) }
+                    .body(manifest.bytes.clone())
             })
             .await?;
         if response.status() != StatusCode::CREATED {
@@ -186,12 +182,12 @@ impl Repository {
         };
         let response = self
             .registry
-            .send(|| {
-                let mut r = self.registry.request(Method::GET, &url);
-                if let Some(range) = &range {
-                    r = r.header(header::RANGE, range);
+            .send_built(|| {
+                let r = self.registry.request(Method::GET, &url);
+                match &range {
+                    Some(range) => r.header(header::RANGE, range),
+                    None => r,
                 }
-                async { Ok(r) }
             })
             .await?;
         let ok = match range {

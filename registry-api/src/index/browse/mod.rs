@@ -76,23 +76,29 @@ impl Index {
         repo: &RepoName,
         detail: ManifestDetail,
     ) -> Result<(), IndexError> {
-        let key = StorageKey::BrowseManifest(repo.clone(), detail.digest.clone());
-        self.update(
-            &key,
-            || None::<ManifestDetail>,
-            |d| {
-                let tags = d.as_ref().map(|d| d.tags.clone());
-                let fresh = ManifestDetail {
-                    tags: tags.unwrap_or_default(),
-                    ..detail.clone()
-                };
-                let changed = d.as_ref().is_none_or(|d| *d != fresh);
-                *d = Some(fresh);
-                changed
-            },
-        )
+        self.update_detail(repo, &detail.digest, |d| {
+            let tags = d.as_ref().map(|d| d.tags.clone());
+            let fresh = ManifestDetail {
+                tags: tags.unwrap_or_default(),
+                ..detail.clone()
+            };
+            let changed = d.as_ref().is_none_or(|d| *d != fresh);
+            *d = Some(fresh);
+            changed
+        })
         .await
-        .map(|_| ())
+    }
+
+    /// Changes a manifest's stored detail (`None` while it has none); `change` says
+    /// whether it changed anything, and only then is the detail written.
+    async fn update_detail(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        change: impl FnMut(&mut Option<ManifestDetail>) -> bool,
+    ) -> Result<(), IndexError> {
+        let key = StorageKey::BrowseManifest(repo.clone(), digest.clone());
+        self.update(&key, || None, change).await.map(|_| ())
     }
 
     /// Records `tag` as pointing at `detail`'s manifest, pushed at `pushed`.
@@ -180,22 +186,16 @@ impl Index {
         digest: &Digest,
         change: impl Fn(&mut Vec<Tag>),
     ) -> Result<(), IndexError> {
-        let key = StorageKey::BrowseManifest(repo.clone(), digest.clone());
         // Absent stays absent (`None` is never written): the manifest was deleted.
-        self.update(
-            &key,
-            || None::<ManifestDetail>,
-            |d| match d {
-                Some(d) => {
-                    let before = d.tags.clone();
-                    change(&mut d.tags);
-                    before != d.tags
-                }
-                None => false,
-            },
-        )
+        self.update_detail(repo, digest, |d| match d {
+            Some(d) => {
+                let before = d.tags.clone();
+                change(&mut d.tags);
+                before != d.tags
+            }
+            None => false,
+        })
         .await
-        .map(|_| ())
     }
 
     /// Recounts the referrers of `subject` on every tag pointing at it.
