@@ -101,6 +101,21 @@ impl Route {
 }
 
 impl Route {
+    /// The repository the route is about, if any.
+    pub fn repo(&self) -> Option<&RepoName> {
+        match self {
+            Self::Base | Self::Catalog | Self::Extension(None, _) => None,
+            Self::Tags(n)
+            | Self::Manifest(n, _)
+            | Self::InvalidReference(n, _)
+            | Self::Blob(n, _)
+            | Self::UploadStart(n)
+            | Self::Upload(n, _)
+            | Self::Referrers(n, _)
+            | Self::Extension(Some(n), _) => Some(n),
+        }
+    }
+
     /// The URL path of this route, the inverse of [`Route::parse`]: the one place
     /// `Location` and `Link` headers get their paths from. `None` for
     /// [`Route::InvalidReference`], which names nothing that exists.

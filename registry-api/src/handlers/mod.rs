@@ -205,7 +205,9 @@ pub async fn dispatch(
     let (method, headers) = (&parts.method, &parts.headers);
     auth::caller::check(app.auth.as_ref(), &caller, need(&route, method), headers)?;
     let permit = Permit::new(app.auth.as_ref(), &caller);
-    match route {
+    // A repository anonymous callers may not pull: no shared cache may keep its answers.
+    let private = route.repo().is_some_and(|r| !permit.is_public(r));
+    let response = match route {
         R::Manifest(repo, r) if method == Method::GET => {
             manifests::get(app, repo, r, headers, true).await
         }
@@ -266,7 +268,27 @@ pub async fn dispatch(
         | R::UploadStart(_)
         | R::Upload(..) => Err(method_not_allowed(method)),
         R::Extension(None, _) => Err(not_found()),
+    };
+    if private {
+        response.map(private_cache)
+    } else {
+        response
     }
+}
+
+/// Turns `Cache-Control: public, …` into `private, …` (RFC 9111 lets shared caches store
+/// a `public` answer to an authorised request).
+fn private_cache(mut response: Response) -> Response {
+    let Some(value) = response.headers().get(header::CACHE_CONTROL) else {
+        return response;
+    };
+    let rest = value.to_str().ok().and_then(|v| v.strip_prefix("public"));
+    if let Some(Ok(private)) = rest.map(|r| HeaderValue::from_str(&format!("private{r}"))) {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, private);
+    }
+    response
 }
 
 /// `405 UNSUPPORTED`: the path exists, the method does not.

@@ -141,11 +141,24 @@ async fn base_challenges_and_public_pull_needs_no_token_but_private_does() {
     s.push_image("public/app", "v1", b"public layer").await;
     s.push_image("private/app", "v1", b"private layer").await;
 
-    s.authorize(None);
-    assert_eq!(
-        s.get_status("/v2/public/app/manifests/v1").await,
-        StatusCode::OK
+    // What a private repository answers no shared cache may keep; a public one's it may.
+    let cache = header(
+        &s.get("/v2/private/app/manifests/v1").await,
+        "cache-control",
     );
+    assert!(cache.starts_with("private"), "{cache}");
+    let layer = digest(b"private layer");
+    let cache = header(
+        &s.get(&format!("/v2/private/app/blobs/{layer}")).await,
+        "cache-control",
+    );
+    assert!(cache.starts_with("private"), "{cache}");
+
+    s.authorize(None);
+    let r = s.get("/v2/public/app/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cache = header(&r, "cache-control");
+    assert!(cache.starts_with("public"), "{cache}");
     let r = s.get("/v2/private/app/manifests/v1").await;
     let challenge = header(&r, "www-authenticate");
     assert_oci_error(r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
