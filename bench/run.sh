@@ -244,7 +244,8 @@ start_nginx() {
   port=$(free_port) plain_port=$(free_port)
   mkdir -p "$ngx/plain"
   # The auth include of an open registry, as `cargohold nginx-auth` writes it.
-  clean_env "$CARGOHOLD_BIN" nginx-auth --root "$root" >"$ngx/cargohold-auth.conf" ||
+  # (In a subshell: clean_env execs.)
+  (clean_env "$CARGOHOLD_BIN" nginx-auth --root "$root") >"$ngx/cargohold-auth.conf" ||
     { "$DRIVER" note "nginx rows skipped: cargohold nginx-auth failed"; return 1; }
   sed -e "s|server 127.0.0.1:5000;|server 127.0.0.1:$api_port;|" \
     -e "s|/etc/nginx/njs/cargohold.js|$conf_dir/cargohold.js|" \
