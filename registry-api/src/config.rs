@@ -187,6 +187,8 @@ struct FileConfig {
     auth: Option<crate::auth::settings::FileAuth>,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    mirror: crate::mirror::settings::FileMirror,
 }
 
 /// The `[limits]` table.
@@ -242,7 +244,7 @@ pub enum Storage {
 }
 
 /// The validated configuration the server runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The address the API listens on.
     pub listen: SocketAddr,
@@ -268,6 +270,8 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Caps on open upload sessions.
     pub sessions: SessionLimits,
+    /// Upstream registries mirrored, and sync jobs; `None`: not a mirror.
+    pub mirror: Option<crate::mirror::settings::MirrorSettings>,
     /// Crash tests only: the step of closing an upload after which the process aborts,
     /// from `CARGOHOLD_TEST_CRASH_AFTER` (deliberately no flag or config key).
     pub fault: Option<FaultPoint>,
@@ -412,6 +416,7 @@ impl Config {
                     DEFAULT_MAX_UPLOAD_SESSIONS_PER_CLIENT,
                 )?,
             },
+            mirror: file.mirror.validate()?,
             fault: match std::env::var("CARGOHOLD_TEST_CRASH_AFTER") {
                 Ok(point) => Some(point.parse().map_err(anyhow::Error::msg)?),
                 Err(_) => None,

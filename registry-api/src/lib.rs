@@ -15,6 +15,7 @@ pub mod error;
 mod handlers;
 pub mod index;
 pub mod logging;
+pub mod mirror;
 pub mod route;
 pub mod server;
 pub mod sessions;
