@@ -287,8 +287,16 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
     let direct = registry_api::direct::Direct::for_store(&config.direct, &store)
         .await
         .context("probing the store for direct uploads")?;
+    let mirror = match config.mirror.as_ref().filter(|m| !m.upstreams.is_empty()) {
+        Some(m) => Some(std::sync::Arc::new(
+            registry_api::mirror::Mirror::new(m, registry_api::mirror::default_spool())
+                .context("setting up the mirror's upstreams")?,
+        )),
+        None => None,
+    };
     let state = AppState::new(store)
         .with_direct(direct)
+        .with_mirror(mirror)
         .with_blob_delivery(config.blob_delivery, config.presign_expiry)
         .with_fault(config.fault)
         .with_auth(auth)

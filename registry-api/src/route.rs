@@ -116,6 +116,21 @@ impl Route {
         }
     }
 
+    /// The route with its repository (if any) replaced by what `f` makes of it.
+    pub fn map_repo<E>(self, f: impl FnOnce(RepoName) -> Result<RepoName, E>) -> Result<Self, E> {
+        Ok(match self {
+            Self::Base | Self::Catalog | Self::Extension(None, _) => self,
+            Self::Tags(n) => Self::Tags(f(n)?),
+            Self::Manifest(n, r) => Self::Manifest(f(n)?, r),
+            Self::InvalidReference(n, why) => Self::InvalidReference(f(n)?, why),
+            Self::Blob(n, d) => Self::Blob(f(n)?, d),
+            Self::UploadStart(n) => Self::UploadStart(f(n)?),
+            Self::Upload(n, id) => Self::Upload(f(n)?, id),
+            Self::Referrers(n, d) => Self::Referrers(f(n)?, d),
+            Self::Extension(Some(n), p) => Self::Extension(Some(f(n)?), p),
+        })
+    }
+
     /// The URL path of this route, the inverse of [`Route::parse`]: the one place
     /// `Location` and `Link` headers get their paths from. `None` for
     /// [`Route::InvalidReference`], which names nothing that exists.

@@ -36,6 +36,8 @@ pub struct Shared {
     pub direct: Option<Arc<crate::direct::Direct>>,
     /// The upload sessions this process has open, against their caps.
     pub sessions: OpenSessions,
+    /// The pull-through cache, when upstreams are configured.
+    pub mirror: Option<Arc<crate::mirror::Mirror>>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             presign_expiry: DEFAULT_PRESIGN_EXPIRY,
             auth: None,
             direct: None,
+            mirror: None,
             sessions: OpenSessions::new(
                 SessionLimits {
                     total: DEFAULT_MAX_UPLOAD_SESSIONS,
@@ -71,6 +74,14 @@ impl AppState {
     pub fn with_direct(self, direct: Option<Arc<crate::direct::Direct>>) -> Self {
         Self(Arc::new(Shared {
             direct,
+            ..Shared::clone(&self.0)
+        }))
+    }
+
+    /// Answers for upstream registries' repositories (`None`: no mirror).
+    pub fn with_mirror(self, mirror: Option<Arc<crate::mirror::Mirror>>) -> Self {
+        Self(Arc::new(Shared {
+            mirror,
             ..Shared::clone(&self.0)
         }))
     }

@@ -220,4 +220,15 @@ impl Client {
         };
         Ok(Repository::new(registry, host, image.repository.clone()))
     }
+
+    /// A connection to the registry whose API is at `base` (`scheme://host[:port]`), with
+    /// exactly `creds` (no auth files are read): a mirror's upstream.
+    pub fn registry_at(&self, base: &str, creds: Option<Credentials>) -> Arc<Registry> {
+        Arc::new(Registry::at(
+            self.http.clone(),
+            base.trim_end_matches('/').to_owned(),
+            creds,
+            &self.options,
+        ))
+    }
 }

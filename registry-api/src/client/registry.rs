@@ -42,15 +42,31 @@ impl Registry {
         options: &Options,
     ) -> Self {
         let plain = options.insecure || super::reference::is_loopback(host);
+        let base = format!("{}://{host}", if plain { "http" } else { "https" });
+        Self::at(http, base, creds, options)
+    }
+
+    /// The registry whose API is at `base` (`scheme://host[:port]`, no trailing slash).
+    pub(super) fn at(
+        http: reqwest::Client,
+        base: String,
+        creds: Option<Credentials>,
+        options: &Options,
+    ) -> Self {
         Self {
             http,
-            base: format!("{}://{host}", if plain { "http" } else { "https" }),
+            base,
             creds,
             auth: Mutex::default(),
             attempts: options.retries.max(1),
             backoff: options.backoff,
             direct: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// `host[:port]` of the API's base URL.
+    pub fn host(&self) -> &str {
+        self.base.split_once("://").map_or(&self.base, |(_, h)| h)
     }
 
     /// The absolute URL of `path_or_url` (a `Location` may be either).

@@ -73,6 +73,12 @@ impl Repository {
         }
     }
 
+    /// The repository `name` on `registry` (see [`super::Client::registry_at`]).
+    pub fn on(registry: Arc<Registry>, name: RepoName) -> Self {
+        let host = registry.host().to_owned();
+        Self::new(registry, host, name)
+    }
+
     /// The repository's name.
     pub fn name(&self) -> &RepoName {
         &self.name
@@ -128,6 +134,34 @@ impl Repository {
         Ok(Some(manifest))
     }
 
+    /// The digest `reference` names, by `HEAD` (which Docker Hub does not count against
+    /// its pull limit); `None` when there is no such manifest.
+    pub async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>, ClientError> {
+        let url = self.path(&format!("manifests/{reference}"));
+        let response = self
+            .registry
+            .send_built(|| {
+                self.registry
+                    .request(Method::HEAD, &url)
+                    .header(header::ACCEPT, ACCEPT)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(unexpected(&format!("HEAD {url}"), response).await),
+        }
+        let digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| Digest::new(v.to_str().ok()?).ok());
+        digest.map(Some).ok_or_else(|| ClientError::Status {
+            what: format!("HEAD {url}"),
+            status: 200,
+            message: "no valid Docker-Content-Digest".into(),
+        })
+    }
+
     /// Stores `manifest` under `reference` (a tag, or its digest).
     pub async fn put_manifest(
         &self,
@@ -165,6 +199,24 @@ impl Repository {
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(unexpected(&format!("HEAD {url}"), response).await),
         }
+    }
+
+    /// The whole blob's length (when the registry says) and its bytes, streamed
+    /// unverified; `None` when the repository has no such blob.
+    pub async fn fetch_blob(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<(Option<u64>, ByteStream)>, ClientError> {
+        let url = self.path(&format!("blobs/{digest}"));
+        let response = self.registry.send_simple(Method::GET, &url).await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(unexpected(&format!("GET {url}"), response).await),
+        }
+        let size = response.content_length();
+        let stream = response.bytes_stream().map_err(std::io::Error::other);
+        Ok(Some((size, Box::pin(stream))))
     }
 
     /// Streams the blob from byte `offset`, `len` bytes (`None`: to the end).

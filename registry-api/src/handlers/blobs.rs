@@ -3,21 +3,28 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use blob_gateway::{Blobs, ByteRange, Download, StoreError, Via};
-use index_format::documents::BlobLink;
+use blob_gateway::{Blobs, ByteRange, ByteStream, Download, StoreError, Via};
 use index_format::{Digest, RepoName};
 
 use super::{DOCKER_CONTENT_DIGEST, hv};
 use crate::config::BlobDelivery;
 use crate::error::{ApiError, ApiResult, OciCode};
+use crate::mirror::BlobMiss;
 use crate::state::AppState;
 
-/// The repository's link to the blob, or `BLOB_UNKNOWN`: a blob pushed to another
-/// repository is not served here until pushed or mounted.
-async fn linked(app: &AppState, repo: &RepoName, digest: &Digest) -> ApiResult<BlobLink> {
-    app.index
-        .blob(repo, digest)
-        .await?
+/// The repository's link to the blob; for a mirrored repository without one, the
+/// mirror's download of it (joined or started).
+async fn lookup(app: &AppState, repo: &RepoName, digest: &Digest) -> ApiResult<BlobMiss> {
+    if let Some(link) = app.index.blob(repo, digest).await? {
+        return Ok(BlobMiss::Linked(link));
+    }
+    let Some(mirror) = &app.mirror else {
+        return Err(blob_unknown(repo, digest));
+    };
+    mirror
+        .blob(app, repo, digest)
+        .await
+        .map_err(|e| e.into_api(OciCode::BlobUnknown, &format!("{repo}@{digest}")))?
         .ok_or_else(|| blob_unknown(repo, digest))
 }
 
@@ -29,18 +36,28 @@ fn blob_unknown(repo: &RepoName, digest: &Digest) -> ApiError {
 }
 
 pub async fn head(app: AppState, repo: RepoName, digest: Digest) -> ApiResult<Response> {
-    let link = linked(&app, &repo, &digest).await?;
-    Ok((
+    // A mirror's miss starts the download the GET that follows will join.
+    let size = match lookup(&app, &repo, &digest).await? {
+        BlobMiss::Linked(link) => Some(link.size),
+        BlobMiss::Streaming(size, _) => size,
+    };
+    let mut response = (
         StatusCode::OK,
         [
-            (header::CONTENT_LENGTH, hv(link.size.to_string())?),
             (header::CONTENT_TYPE, hv("application/octet-stream")?),
             (DOCKER_CONTENT_DIGEST, hv(digest.as_str())?),
             (header::ETAG, hv(format!("\"{digest}\""))?),
             (header::ACCEPT_RANGES, hv("bytes")?),
         ],
     )
-        .into_response())
+        .into_response();
+    if let Some(size) = size {
+        let length = hv(size.to_string())?;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, length);
+    }
+    Ok(response)
 }
 
 pub async fn get(
@@ -50,7 +67,11 @@ pub async fn get(
     headers: &HeaderMap,
     public: bool,
 ) -> ApiResult<Response> {
-    let link = linked(&app, &repo, &digest).await?;
+    let link = match lookup(&app, &repo, &digest).await? {
+        BlobMiss::Linked(link) => link,
+        // A range of a blob still arriving is answered whole, as RFC 9110 allows.
+        BlobMiss::Streaming(size, stream) => return streaming(&digest, size, stream),
+    };
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(spec) => match parse_range(spec, link.size) {
             RangeRequest::Whole => None,
@@ -102,6 +123,20 @@ pub async fn get(
     response
         .headers_mut()
         .insert(header::CONTENT_LENGTH, hv(length.to_string())?);
+    Ok(response)
+}
+
+/// `200` with a blob the mirror is fetching, streamed as it arrives.
+fn streaming(digest: &Digest, size: Option<u64>, stream: ByteStream) -> ApiResult<Response> {
+    let mut response = Response::new(Body::from_stream(stream));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, hv("application/octet-stream")?);
+    h.insert(DOCKER_CONTENT_DIGEST, hv(digest.as_str())?);
+    h.insert(header::ETAG, hv(format!("\"{digest}\""))?);
+    h.insert(header::CACHE_CONTROL, hv(Blobs::cache_control())?);
+    if let Some(size) = size {
+        h.insert(header::CONTENT_LENGTH, hv(size.to_string())?);
+    }
     Ok(response)
 }
 

@@ -68,11 +68,15 @@ pub async fn get(
     headers: &HeaderMap,
     with_body: bool,
 ) -> ApiResult<Response> {
-    let manifest = app
-        .index
-        .manifest(&repo, &reference)
-        .await?
-        .ok_or_else(|| unknown(&repo, &reference))?;
+    let cached = app.index.manifest(&repo, &reference).await?;
+    let manifest = match &app.mirror {
+        Some(m) => m
+            .manifest(&app.index, &repo, &reference, cached)
+            .await
+            .map_err(|e| e.into_api(OciCode::ManifestUnknown, &format!("{repo}:{reference}")))?,
+        None => cached,
+    }
+    .ok_or_else(|| unknown(&repo, &reference))?;
     if !accepts(headers, manifest.media_type) {
         return Err(unknown(&repo, &reference).detail(json!({
             "reason": format!(

@@ -41,6 +41,8 @@ pub struct Params {
     pub n: Option<String>,
     pub last: Option<String>,
     pub artifact_type: Option<String>,
+    /// The registry the client means (containerd's mirror requests): see `mirror/`.
+    pub ns: Option<String>,
 }
 
 impl Params {
@@ -56,6 +58,7 @@ impl Params {
                 "n" => (&mut p.n, OciCode::Unsupported),
                 "last" => (&mut p.last, OciCode::Unsupported),
                 "artifactType" => (&mut p.artifact_type, OciCode::Unsupported),
+                "ns" => (&mut p.ns, OciCode::NameInvalid),
                 _ => continue,
             };
             if slot.is_some() {
@@ -203,7 +206,16 @@ pub async fn dispatch(
     // Taken apart rather than extracted: the `HeaderMap` extractor clones every header.
     let (parts, body) = request.into_parts();
     let (method, headers) = (&parts.method, &parts.headers);
+    // `?ns=` naming an upstream: the request is about the mirrored repository, for the
+    // access rules too.
+    let (route, namespace) = match &app.mirror {
+        Some(m) => m.route_ns(route, params.ns.as_deref())?,
+        None => (route, None),
+    };
     auth::caller::check(app.auth.as_ref(), &caller, need(&route, method), headers)?;
+    if let Some(m) = &app.mirror {
+        m.check_write(&route, method)?;
+    }
     let permit = Permit::new(app.auth.as_ref(), &caller);
     // A repository anonymous callers may not pull: no shared cache may keep its answers.
     let private = route.repo().is_some_and(|r| !permit.is_public(r));
@@ -268,6 +280,14 @@ pub async fn dispatch(
         | R::UploadStart(_)
         | R::Upload(..) => Err(method_not_allowed(method)),
         R::Extension(None, _) => Err(not_found()),
+    };
+    let response = match namespace {
+        Some(ns) => response.and_then(|mut r| {
+            r.headers_mut()
+                .insert(crate::mirror::OCI_NAMESPACE, hv_owned(ns)?);
+            Ok(r)
+        }),
+        None => response,
     };
     if private {
         response.map(private_cache)

@@ -66,6 +66,12 @@ impl Index {
         Ok(Some(info.size))
     }
 
+    /// Whether a blob is stored under `blobs/` for any repository, and its size.
+    pub async fn stored_blob_size(&self, digest: &Digest) -> Result<Option<u64>, IndexError> {
+        let key = StorageKey::Blob(digest.clone());
+        Ok(super::found(self.store.head(&key).await)?.map(|info| info.size))
+    }
+
     /// Removes `repo`'s link to `digest` (other repositories may share the bytes, which
     /// stay). `false` if there was none.
     pub async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool, IndexError> {

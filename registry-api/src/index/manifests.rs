@@ -170,6 +170,20 @@ impl Index {
     /// repository: bytes by digest, then referrers, tag, tag list, catalog.
     pub async fn push_manifest(&self, push: &PushedManifest) -> Result<(), IndexError> {
         self.verify_references(&push.repo, &push.parsed).await?;
+        self.record_manifest(push).await
+    }
+
+    /// Records a manifest a pull-through mirror fetched from its upstream (digest already
+    /// verified), before what it references: a mirror fetches blobs and child manifests
+    /// when a client first asks for them, so until then `index check` reports them as
+    /// unlinked references of this repository, which the next pull fills in.
+    pub async fn cache_manifest(&self, push: &PushedManifest) -> Result<(), IndexError> {
+        self.record_manifest(push).await
+    }
+
+    /// Writes a manifest whose references have been dealt with: bytes by digest, then
+    /// referrers, tag, tag list, catalog.
+    async fn record_manifest(&self, push: &PushedManifest) -> Result<(), IndexError> {
         let by_digest =
             StorageKey::Manifest(push.repo.clone(), Reference::Digest(push.digest.clone()));
         self.put_manifest_bytes(&by_digest, push).await?;
