@@ -8,6 +8,11 @@
 //               `GET /v2/<name>/blobs/<digest>` answers 307 to `<BLOBS_URL>/<key>`
 //   KEY_PREFIX  optional: the S3 backend's `prefix`, when the index is not at the bucket root
 //   AUTH_REFRESH_SECONDS  optional: how long config.json's auth is kept per isolate (30)
+//   MIRRORS     optional: the API's [[mirror.upstream]]s (docs/mirror.md) as JSON,
+//               {"docker.io": {"aliases": ["registry-1.docker.io"], "tag_ttl": 600}}:
+//               a mirrored repository's misses, and its tags older than tag_ttl seconds,
+//               go to the API (which fetches and revalidates them upstream); containerd's
+//               `?ns=<name or alias>` reads `<name>/<repository>`, with OCI-Namespace
 //
 // What is answered here, for GET and HEAD without a query string (docs/index-format.md):
 //
@@ -94,15 +99,66 @@ export default {
 async function handle(request, env) {
   const url = new URL(request.url);
   const readOnly = request.method === "GET" || request.method === "HEAD";
-  const route = readOnly && url.search === "" ? parseRoute(url.pathname) : null;
+  const mirrors = parseMirrors(env.MIRRORS);
+  const mirrored = mirroredPath(mirrors, url);
+  const pathname = mirrored ? mirrored.pathname : url.pathname;
+  const route = readOnly && (url.search === "" || mirrored) ? parseRoute(pathname) : null;
   if (route === null) {
     return proxy(request, env, url);
   }
   const store = new Store(env);
   const access = await authorize(request, env, store, url, route);
   if (access.answer) return access.answer;
-  const response = await serve(request, env, store, route, access.public);
+  // What the index lacks of a mirrored repository is the API's to fetch.
+  route.mirrorTtl = route.name === undefined ? null : mirrorTtl(mirrors, route.name);
+  route.miss = () => proxy(request, env, url);
+  let response = await serve(request, env, store, route, access.public);
+  if (mirrored) {
+    response = new Response(response.body, response);
+    response.headers.set("OCI-Namespace", mirrored.namespace);
+  }
   return access.public ? response : privateCaching(response);
+}
+
+/// env.MIRRORS parsed: { name: { aliases, tag_ttl } }; {} when unset or not JSON.
+function parseMirrors(text) {
+  if (!text) return {};
+  try {
+    const m = typeof text === "string" ? JSON.parse(text) : text;
+    return m !== null && typeof m === "object" ? m : {};
+  } catch {
+    return {};
+  }
+}
+
+/// The tag TTL (seconds) of the upstream `name` is mirrored from; null if not mirrored.
+export function mirrorTtl(mirrors, name) {
+  const first = name.split("/")[0];
+  if (!Object.hasOwn(mirrors, first) || !name.includes("/")) return null;
+  const ttl = Number(mirrors[first].tag_ttl);
+  return ttl > 0 ? ttl : 600;
+}
+
+/// containerd's `?ns=` (the only query parameter) naming a mirrored upstream: the path
+/// of the repository as stored (`/v2/<name>/<repository>/...`) and the namespace; null
+/// otherwise.
+export function mirroredPath(mirrors, url) {
+  const ns = url.searchParams.get("ns");
+  if (ns === null || [...url.searchParams.keys()].some((k) => k !== "ns")) return null;
+  const name = Object.keys(mirrors).find(
+    (n) => n === ns || (mirrors[n].aliases || []).includes(ns),
+  );
+  const rest = url.pathname.match(/^\/v2\/([a-z0-9].*)$/);
+  if (name === undefined || rest === null) return null;
+  const already = rest[1].startsWith(`${name}/`);
+  return { pathname: already ? url.pathname : `/v2/${name}/${rest[1]}`, namespace: ns };
+}
+
+/// Whether a mirrored tag's object is older than its TTL (the API then revalidates it,
+/// and writes it again when it is still current).
+export function staleTag(obj, ttlSeconds, now = Date.now()) {
+  const uploaded = obj.uploaded instanceof Date ? obj.uploaded.getTime() : NaN;
+  return !(now - uploaded <= ttlSeconds * 1000);
 }
 
 /// The answer of a static route (anyone may read it, or the caller was authorised).
@@ -137,9 +193,9 @@ async function serve(request, env, store, route, publicRepo) {
         respond(request, 200, listHeaders(OCI_INDEX), EMPTY_REFERRERS),
       );
     case "manifest":
-      return manifest(request, store, route.name, route.ref);
+      return manifest(request, store, route);
     case "blob":
-      return blob(request, env, store, route.name, route.ref, publicRepo);
+      return blob(request, env, store, route, publicRepo);
   }
   throw new Error(`unhandled route ${route.kind}`);
 }
@@ -222,7 +278,8 @@ async function document(request, store, key, contentType, missing) {
   return respond(request, 200, headers, new Uint8Array(await obj.arrayBuffer()));
 }
 
-async function manifest(request, store, name, ref) {
+async function manifest(request, store, route) {
+  const { name, ref } = route;
   const key = `index/${name}/_manifests/${ref}`;
   const unknown = (detail) =>
     ociError(request, 404, "MANIFEST_UNKNOWN", `manifest ${ref} unknown to ${name}`, {}, detail);
@@ -232,6 +289,13 @@ async function manifest(request, store, name, ref) {
   // another tool) are read and hashed.
   const headOnly = request.method === "HEAD";
   let obj = headOnly ? await store.head(key) : await store.get(key);
+  if (route.mirrorTtl !== null) {
+    const stale = obj !== null && !DIGEST.test(ref) && staleTag(obj, route.mirrorTtl);
+    if (obj === null || stale) {
+      if (obj?.body) await obj.body.cancel();
+      return route.miss();
+    }
+  }
   if (obj === null) return unknown();
   let digest = storedDigest(obj, ref);
   let mediaType = storedType(obj);
@@ -300,12 +364,14 @@ export function accepts(accept, mediaType) {
   return listed.some((t) => t === want || t === "*/*" || t === "application/*");
 }
 
-async function blob(request, env, store, name, digest, publicRepo) {
+async function blob(request, env, store, route, publicRepo) {
+  const { name, ref: digest, mirrorTtl, miss } = route;
   const [alg, hex] = digest.split(":");
   const blobKey = `blobs/${alg}/${hex}`;
   const unknown = () => ociError(request, 404, "BLOB_UNKNOWN", `blob ${digest} unknown to ${name}`);
   // The repository's link gates the shared bytes, and holds their size.
   const link = await store.get(`index/${name}/_blobs/${digest}`);
+  if (link === null && mirrorTtl !== null) return miss();
   if (link === null) return unknown();
   let size = linkSize(await link.text());
   const base = {

@@ -170,12 +170,33 @@ function notModified(r, etag) {
 // file with a 200 as it is; "" for cargohold.manifest to answer (no record, a 304, an
 // Accept that refuses the type). Reads one small file; the manifest is not opened here.
 function manifestFile(r) {
+    if (staleMirroredTag(r)) {
+        return '';
+    }
     const rec = record(r);
     if (rec === null || !accepts(acceptedTypes(r), rec.mediaType)
         || notModified(r, '"' + rec.digest + '"')) {
         return '';
     }
     return rec.digest + ' ' + rec.mediaType;
+}
+
+// A tag of a mirrored repository ($cargohold_mirror_ttl: its upstream's TTL in seconds)
+// whose file is older than the TTL: the API revalidates it upstream (and writes the tag
+// again when it is still current, so it is served from here for another TTL).
+function staleMirroredTag(r) {
+    const ttl = Number(r.variables.cargohold_mirror_ttl);
+    const ref = r.variables.oci_ref;
+    if (!ttl || ref.indexOf(':') >= 0) {
+        return false;
+    }
+    try {
+        const path = r.variables.document_root + '/index/' + r.variables.oci_name
+            + '/_manifests/' + ref;
+        return Date.now() - fs.statSync(path).mtimeMs > ttl * 1000;
+    } catch (e) {
+        return true;
+    }
 }
 
 function manifest(r) {

@@ -48,8 +48,9 @@ enum Command {
         #[command(subcommand)]
         what: cli::TokenCommand,
     },
-    /// Print the nginx include that tells infra/nginx/ the auth mode, the challenge and
-    /// which repositories are public (see docs/auth.md).
+    /// Print the nginx include that tells infra/nginx/ the auth mode, the challenge,
+    /// which repositories are public (see docs/auth.md) and which are mirrored
+    /// (docs/mirror.md).
     NginxAuth(ServeArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
@@ -147,6 +148,10 @@ fn standalone(command: Command) -> anyhow::Result<()> {
                 config.public_url.as_deref(),
             )?;
             print!("{include}");
+            print!(
+                "{}",
+                registry_api::mirror::nginx::include(config.mirror.as_ref())
+            );
             Ok(())
         }
         Command::Client(c) => cli::run(c),

@@ -7,6 +7,8 @@ import worker, {
   accepts,
   grants,
   isPublic,
+  mirroredPath,
+  mirrorTtl,
   parseRange,
   parseRoute,
   prepareAuth,
@@ -125,6 +127,7 @@ function memoryBucket(objects) {
       httpEtag: `"${key}"`,
       httpMetadata: o.httpMetadata,
       customMetadata: o.customMetadata,
+      uploaded: o.uploaded ?? new Date(),
     };
     if (withBody) {
       obj.body = new Blob([o.bytes]).stream();
@@ -217,6 +220,52 @@ test("a tag stored without a digest is hashed, and the digest is still right", a
   assert.equal(calls, 1);
   assert.equal(response.headers.get("Docker-Content-Digest"), digest);
   assert.equal(response.headers.get("Content-Type"), OCI_MANIFEST);
+});
+
+// --- the mirror: ?ns=, misses and stale tags to the API --------------------------------
+
+test("?ns= naming a mirrored upstream reads the prefixed repository", () => {
+  const mirrors = { "docker.io": { aliases: ["registry-1.docker.io"], tag_ttl: 2 } };
+  const path = (u) => mirroredPath(mirrors, new URL(`https://r.test${u}`))?.pathname ?? null;
+  assert.equal(path("/v2/library/a/manifests/v1?ns=docker.io"), "/v2/docker.io/library/a/manifests/v1");
+  assert.equal(path("/v2/library/a/blobs/x?ns=registry-1.docker.io"), "/v2/docker.io/library/a/blobs/x");
+  assert.equal(path("/v2/docker.io/library/a/manifests/v1?ns=docker.io"), "/v2/docker.io/library/a/manifests/v1");
+  assert.equal(path("/v2/library/a/manifests/v1?ns=quay.io"), null);
+  assert.equal(path("/v2/library/a/manifests/v1?ns=docker.io&n=1"), null);
+  assert.equal(path("/v2/library/a/manifests/v1"), null);
+  assert.equal(mirrorTtl(mirrors, "docker.io/library/a"), 2);
+  assert.equal(mirrorTtl(mirrors, "library/a"), null);
+});
+
+test("a mirrored repository's misses and stale tags go to the API, the rest is served", async () => {
+  const { digest, env } = manifestFixture(true);
+  const calls = [];
+  const original = globalThis.fetch;
+  globalThis.fetch = async (target) => {
+    calls.push(new URL(target instanceof Request ? target.url : target).pathname);
+    return new Response("{}", { status: 200 });
+  };
+  const mirrored = { ...env, API_ORIGIN: "https://api.test", MIRRORS: '{"test": {"tag_ttl": 60}}' };
+  const get = (path) =>
+    worker.fetch(new Request(`https://registry.test${path}`, { headers: { Accept: ALL_MANIFESTS } }), mirrored);
+  try {
+    let r = await get("/v2/app/manifests/v1?ns=test");
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("Docker-Content-Digest"), digest);
+    assert.equal(r.headers.get("OCI-Namespace"), "test");
+    assert.deepEqual(calls, [], "a fresh cached tag is served from R2");
+    r = await get("/v2/test/app/manifests/v2");
+    r = await get(`/v2/test/app/blobs/${D}`);
+    assert.deepEqual(calls, ["/v2/test/app/manifests/v2", `/v2/test/app/blobs/${D}`]);
+    // Past its TTL the tag is the API's to revalidate.
+    const old = { BUCKET: memoryBucket(new Map([["index/test/app/_manifests/v1", {
+      bytes: new Uint8Array([123, 125]), httpMetadata: {}, customMetadata: {}, uploaded: new Date(0),
+    }]])) };
+    await worker.fetch(new Request("https://registry.test/v2/test/app/manifests/v1"), { ...mirrored, ...old });
+    assert.equal(calls.at(-1), "/v2/test/app/manifests/v1");
+  } finally {
+    globalThis.fetch = original;
+  }
 });
 
 // --- auth: which repositories are public, tokens, the answers -------------------------------

@@ -27,6 +27,9 @@ pub struct StoredManifest {
     pub media_type: ManifestMediaType,
     /// The manifest's digest: the one asked for, or for a tag, the SHA-256 of the bytes.
     pub digest: Digest,
+    /// When the object read (the tag's, for a tag) was written, if the store says: how
+    /// old a mirrored tag is.
+    pub written: Option<std::time::SystemTime>,
 }
 
 /// A manifest accepted for a push.
@@ -94,6 +97,7 @@ impl Index {
             bytes,
             media_type,
             digest,
+            written: info.last_modified,
         }))
     }
 

@@ -29,7 +29,7 @@ impl Mirror {
         };
         let tag = match (reference, &cached) {
             (Reference::Digest(_), Some(_)) => return Ok(cached),
-            (Reference::Tag(t), Some(_)) if self.fresh(repo, t, &mirrored) => return Ok(cached),
+            (Reference::Tag(t), Some(c)) if self.fresh(repo, t, c, &mirrored) => return Ok(cached),
             (Reference::Tag(t), _) => Some(t.clone()),
             (Reference::Digest(_), None) => None,
         };
@@ -60,11 +60,25 @@ impl Mirror {
         result
     }
 
-    fn fresh(&self, repo: &RepoName, tag: &Tag, mirrored: &Mirrored<'_>) -> bool {
+    /// Whether a cached tag is within its TTL: written (fetched, or found current) that
+    /// recently, which static hosts judge by the same file's age, or found unanswerable
+    /// upstream that recently by this process.
+    fn fresh(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        cached: &StoredManifest,
+        mirrored: &Mirrored<'_>,
+    ) -> bool {
+        let ttl = mirrored.conn.settings.tag_ttl;
+        let written = cached.written.and_then(|w| w.elapsed().ok());
+        if written.is_some_and(|age| age < ttl) {
+            return true;
+        }
         let checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
         checked
             .get(&(repo.clone(), tag.clone()))
-            .is_some_and(|at| at.elapsed() < mirrored.conn.settings.tag_ttl)
+            .is_some_and(|at| at.elapsed() < ttl)
     }
 
     fn mark_checked(&self, repo: &RepoName, tag: &Tag) {
@@ -98,7 +112,10 @@ impl Job {
             .await
             .map_err(|_| upstream_error("no answer to HEAD in time".into()))?;
             match head {
-                Ok(Some(d)) if d == cached.digest => return Ok(Some(cached.clone())),
+                Ok(Some(d)) if d == cached.digest => {
+                    self.rewrite(cached).await?;
+                    return Ok(Some(cached.clone()));
+                }
                 Ok(Some(d)) => return self.fetch(Some(&d)).await,
                 Ok(None) => {
                     return Err(upstream_error("the tag is gone upstream".into()));
@@ -107,6 +124,45 @@ impl Job {
             }
         }
         self.fetch(None).await
+    }
+
+    /// Writes a tag found current again: its age starts over, for static hosts too.
+    async fn rewrite(&self, cached: &StoredManifest) -> Result<(), FetchError> {
+        let parsed = ParsedManifest::parse(&cached.bytes, Some(cached.media_type.as_str()))
+            .map_err(|e| FetchError::Store(format!("the cached manifest does not parse: {e}")))?;
+        self.record(cached.digest.clone(), cached.bytes.clone(), parsed)
+            .await
+            .map(|_| ())
+    }
+
+    /// Caches the manifest under the repository and the reference asked for.
+    async fn record(
+        &self,
+        digest: Digest,
+        bytes: bytes::Bytes,
+        parsed: ParsedManifest,
+    ) -> Result<StoredManifest, FetchError> {
+        let tag = match &self.reference {
+            Reference::Tag(t) => Some(t.clone()),
+            Reference::Digest(_) => None,
+        };
+        let push = PushedManifest {
+            repo: self.repo.clone(),
+            tag,
+            digest,
+            bytes,
+            parsed,
+        };
+        self.index
+            .cache_manifest(&push)
+            .await
+            .map_err(|e| FetchError::Store(super::chain(&e)))?;
+        Ok(StoredManifest {
+            media_type: push.parsed.media_type,
+            digest: push.digest,
+            bytes: push.bytes,
+            written: None,
+        })
     }
 
     /// Fetches the manifest (by `digest` when a revalidation learnt it) and caches it
@@ -140,26 +196,8 @@ impl Job {
                 message: format!("its manifest {asked} does not parse: {e}"),
             }
         })?;
-        let tag = match &self.reference {
-            Reference::Tag(t) => Some(t.clone()),
-            Reference::Digest(_) => None,
-        };
-        let push = PushedManifest {
-            repo: self.repo.clone(),
-            tag,
-            digest: m.digest.clone(),
-            bytes: m.bytes.clone(),
-            parsed,
-        };
-        self.index
-            .cache_manifest(&push)
-            .await
-            .map_err(|e| FetchError::Store(super::chain(&e)))?;
-        tracing::info!(repo = %self.repo, reference = %self.reference.as_str(), digest = %m.digest, "mirrored manifest");
-        Ok(Some(StoredManifest {
-            bytes: m.bytes,
-            media_type: push.parsed.media_type,
-            digest: m.digest,
-        }))
+        let stored = self.record(m.digest, m.bytes, parsed).await?;
+        tracing::info!(repo = %self.repo, reference = %self.reference.as_str(), digest = %stored.digest, "mirrored manifest");
+        Ok(Some(stored))
     }
 }

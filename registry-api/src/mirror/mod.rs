@@ -10,6 +10,7 @@
 mod blobs;
 mod flight;
 mod manifests;
+pub mod nginx;
 pub mod settings;
 mod upstream;
 
