@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# The pull-through mirror (docs/mirror.md) with real clients, offline. Upstreams: Debian's
+# docker-registry (CNCF distribution) as `distribution.local`, and a second `cargohold
+# serve` with token auth standing in for Docker Hub as `docker.io` (the mirror logs in as
+# alice). The mirror is cargohold on the filesystem, behind infra/nginx/cargohold.conf.
+#
+#   bash tests/mirror/run.sh            # KEEP_TMP=1 keeps the scratch dir
+#
+# 1. skopeo through the path prefix; podman through registries.conf [[registry.mirror]];
+#    containerd's `?ns=` form with curl (ctr is not installed), OCI-Namespace answered.
+# 2. nginx: a cached pull (path prefix, and ?ns=) reaches the API zero times; a miss goes
+#    to the API and is fetched.
+# 3. 20 skopeo clients pull one uncached image at once: the upstream's access log shows
+#    one GET per blob (none for a blob already stored for another repository).
+# 4. Pushes into the mirrored namespace are refused (403 DENIED).
+# 5. The upstream tag moved: the mirror follows after the 2 s TTL. Both upstreams stopped:
+#    the cached images still pull (the tag past its TTL served from the cache).
+# Prints `ok - …`/`not ok - …` lines and `N passed, N failed`; exits non-zero on failure.
+set -euo pipefail
+
+MIRROR_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+unset REGISTRY_CMD
+# shellcheck source-path=SCRIPTDIR source=../static/lib.sh
+source "$MIRROR_DIR/../static/lib.sh"
+static_require
+CARGOHOLD="${API_CMD[0]}"
+[[ -x /usr/bin/docker-registry ]] || {
+    echo "not ok - missing /usr/bin/docker-registry (apt-get install docker-registry)"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+client_init mirror
+chmod 755 "$WORK"
+NGX="$WORK/nginx"
+NGINX_USER="root root"
+ROOT="$WORK/mirror-root"
+API_STORE_ARGS=(--root "$ROOT")
+NGINX_CONF=cargohold.conf
+NGINX_EDITS=("root /srv/cargohold;" "root $ROOT;")
+UPSTREAM_PIDS=()
+PM=(podman --root "$WORK/storage" --runroot "$WORK/run"
+    --storage-driver "${PODMAN_STORAGE_DRIVER:-vfs}" --events-backend none)
+
+mirror_cleanup() {
+    local pid
+    stop_nginx
+    for pid in "${UPSTREAM_PIDS[@]}"; do stop_pid "$pid"; done
+    client_cleanup
+}
+trap mirror_cleanup EXIT
+
+# --- the upstreams and the images on them ---------------------------------------------
+
+# start_upstream NAME CMD...: CMD gets `--listen 127.0.0.1:PORT`; sets <NAME>_HOST.
+start_upstream() {
+    local name="$1" port
+    shift
+    port="$(free_port)"
+    "$@" --listen "127.0.0.1:$port" >>"$WORK/$name.log" 2>&1 &
+    UPSTREAM_PIDS+=($!)
+    wait_http "http://127.0.0.1:$port/v2/" $! 30 '200|401'
+    printf -v "${name}_HOST" '%s' "127.0.0.1:$port"
+}
+
+HUB_CONFIG="$WORK/hub.toml"
+cat >"$HUB_CONFIG" <<TOML
+[auth]
+dir = "$WORK/hub-auth"
+[[auth.rules]]
+repository = "library/*"
+pull = ["*"]
+push = ["alice"]
+[[auth.rules]]
+repository = "private/*"
+pull = ["alice"]
+push = ["alice"]
+TOML
+echo pw-alice | "$CARGOHOLD" user add alice --config "$HUB_CONFIG" >/dev/null
+start_upstream HUB "$CARGOHOLD" serve --config "$HUB_CONFIG" --root "$WORK/hub-root" \
+    --access-log "$WORK/hub-access.log"
+start_upstream DIST "$MIRROR_DIR/../clients/docker-registry-serve.sh" serve --root "$WORK/dist-root"
+
+make_image_layout "$WORK/img" v1 amd64 256
+make_image_layout "$WORK/img2" v1 amd64 256
+make_image_layout "$WORK/big" v1 amd64 8192
+digest_of() { layout_ref_digest "$WORK/$1" v1; }
+manifest_of() { layout_blob "$WORK/$1" "$(digest_of "$1")"; }
+push() { # push LAYOUT HOST/REPO:TAG [CREDS]
+    "${SK[@]}" copy --preserve-digests --dest-tls-verify=false ${3:+--dest-creds "$3"} \
+        "oci:$WORK/$1:v1" "docker://$2" >/dev/null
+}
+push img "$DIST_HOST/library/app:v1"
+push big "$DIST_HOST/library/big:v1"
+push img "$HUB_HOST/private/app:v1" alice:pw-alice
+push img2 "$HUB_HOST/library/other:v1" alice:pw-alice
+
+export CARGOHOLD_CONFIG="$WORK/mirror.toml"
+cat >"$CARGOHOLD_CONFIG" <<TOML
+[[mirror.upstream]]
+name = "docker.io"
+aliases = ["registry-1.docker.io"]
+url = "http://$HUB_HOST"
+username = "alice"
+password = "pw-alice"
+tag_ttl = "2s"
+
+[[mirror.upstream]]
+name = "distribution.local"
+aliases = ["$DIST_HOST"]
+url = "http://$DIST_HOST"
+tag_ttl = "1h"
+TOML
+API_PORT="$(free_port)"
+MIRROR="127.0.0.1:$API_PORT"
+if ! start_api || ! start_nginx >"$STEP_LOG" 2>&1; then
+    echo "not ok - the mirror and nginx start"
+    sed 's/^/#   /' "$STEP_LOG"
+    echo "$PASSED passed, $((FAILED + 1)) failed"
+    exit 1
+fi
+echo "# mirror: API $MIRROR, nginx $NGINX, hub $HUB_HOST, distribution $DIST_HOST" >&2
+
+# --- 1. the clients, both addressing forms ------------------------------------------------
+
+skopeo_prefix() {
+    pull_image_matches "$MIRROR/distribution.local/library/app:v1" "$(digest_of img)" \
+        "$(manifest_of img)" "$WORK/out-skopeo"
+}
+
+podman_mirror() {
+    # docker.io itself is unreachable here: only the mirror can answer.
+    cat >"$WORK/registries.conf" <<CONF
+[[registry]]
+prefix = "docker.io"
+location = "docker.io"
+[[registry.mirror]]
+location = "$MIRROR/docker.io"
+insecure = true
+CONF
+    CONTAINERS_REGISTRIES_CONF="$WORK/registries.conf" "${PM[@]}" pull docker.io/private/app:v1
+    assert_eq "image id" "$(jq -r .config.digest "$(manifest_of img)")" \
+        "sha256:$("${PM[@]}" image inspect --format '{{.Id}}' docker.io/private/app:v1)"
+}
+
+# curl_pull BASE REPO REF QUERY: a pull as containerd makes it (the manifest, its config
+# and layers, each checked against its digest); prints the manifest's digest.
+curl_pull() {
+    local base="$1" repo="$2" ref="$3" query="$4" d
+    curl -sf --max-time 30 -D "$WORK/h" -o "$WORK/m.json" -H "Accept: $OCI_MANIFEST" \
+        "http://$base/v2/$repo/manifests/$ref$query"
+    [[ "$query" != *ns=* ]] || assert_eq OCI-Namespace "${query#*ns=}" "$(hdr OCI-Namespace)"
+    for d in $(jq -r '.config.digest, .layers[].digest' "$WORK/m.json"); do
+        curl -sf --max-time 30 -o "$WORK/blob" "http://$base/v2/$repo/blobs/$d$query"
+        assert_eq "blob $d" "$d" "$(sha256_of "$WORK/blob")"
+    done
+    sha256_of "$WORK/m.json"
+}
+
+containerd_ns() {
+    assert_eq digest "$(digest_of img)" "$(curl_pull "$MIRROR" private/app v1 '?ns=docker.io')"
+    assert_eq digest "$(digest_of img)" "$(curl_pull "$MIRROR" private/app v1 '?ns=registry-1.docker.io')"
+}
+
+check "skopeo pulls through the path prefix (docker-registry upstream)" skopeo_prefix
+check "podman pulls docker.io/private/app through registries.conf [[registry.mirror]] (token-auth upstream, mirror's credentials)" podman_mirror
+check "containerd's ?ns= form (curl): manifest and blobs, OCI-Namespace answered" containerd_ns
+
+# --- 2. nginx in front --------------------------------------------------------------------
+
+nginx_cached() {
+    local mark
+    mark="$(log_lines "$SERVER_LOG")"
+    pull_image_matches "$NGINX/distribution.local/library/app:v1" "$(digest_of img)" \
+        "$(manifest_of img)" "$WORK/out-nginx"
+    assert_eq digest "$(digest_of img)" "$(curl_pull "$NGINX" library/app v1 "?ns=$DIST_HOST")"
+    assert_eq "API requests and bytes for cached pulls through nginx" "0 0" "$(api_requests "$mark")"
+}
+
+nginx_miss() {
+    local mark
+    mark="$(log_lines "$SERVER_LOG")"
+    pull_image_matches "$NGINX/docker.io/library/other:v1" "$(digest_of img2)" \
+        "$(manifest_of img2)" "$WORK/out-miss"
+    local n
+    n="$(api_requests "$mark")"
+    [[ "${n% *}" -gt 0 ]] || { echo "no API request for a miss: $n"; return 1; }
+}
+
+check "nginx: a cached pull (path prefix, and ?ns=) reaches the API zero times" nginx_cached
+check "nginx: a miss goes to the API, which fetches it upstream" nginx_miss
+
+# --- 3. 20 clients at once ----------------------------------------------------------------
+
+concurrent() {
+    local i pids=() d count
+    for i in $(seq 1 20); do
+        "${SK[@]}" copy --src-tls-verify=false "docker://$MIRROR/distribution.local/library/big:v1" \
+            "oci:$WORK/out-big-$i:v1" >"$WORK/big-$i.log" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || { cat "$WORK/big-$((i + 1)).log"; return 1; }
+    done
+    for i in $(seq 1 20); do
+        assert_eq "client $i digest" "$(digest_of big)" "$(layout_ref_digest "$WORK/out-big-$i" v1)"
+        layout_intact "$WORK/out-big-$i"
+    done
+    # The base layer is app's too: stored already, it is linked after a HEAD upstream.
+    local stored
+    stored="$(jq -r '.config.digest, .layers[].digest' "$(manifest_of img)")"
+    for d in $(jq -r '.config.digest, .layers[].digest' "$(manifest_of big)"); do
+        count="$(grep -c "\"GET /v2/library/big/blobs/$d HTTP" "$WORK/DIST.log" || true)"
+        echo "$d: $count upstream GETs"
+        if grep -qx "$d" <<<"$stored"; then
+            assert_eq "upstream GETs of $d (stored for library/app)" 0 "$count"
+        else
+            assert_eq "upstream GETs of $d" 1 "$count"
+        fi
+    done
+}
+
+check "20 skopeo clients pulling one uncached image: one upstream GET per blob" concurrent
+
+# --- 4. read-only -------------------------------------------------------------------------
+
+push_refused() {
+    ! "${SK[@]}" copy --dest-tls-verify=false "oci:$WORK/img:v1" \
+        "docker://$MIRROR/docker.io/library/app:v9" 2>"$WORK/push.err"
+    grep -i "denied\|read-only" "$WORK/push.err"
+    local code
+    code="$(curl -s -o "$WORK/b" -w '%{http_code}' -X POST "http://$MIRROR/v2/library/app/blobs/uploads/?ns=docker.io")"
+    assert_eq status 403 "$code"
+    assert_eq code DENIED "$(jq -r '.errors[0].code' "$WORK/b")"
+}
+
+check "pushes into a mirrored repository are refused (403 DENIED)" push_refused
+
+# --- 5. the upstream changes, then goes away ----------------------------------------------
+
+tag_moved() {
+    push img2 "$HUB_HOST/private/app:v1" alice:pw-alice
+    sleep 2.5
+    pull_image_matches "$MIRROR/docker.io/private/app:v1" "$(digest_of img2)" \
+        "$(manifest_of img2)" "$WORK/out-moved"
+}
+
+upstreams_gone() {
+    local pid
+    for pid in "${UPSTREAM_PIDS[@]}"; do stop_pid "$pid"; done
+    sleep 2.5 # past docker.io's TTL: the revalidation fails, the cached tag is served
+    pull_image_matches "$MIRROR/docker.io/private/app:v1" "$(digest_of img2)" \
+        "$(manifest_of img2)" "$WORK/out-gone"
+    pull_image_matches "$MIRROR/distribution.local/library/app:v1" "$(digest_of img)" \
+        "$(manifest_of img)" "$WORK/out-gone2"
+    grep -q "serving the cached tag" "$SERVER_LOG"
+}
+
+check "the upstream tag moved: the mirror follows after the 2 s TTL" tag_moved
+check "both upstreams stopped: the cached images still pull (failure logged)" upstreams_gone
+
+mirror_index_consistent() {
+    "$CARGOHOLD" index check --root "$ROOT"
+}
+
+check "cargohold index check finds nothing in the mirror's store" mirror_index_consistent
+
+echo "$PASSED passed, $FAILED failed"
+[[ "$FAILED" -eq 0 ]]
