@@ -225,8 +225,11 @@ check "20 skopeo clients pulling one uncached image: one upstream GET per blob" 
 # --- 4. read-only -------------------------------------------------------------------------
 
 push_refused() {
-    ! "${SK[@]}" copy --dest-tls-verify=false "oci:$WORK/img:v1" \
-        "docker://$MIRROR/docker.io/library/app:v9" 2>"$WORK/push.err"
+    if "${SK[@]}" copy --dest-tls-verify=false "oci:$WORK/img:v1" \
+        "docker://$MIRROR/docker.io/library/app:v9" 2>"$WORK/push.err"; then
+        echo "the push was accepted"
+        return 1
+    fi
     grep -i "denied\|read-only" "$WORK/push.err"
     local code
     code="$(curl -s -o "$WORK/b" -w '%{http_code}' -X POST "http://$MIRROR/v2/library/app/blobs/uploads/?ns=docker.io")"
