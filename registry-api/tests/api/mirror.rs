@@ -217,3 +217,37 @@ async fn mirrored_repositories_refuse_pushes_unless_allowed() {
         .push_image("docker.io/library/app", "v1", b"layer")
         .await;
 }
+
+#[tokio::test]
+async fn mirrored_reads_follow_the_pull_rules_by_their_stored_name() {
+    let upstream = TestServer::spawn().await;
+    upstream
+        .push_image("library/app", "v1", &bytes(100, 6))
+        .await;
+    upstream
+        .push_image("private/app", "v1", &bytes(100, 7))
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = format!(
+        "[auth]\ndir = {:?}\n[[auth.rules]]\nrepository = \"docker.io/library/*\"\npull = [\"*\"]\n",
+        dir.path().join("auth").display()
+    );
+    let mirror = mirror_of(&upstream, dir.path(), &auth).await;
+    for query in ["", "?ns=docker.io"] {
+        let prefix = if query.is_empty() { "docker.io/" } else { "" };
+        let path = |repo: &str| format!("/v2/{prefix}{repo}/manifests/v1{query}");
+        assert_eq!(
+            mirror.get_status(&path("library/app")).await,
+            StatusCode::OK
+        );
+        let r = mirror.get(&path("private/app")).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{query}");
+        assert!(
+            header(&r, "www-authenticate").contains("repository:docker.io/private/app:pull"),
+            "{}",
+            header(&r, "www-authenticate")
+        );
+    }
+    // What was fetched for the public pull is pulled whole, so the index stays complete.
+    pull(&mirror, "docker.io/library/app", "v1", "").await;
+}
