@@ -128,6 +128,9 @@ pub struct Options {
     /// Ask direct uploads for parts of this size (parallel parts); `None`: the server's
     /// choice (one object up to its limit).
     pub direct_part_size: Option<u64>,
+    /// The longest wait for the next bytes of an answer; `None`: no limit. A mirror sets
+    /// one, so an upstream that accepts and then hangs does not hold its clients forever.
+    pub read_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -143,6 +146,7 @@ impl Default for Options {
             progress: ProgressMode::Quiet,
             direct: true,
             direct_part_size: None,
+            read_timeout: None,
         }
     }
 }
@@ -170,11 +174,13 @@ pub struct Client {
 impl Client {
     /// A client with `options`.
     pub fn new(options: Options) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("cargohold/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(ClientError::http)?;
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(t) = options.read_timeout {
+            builder = builder.read_timeout(t);
+        }
+        let http = builder.build().map_err(ClientError::http)?;
         Ok(Self {
             http,
             progress: Progress::new(options.progress),

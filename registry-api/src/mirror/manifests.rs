@@ -11,6 +11,10 @@ use index_format::{Digest, Reference, RepoName, Tag};
 use super::{FetchError, Mirror, Mirrored};
 use crate::index::{Index, PushedManifest, StoredManifest};
 
+/// How many tag checks are remembered before old ones are dropped, and how old is old.
+const MAX_CHECKED: usize = 100_000;
+const FORGET_CHECKED: Duration = Duration::from_secs(24 * 3600);
+
 /// The longest a revalidation may hold a pull up before the cached tag is served.
 const REVALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -83,6 +87,10 @@ impl Mirror {
 
     fn mark_checked(&self, repo: &RepoName, tag: &Tag) {
         let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: entries past every TTL say nothing any more.
+        if checked.len() >= MAX_CHECKED {
+            checked.retain(|_, at| at.elapsed() < FORGET_CHECKED);
+        }
         checked.insert((repo.clone(), tag.clone()), Instant::now());
     }
 }

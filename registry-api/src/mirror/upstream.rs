@@ -24,6 +24,9 @@ pub(super) struct UpstreamConn {
     registry: Arc<Registry>,
 }
 
+/// The longest an upstream may keep a download or an answer waiting for its next bytes.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The client every upstream connection shares: few retries, as a client is waiting and
 /// the cache answers when the upstream cannot.
 pub(super) fn client() -> anyhow::Result<Client> {
@@ -34,6 +37,7 @@ pub(super) fn client() -> anyhow::Result<Client> {
         state_dir: None,
         progress: ProgressMode::Quiet,
         direct: false,
+        read_timeout: Some(READ_TIMEOUT),
         ..Options::default()
     };
     Ok(Client::new(options)?)
