@@ -29,7 +29,15 @@ API_STORE_ARGS=(--root "$ROOT")
 NGINX_CONF=cargohold.conf
 NGINX_EDITS=("root /srv/cargohold;" "root $ROOT;")
 UP_PID=""
-trap 'stop_nginx; stop_pid "$UP_PID"; client_cleanup' EXIT
+bench_cleanup() {
+    local rc=$?
+    set +e
+    stop_nginx
+    stop_pid "$UP_PID"
+    (exit "$rc")
+    client_cleanup
+}
+trap bench_cleanup EXIT
 
 UP_PORT="$(free_port)"
 UP="127.0.0.1:$UP_PORT"

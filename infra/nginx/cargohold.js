@@ -294,11 +294,30 @@ function unavailable(r, reply) {
     fail(r, 503, 'TOOMANYREQUESTS', 'the storage bucket is not reachable; try again');
 }
 
+// A mirrored repository's ($cargohold_mirror_ttl: its upstream's tag TTL in seconds) missing
+// manifest, or tag whose object is older than the TTL (by the bucket's Last-Modified):
+// the API fetches or revalidates it upstream.
+function mirrorMiss(r, reply) {
+    const ttl = Number(r.variables.cargohold_mirror_ttl);
+    if (!ttl) {
+        return false;
+    }
+    if (reply.status === 404 || reply.status === 403) {
+        return true;
+    }
+    const modified = Date.parse(reply.headersOut['Last-Modified'] || '');
+    return reply.status === 200 && r.variables.oci_ref.indexOf(':') < 0
+        && !(Date.now() - modified <= ttl * 1000);
+}
+
 function manifestFromBucket(r) {
     const name = r.variables.oci_name;
     const ref = r.variables.oci_ref;
     const byDigest = ref.indexOf(':') >= 0;
     const unknown = () => fail(r, 404, 'MANIFEST_UNKNOWN', 'manifest ' + ref + ' unknown to ' + name);
+    if (r.variables.oci_namespace) {
+        r.headersOut['OCI-Namespace'] = r.variables.oci_namespace;
+    }
     const get = () => r.subrequest(OBJECT, { method: 'GET' })
         .then((reply) => ({
             reply: reply,
@@ -317,6 +336,10 @@ function manifestFromBucket(r) {
 
     fetched.then((got) => {
         const reply = got.reply;
+        if (mirrorMiss(r, reply)) {
+            r.internalRedirect('@api');
+            return;
+        }
         // 403: what AWS answers for a missing key to a reader without s3:ListBucket.
         if (reply.status === 404 || reply.status === 403) {
             unknown();

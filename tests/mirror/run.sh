@@ -2,9 +2,10 @@
 # The pull-through mirror (docs/mirror.md) with real clients, offline. Upstreams: Debian's
 # docker-registry (CNCF distribution) as `distribution.local`, and a second `cargohold
 # serve` with token auth standing in for Docker Hub as `docker.io` (the mirror logs in as
-# alice). The mirror is cargohold on the filesystem, behind infra/nginx/cargohold.conf.
+# alice). The mirror is cargohold on the filesystem (fs) or S3 (s3: the CARGOHOLD_TEST_S3_*
+# variables of .ci/s3-servers.sh), behind infra/nginx/cargohold.conf or cargohold-s3.conf.
 #
-#   bash tests/mirror/run.sh            # KEEP_TMP=1 keeps the scratch dir
+#   bash tests/mirror/run.sh fs|s3      # KEEP_TMP=1 keeps the scratch dir
 #
 # 1. skopeo through the path prefix; podman through registries.conf [[registry.mirror]];
 #    containerd's `?ns=` form with curl (ctr is not installed), OCI-Namespace answered.
@@ -17,12 +18,19 @@
 #    the cached images still pull (the tag past its TTL served from the cache).
 # Prints `ok - …`/`not ok - …` lines and `N passed, N failed`; exits non-zero on failure.
 set -euo pipefail
+STORE="${1:-}"
+[[ "$STORE" == fs || "$STORE" == s3 ]] || {
+    echo "not ok - usage: $0 fs|s3 (the mirror's store)"
+    echo "0 passed, 1 failed"
+    exit 2
+}
 
 MIRROR_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 unset REGISTRY_CMD
 # shellcheck source-path=SCRIPTDIR source=../static/lib.sh
 source "$MIRROR_DIR/../static/lib.sh"
 static_require
+[[ "$STORE" == fs ]] || static_require_s3
 CARGOHOLD="${API_CMD[0]}"
 [[ -x /usr/bin/docker-registry ]] || {
     echo "not ok - missing /usr/bin/docker-registry (apt-get install docker-registry)"
@@ -30,22 +38,23 @@ CARGOHOLD="${API_CMD[0]}"
     exit 1
 }
 
-client_init mirror
+client_init "mirror-$STORE"
 chmod 755 "$WORK"
 NGX="$WORK/nginx"
 NGINX_USER="root root"
-ROOT="$WORK/mirror-root"
-API_STORE_ARGS=(--root "$ROOT")
-NGINX_CONF=cargohold.conf
-NGINX_EDITS=("root /srv/cargohold;" "root $ROOT;")
+static_store "$STORE"
 UPSTREAM_PIDS=()
 PM=(podman --root "$WORK/storage" --runroot "$WORK/run"
     --storage-driver "${PODMAN_STORAGE_DRIVER:-vfs}" --events-backend none)
 
 mirror_cleanup() {
-    local pid
+    local rc=$? pid
+    set +e
     stop_nginx
     for pid in "${UPSTREAM_PIDS[@]}"; do stop_pid "$pid"; done
+    [[ -n "${KEEP_TMP:-}" ]] || cleanup_store
+    # client_cleanup exits with the status it finds.
+    (exit "$rc")
     client_cleanup
 }
 trap mirror_cleanup EXIT
@@ -151,7 +160,7 @@ curl_pull() {
         "http://$base/v2/$repo/manifests/$ref$query"
     [[ "$query" != *ns=* ]] || assert_eq OCI-Namespace "${query#*ns=}" "$(hdr OCI-Namespace)"
     for d in $(jq -r '.config.digest, .layers[].digest' "$WORK/m.json"); do
-        curl -sf --max-time 30 -o "$WORK/blob" "http://$base/v2/$repo/blobs/$d$query"
+        curl -sfL --max-time 30 -o "$WORK/blob" "http://$base/v2/$repo/blobs/$d$query"
         assert_eq "blob $d" "$d" "$(sha256_of "$WORK/blob")"
     done
     sha256_of "$WORK/m.json"
@@ -263,7 +272,7 @@ check "the upstream tag moved: the mirror follows after the 2 s TTL" tag_moved
 check "both upstreams stopped: the cached images still pull (failure logged)" upstreams_gone
 
 mirror_index_consistent() {
-    "$CARGOHOLD" index check --root "$ROOT"
+    "$CARGOHOLD" index check "${API_STORE_ARGS[@]}"
 }
 
 check "cargohold index check finds nothing in the mirror's store" mirror_index_consistent

@@ -34,6 +34,102 @@ static_require() {
     fi
 }
 
+
+# --- the store ---------------------------------------------------------------------------
+
+# static_require_s3: the CARGOHOLD_TEST_S3_* variables .ci/s3-servers.sh writes, or a
+# clear failure and exit.
+static_require_s3() {
+    missing_s3=()
+    for v in ENDPOINT REGION BUCKET ACCESS_KEY SECRET_KEY; do
+        [[ -n "$(eval "echo \"\${CARGOHOLD_TEST_S3_$v:-}\"")" ]] || missing_s3+=("CARGOHOLD_TEST_S3_$v")
+    done
+    if [[ ${#missing_s3[@]} -gt 0 ]]; then
+        echo "not ok - missing ${missing_s3[*]} (source .ci/.s3/env after .ci/s3-servers.sh start)"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+}
+
+# static_store fs|s3 (after client_init): the store the API writes and nginx reads. Sets
+# API_STORE_ARGS, NGINX_CONF, NGINX_EDITS; STORED_IN, STORE_DESC, STORE_NOTE (words for the
+# output); defines stored_status KEY (200 if the store holds KEY, else 404 or the bucket's
+# status), cleanup_store, and on s3 `s3 METHOD KEY [CURL_ARGS...]` (a signed request).
+# shellcheck disable=SC2034,SC2317 # set and defined for the scenario that sources this
+static_store() {
+    case "$1" in
+    fs)
+        ROOT="$WORK/registry-root"
+        mkdir -p "$ROOT"
+        API_STORE_ARGS=(--root "$ROOT")
+        NGINX_CONF=cargohold.conf
+        NGINX_EDITS=("root /srv/cargohold;" "root $ROOT;")
+        STORED_IN=root
+        STORE_DESC="the filesystem store $ROOT"
+        STORE_NOTE=""
+        if ! runuser -u nobody -- test -x "$ROOT" 2>/dev/null; then
+            NGINX_USER="root root"
+            echo "# nginx-fs: $ROOT is not reachable for nobody; nginx workers run as root" >&2
+        fi
+        stored_status() { if [[ -f "$ROOT/$1" ]]; then echo 200; else echo 404; fi; }
+        cleanup_store() { :; }
+        ;;
+    s3)
+        S3_ENDPOINT="${CARGOHOLD_TEST_S3_ENDPOINT%/}"
+        S3_BUCKET="$CARGOHOLD_TEST_S3_BUCKET"
+        S3_SCHEME="${S3_ENDPOINT%%://*}"
+        S3_HOSTPORT="${S3_ENDPOINT#*://}"
+        S3_HOSTPORT="${S3_HOSTPORT%%/*}"
+        [[ "$S3_HOSTPORT" == *:* ]] || S3_HOSTPORT="$S3_HOSTPORT:$([[ $S3_SCHEME == https ]] && echo 443 || echo 80)"
+        PREFIX="nginx-s3-$(date +%s)-$$-$RANDOM"
+        BUCKET_URL="$S3_ENDPOINT/$S3_BUCKET/$PREFIX" # path-style, as cargohold is run here
+        API_STORE_ARGS=(--storage s3 --s3-endpoint "$S3_ENDPOINT" --s3-region "$CARGOHOLD_TEST_S3_REGION"
+            --s3-bucket "$S3_BUCKET" --s3-path-style
+            --s3-access-key "$CARGOHOLD_TEST_S3_ACCESS_KEY" --s3-secret-key "$CARGOHOLD_TEST_S3_SECRET_KEY"
+            --s3-prefix "$PREFIX")
+        NGINX_CONF=cargohold-s3.conf
+        # shellcheck disable=SC2016 # nginx variables, not the shell's
+        NGINX_EDITS=("server 127.0.0.1:9000;" "server $S3_HOSTPORT;"
+            'set $cargohold_s3 http://cargohold_bucket/registry;'
+            "set \$cargohold_s3 $S3_SCHEME://cargohold_bucket/$S3_BUCKET/$PREFIX;"
+            'set $cargohold_s3_host 127.0.0.1:9000;' "set \$cargohold_s3_host $S3_HOSTPORT;")
+        STORED_IN=prefix
+        STORE_DESC="S3 ($S3_ENDPOINT, bucket $S3_BUCKET, prefix $PREFIX)"
+        STORE_NOTE=", objects under $BUCKET_URL/"
+
+        # s3 METHOD KEY [CURL_ARGS...]: a signed request (the test's keys) for the object KEY
+        # under this run's prefix; prints the status. Only the test writes and cleans this way.
+        s3() {
+            local method="$1" key="$2"
+            shift 2
+            curl -s -o "$WORK/s3-body" -w '%{http_code}' --max-time 10 -X "$method" \
+                --aws-sigv4 "aws:amz:$CARGOHOLD_TEST_S3_REGION:s3" \
+                --user "$CARGOHOLD_TEST_S3_ACCESS_KEY:$CARGOHOLD_TEST_S3_SECRET_KEY" \
+                "$@" "$BUCKET_URL/$key"
+        }
+        # The status of an anonymous GET of KEY under the prefix, as nginx makes it.
+        stored_status() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BUCKET_URL/$1"; }
+        # Deletes every object under this run's prefix (best effort; LocalStack in CI is
+        # thrown away anyway, the shared development one is not).
+        cleanup_store() {
+            local keys key _
+            for _ in 1 2 3 4 5; do
+                curl -s --max-time 10 --aws-sigv4 "aws:amz:$CARGOHOLD_TEST_S3_REGION:s3" \
+                    --user "$CARGOHOLD_TEST_S3_ACCESS_KEY:$CARGOHOLD_TEST_S3_SECRET_KEY" \
+                    "$S3_ENDPOINT/$S3_BUCKET/?list-type=2&prefix=$PREFIX/" >"$WORK/list.xml" 2>/dev/null || return 0
+                keys="$(python3 -c 'import re,sys; print("\n".join(re.findall(r"<Key>([^<]*)</Key>", open(sys.argv[1]).read())))' "$WORK/list.xml")"
+                [[ -n "$keys" ]] || return 0
+                while IFS= read -r key; do
+                    curl -s -o /dev/null --max-time 10 -X DELETE --aws-sigv4 "aws:amz:$CARGOHOLD_TEST_S3_REGION:s3" \
+                        --user "$CARGOHOLD_TEST_S3_ACCESS_KEY:$CARGOHOLD_TEST_S3_SECRET_KEY" \
+                        "$S3_ENDPOINT/$S3_BUCKET/$key" || true
+                done <<<"$keys"
+            done
+        }
+        ;;
+    esac
+}
+
 # --- the API server ---------------------------------------------------------------------
 
 # start_api: cargohold on $API_PORT over the store API_STORE_ARGS names (kept between

@@ -224,10 +224,17 @@ impl Download {
             start: None,
         };
         // Verified against the digest before anything is published.
-        let published = uploads
+        let published = match uploads
             .finish(&self.repo, &id, Some(last), &self.digest)
             .await
-            .map_err(|e| store_error(&e))?;
+        {
+            Ok(p) => p,
+            Err(e) => {
+                // The session's parts go now rather than at the next upload GC.
+                let _ = uploads.cancel(&self.repo, &id).await;
+                return Err(store_error(&e));
+            }
+        };
         index
             .link_upload(published)
             .await
