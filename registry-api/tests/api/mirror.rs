@@ -251,3 +251,51 @@ async fn mirrored_reads_follow_the_pull_rules_by_their_stored_name() {
     // What was fetched for the public pull is pulled whole, so the index stays complete.
     pull(&mirror, "docker.io/library/app", "v1", "").await;
 }
+
+/// A 256 MiB blob fetched through the mirror for three clients at once keeps the mirror
+/// under the 64 MiB resident of `memory.rs`: the download streams through the spool file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_miss_streams_to_several_clients_in_bounded_memory() {
+    use futures::StreamExt;
+    use sha2::{Digest as _, Sha256};
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 256;
+    let upstream = TestServer::spawn().await;
+    let chunk = bytes::Bytes::from(bytes(CHUNK, 8));
+    let mut hasher = Sha256::new();
+    for _ in 0..CHUNKS {
+        hasher.update(&chunk);
+    }
+    let d = format!("sha256:{}", hex::encode(hasher.finalize()));
+    let loc = upstream.start_upload("library/huge").await;
+    let body =
+        futures::stream::iter((0..CHUNKS).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let r = upstream
+        .patch_streamed(&loc, reqwest::Body::wrap_stream(body))
+        .await;
+    let r = upstream
+        .finish_upload(&header(&r, "location"), &d, b"")
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = mirror_of(&upstream, dir.path(), "").await;
+    let path = format!("/v2/docker.io/library/huge/blobs/{d}");
+    let clients = (0..3).map(|_| {
+        let request = mirror.req(Method::GET, &path).send();
+        async move {
+            let mut stream = request.await.expect("GET").bytes_stream();
+            let mut pulled = Sha256::new();
+            while let Some(part) = stream.next().await {
+                pulled.update(part.expect("body"));
+            }
+            format!("sha256:{}", hex::encode(pulled.finalize()))
+        }
+    });
+    for got in futures::future::join_all(clients).await {
+        assert_eq!(got, d);
+    }
+    let peak = mirror.peak_rss_kib();
+    eprintln!("mirror peak RSS after a 256 MiB miss for 3 clients: {peak} KiB");
+    assert!(peak < 64 * 1024, "mirror peak RSS {peak} KiB");
+}
