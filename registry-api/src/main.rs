@@ -13,7 +13,7 @@ use index_format::documents::IndexConfig;
 use registry_api::auth::Auth;
 use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
-use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen, RequestLines, SplitWriter};
+use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen};
 use registry_api::{AppState, router, server, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
@@ -206,21 +206,13 @@ struct Logs {
 /// says. Both are written in batches by a thread of their own (see `logging.rs`), so a
 /// request neither waits on a slow terminal or pipe nor pays a `write` per line.
 fn init_tracing(format: LogFormat, access: &AccessLog) -> anyhow::Result<Logs> {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("CARGOHOLD_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARGOHOLD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let stderr = LogOutput::stderr().context("starting the log writer")?;
     let mut outputs = Vec::new();
     let mut reopen = None;
     let requests = match access {
-        AccessLog::Off => {
-            // Filtered out up front, so the request layer does not even read the clock.
-            filter = filter.add_directive(
-                format!("{REQUEST_TARGET}=off")
-                    .parse()
-                    .context("access log filter")?,
-            );
-            None
-        }
+        AccessLog::Off => None,
         AccessLog::Stderr => Some(stderr.writer(true)),
         AccessLog::File(path) => {
             let file = LogOutput::file(path)
@@ -231,25 +223,23 @@ fn init_tracing(format: LogFormat, access: &AccessLog) -> anyhow::Result<Logs> {
             Some(w)
         }
     };
-    // Everything but request lines is written at once: there are few of them. One fmt
-    // layer routing by target, rather than a filtered layer per output: per-layer filters
-    // cost every event some bookkeeping, and mishandle `enabled!` checks that no event
-    // follows on the same thread.
-    let writer = SplitWriter::new(stderr.writer(false), requests);
     // Colours only for a person at a terminal, never into log files.
     let ansi = std::io::stderr().is_terminal() && !matches!(access, AccessLog::File(_));
-    outputs.push(stderr);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(writer);
-    let standard = tracing_subscriber::fmt::format();
+        .with_writer(stderr.writer(false));
     match format {
-        LogFormat::Text => builder.event_format(RequestLines::text(standard)).init(),
-        LogFormat::Json => builder
-            .json()
-            .event_format(RequestLines::json(standard.json()))
-            .init(),
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    outputs.push(stderr);
+    // Request lines bypass tracing (logging.rs says why) but obey its filter:
+    // `CARGOHOLD_LOG=warn` or `cargohold::request=off` turns them off as before.
+    if let Some(w) = requests
+        && tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO)
+    {
+        registry_api::logging::install_request_lines(w, matches!(format, LogFormat::Json));
     }
     Ok(Logs {
         _outputs: outputs,
