@@ -221,3 +221,64 @@ async fn presigned_requests_expire() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn abandoned_direct_uploads_are_collected_multipart_aborted_and_objects_removed() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    // A single object written by the client but never completed.
+    let one = bytes(2000, 10);
+    let plan = start(&s, "g", json!({"digest": digest(&one), "size": one.len()})).await;
+    assert!(send_signed(&plan["put"], &one).await.status().is_success());
+    let single = plan["id"].as_str().expect("id").to_owned();
+    // A multipart upload with one of its two parts written.
+    let data = bytes(6 * MIB, 11);
+    let plan = start(
+        &s,
+        "g",
+        json!({"digest": digest(&data), "size": data.len(), "part_size": 5 * MIB}),
+    )
+    .await;
+    let multi = plan["id"].as_str().expect("id").to_owned();
+    let (first, second) = data.split_at(5 * MIB);
+    let parts = json!([
+        {"number": 1, "sha256": sha256_hex(first)},
+        {"number": 2, "sha256": sha256_hex(second)},
+    ]);
+    let r = ext(&s, "g", "parts", json!({"id": multi, "parts": parts})).await;
+    let signed: Value = r.json().await.expect("parts JSON");
+    assert!(
+        send_signed(&signed["parts"][0], first)
+            .await
+            .status()
+            .is_success()
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let report = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
+    assert!(
+        report.contains("removed 2 abandoned upload sessions"),
+        "{report}"
+    );
+    // The multipart upload is gone from the bucket: its remaining part has nowhere to go.
+    let r = send_signed(&signed["parts"][1], second).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "part 2 after the abort");
+    for id in [&single, &multi] {
+        let r = ext(&s, "g", "complete", json!({"id": id, "parts": []})).await;
+        assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    }
+    // Nothing is left under uploads/: no object (it would be an orphan by now) and no
+    // multipart upload (a leftover).
+    let again = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
+    assert!(
+        again.contains("removed 0 abandoned upload sessions, 0 orphaned objects, 0 leftovers"),
+        "{again}"
+    );
+    assert_eq!(
+        s.head(&format!("/v2/g/blobs/{}", digest(&one)))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
