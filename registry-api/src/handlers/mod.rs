@@ -7,6 +7,7 @@ mod manifests;
 mod uploads;
 
 pub use blobs::{RangeRequest, parse_range};
+pub(crate) use uploads::mount_source;
 pub use uploads::parse_content_range;
 
 use std::io;
@@ -274,7 +275,10 @@ pub async fn dispatch(
             Ok(crate::direct::discover(&app))
         }
         R::Extension(Some(repo), p) => {
-            Box::pin(crate::direct::dispatch(app, repo, &p, method, body)).await
+            Box::pin(crate::direct::dispatch(
+                app, repo, &p, method, &permit, body,
+            ))
+            .await
         }
         R::Base
         | R::Catalog

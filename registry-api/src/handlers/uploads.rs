@@ -115,7 +115,7 @@ const MOUNT_LOOKUPS: usize = 64;
 /// There is no reverse index from blob to repositories: the repositories the caller's
 /// token names for pull are tried first (clients ask for the source's scope), then the
 /// catalog's that the caller may pull, up to [`MOUNT_LOOKUPS`] reads in all.
-async fn mount_source(
+pub(crate) async fn mount_source(
     app: &AppState,
     permit: &Permit<'_>,
     digest: &Digest,

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::auth::{as_user, auth_server};
 use crate::util::*;
 
 const MIB: usize = 1 << 20;
@@ -281,4 +282,41 @@ async fn abandoned_direct_uploads_are_collected_multipart_aborted_and_objects_re
             .status(),
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn under_auth_direct_uploads_need_push_and_mount_only_blobs_the_caller_may_pull() {
+    if !s3_backend() {
+        eprintln!("skipped: direct uploads need CARGOHOLD_TEST_BACKEND=s3");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = auth_server(dir.path(), "", &[]).await;
+    let (hidden, shared) = (bytes(3000, 20), bytes(3000, 21));
+    // Images, so the catalog lists both repositories (automatic mounts look there).
+    as_user(&mut s, "carol", &["repository:carol/x:pull,push"]).await;
+    s.push_image("carol/x", "v1", &hidden).await;
+    let hidden = digest(&hidden);
+    as_user(&mut s, "alice", &["repository:public/base:pull,push"]).await;
+    s.push_image("public/base", "v1", &shared).await;
+    let shared = digest(&shared);
+    let start_of = |d: &str| json!({"digest": d, "size": 3000});
+
+    s.authorize(None);
+    let r = ext(&s, "private/app", "start", start_of(&shared)).await;
+    assert_oci_error(r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    // bob may pull private/app, not push to it.
+    as_user(&mut s, "bob", &["repository:private/app:pull,push"]).await;
+    let r = ext(&s, "private/app", "start", start_of(&shared)).await;
+    assert_oci_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+
+    as_user(&mut s, "alice", &["repository:private/app:pull,push"]).await;
+    // carol's blob: alice may not read carol/x, so she uploads it like any other.
+    let r = ext(&s, "private/app", "start", start_of(&hidden)).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // A public repository's blob: mounted.
+    let r = ext(&s, "private/app", "start", start_of(&shared)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let blob = format!("/v2/private/app/blobs/{shared}");
+    assert_eq!(s.head(&blob).await.status(), StatusCode::OK);
 }
