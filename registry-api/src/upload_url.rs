@@ -96,13 +96,18 @@ pub struct Locator {
 impl Locator {
     /// For a request by `caller` that presented `presented`.
     pub fn new(url: Option<Arc<UploadUrl>>, presented: &Presented, caller: &Caller) -> Self {
+        // Nothing copied without `upload_url`: every request, pulls included, makes one.
+        let sub = match &url {
+            Some(_) => caller.subject(),
+            None => String::new(),
+        };
         Self {
             url,
             presented: match presented {
                 Presented::Valid(cap) => Some(cap.clone()),
                 Presented::Absent | Presented::Invalid(_) => None,
             },
-            sub: caller.subject(),
+            sub,
         }
     }
 
