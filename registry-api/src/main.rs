@@ -14,6 +14,7 @@ use registry_api::auth::Auth;
 use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
 use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen};
+use registry_api::upload_url::UploadUrl;
 use registry_api::{AppState, router, server, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
@@ -274,6 +275,19 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         }
     };
     let auth_info = auth.as_ref().map(Auth::index_info);
+    let upload_url = match config.upload_url.clone() {
+        Some(base) => {
+            let auth_dir = config.auth.as_ref().map(|a| a.dir.as_path());
+            let url = UploadUrl::new(base, auth_dir, config.upload_max_age)
+                .context("setting up upload_url")?;
+            tracing::info!(
+                upload_url = url.base(),
+                "upload sessions continue at upload_url"
+            );
+            Some(url)
+        }
+        None => None,
+    };
     let direct = registry_api::direct::Direct::for_store(&config.direct, &store)
         .await
         .context("probing the store for direct uploads")?;
@@ -282,6 +296,7 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .with_blob_delivery(config.blob_delivery, config.presign_expiry)
         .with_fault(config.fault)
         .with_auth(auth)
+        .with_upload_url(upload_url)
         .with_session_limits(config.sessions, config.upload_max_age);
     let gc = storage::spawn_upload_gc(state.uploads.clone(), config.upload_max_age);
     state

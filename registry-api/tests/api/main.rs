@@ -17,5 +17,6 @@ mod names;
 mod redirect;
 mod resume;
 mod unavailable;
+mod upload_url;
 mod uploads;
 mod util;
