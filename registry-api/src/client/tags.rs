@@ -14,8 +14,9 @@ const PAGE: usize = 1000;
 const MAX_PAGES: usize = 10_000;
 
 impl Repository {
-    /// Every tag of the repository, in the registry's order; none when it does not exist.
-    pub async fn tags(&self) -> Result<Vec<String>, ClientError> {
+    /// Every tag of the repository, in the registry's order; `None` when the registry has
+    /// no such repository.
+    pub async fn tags(&self) -> Result<Option<Vec<String>>, ClientError> {
         #[derive(serde::Deserialize)]
         struct Page {
             #[serde(default)]
@@ -27,7 +28,7 @@ impl Repository {
             let response = self.registry.send_simple(Method::GET, &url).await?;
             match response.status() {
                 StatusCode::OK => {}
-                StatusCode::NOT_FOUND if tags.is_empty() => return Ok(tags),
+                StatusCode::NOT_FOUND if tags.is_empty() => return Ok(None),
                 _ => return Err(unexpected(&format!("GET {url}"), response).await),
             }
             let next = response
@@ -39,7 +40,7 @@ impl Repository {
             tags.extend(page.tags.unwrap_or_default());
             match next {
                 Some(n) => url = n,
-                None => return Ok(tags),
+                None => return Ok(Some(tags)),
             }
         }
         Err(ClientError::Input(format!(

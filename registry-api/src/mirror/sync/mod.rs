@@ -116,6 +116,9 @@ pub enum SyncError {
     /// The job names an upstream that is not configured.
     #[error("no [[mirror.upstream]] is named {0}")]
     UnknownUpstream(String),
+    /// The upstream has no such repository.
+    #[error("the upstream has no repository {0} (or hides it from these credentials)")]
+    NoRepository(String),
     /// A repository or tag name that is not valid here.
     #[error("{0:?} is not a valid name")]
     Name(String, #[source] NameError),
@@ -165,7 +168,17 @@ impl Syncer {
         let upstreams = settings
             .upstreams
             .iter()
-            .map(|u| Ok((u.clone(), upstream_client(u, &options)?)))
+            .map(|u| {
+                let rest = u.url.split_once("://").map_or("", |(_, r)| r);
+                if rest.contains('/') {
+                    return Err(ClientError::Input(format!(
+                        "[[mirror.upstream]] {}: url {} has a path; a registry is reached at \
+                         its host's /v2/",
+                        u.name, u.url
+                    )));
+                }
+                Ok((u.clone(), upstream_client(u, &options)?))
+            })
             .collect::<Result<_, ClientError>>()?;
         Ok(Self {
             index,
@@ -204,7 +217,11 @@ impl Syncer {
             source,
         };
         let src = client.repository(&image).map_err(upstream_err)?;
-        let listed = src.tags().await.map_err(upstream_err)?;
+        let listed = src
+            .tags()
+            .await
+            .map_err(upstream_err)?
+            .ok_or_else(|| SyncError::NoRepository(what.clone()))?;
         let selected = job.select(listed);
         let mut report = SyncReport {
             tags: selected.len(),
