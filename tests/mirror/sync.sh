@@ -7,7 +7,8 @@
 # regex, newest N); every platform or the configured ones; referrers; skopeo pulls back the
 # upstream's digests; a sync killed mid-blob leaves nothing visible and its re-run fetches
 # only what is missing; a second run transfers nothing (the upstreams' access logs count
-# the blob GETs); `cargohold index check` finds nothing.
+# the blob GETs); --dry-run; a moved tag and a new referrer are followed; `cargohold index
+# check` finds nothing.
 # BIG_KIB sets the random layer of the two large images (default 48 MiB).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../clients/lib.sh
@@ -136,8 +137,12 @@ tags_are() { [[ "$(tags_of "$1" 2>/dev/null)" == "$2" ]]; }
 
 schedule_runs_at_start_up() {
     # lib/tool's newest two 1.x tags, by natural order: 1.9 and 1.10, not 1.2 or 2.0.
-    wait_until "$REG_PID" 60 tags_are dr/lib/tool '["1.10","1.9"]'
-    grep -q 'mirror sync done' "$SERVER_LOG"
+    wait_until "$REG_PID" 60 tags_are dr/lib/tool '["1.10","1.9"]' || {
+        echo "tags: $(tags_of dr/lib/tool)"
+        return 1
+    }
+    # Logged once the run is over (the log is written in batches).
+    wait_until "$REG_PID" 10 grep -q 'mirror sync done.*2 tags (2 copied' "$SERVER_LOG"
 }
 
 filters_select_exactly() {
@@ -231,6 +236,22 @@ dry_run_writes_nothing() {
     assert_eq "tags after a dry run" '["v1.0.0","v1.1.0"]' "$(tags_of up/private/web)"
 }
 
+follows_upstream_changes() {
+    # v1.1.0 moved upstream (to v2.0.0's image), and m1 gained a second referrer.
+    local moved sbom
+    moved="$(layout_ref_digest "$WORK/web" v2.0.0)"
+    "${SK[@]}" copy -q --preserve-digests "${CA[@]}" --dest-creds alice:pw-alice \
+        "oci:$WORK/web:v2.0.0" "docker://$UP/private/web:v1.1.0"
+    sbom="$(push_referrer "alice:pw-alice@$UP" private/multi "$IDX" \
+        "$(stat -c %s "$(layout_blob "$WORK/idx" "$IDX")")" "$OCI_INDEX" application/vnd.example.sbom)"
+    sync --job up/private/web --job up/private/multi
+    grep -q "v1.1.0 $moved copied" "$WORK/sync.out"
+    grep -q "m1 $IDX copied (1 manifests, 0 blobs, 0 bytes)" "$WORK/sync.out"
+    inspect_matches "$MIRROR/up/private/web:v1.1.0" "$moved" "$(layout_blob "$WORK/web" "$moved")"
+    curl -sf "http://$MIRROR/v2/up/private/multi/referrers/$IDX" |
+        jq -e --arg a "$SIG" --arg b "$sbom" '[.manifests[].digest] | sort == ([$a, $b] | sort)'
+}
+
 check "the server's schedule syncs at start-up (newest 2 of ^1\\. from docker-registry)" \
     schedule_runs_at_start_up
 check "mirror sync copies exactly the tags a semver range and a regex select" filters_select_exactly
@@ -242,6 +263,7 @@ check "a sync killed mid-blob leaves nothing visible; the re-run fetches only wh
 check "a second run transfers nothing (upstream access logs: no blob GET)" \
     second_run_transfers_nothing
 check "--dry-run reports a new tag and writes nothing" dry_run_writes_nothing
+check "a tag moved upstream is followed, a referrer added later is copied" follows_upstream_changes
 finish || true
 echo "$PASSED passed, $FAILED failed"
 [[ $FAILED -eq 0 ]]
