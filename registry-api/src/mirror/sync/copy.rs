@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blob_gateway::ClosingBody;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use index_format::manifest::{Descriptor, ParsedManifest};
 use index_format::{Digest, Reference, RepoName, Tag};
 
@@ -88,17 +88,23 @@ impl Syncer {
         if parsed.media_type.is_index() {
             subjects.extend(parsed.references.iter().map(|d| d.digest.clone()));
         }
-        if !unchanged {
-            self.copy_graph(t, root.clone(), Some(tag), &mut moved)
-                .await?;
+        let done = async {
+            if !unchanged {
+                self.copy_graph(t, root.clone(), Some(tag), &mut moved)
+                    .await?;
+            }
+            if t.job.referrers {
+                self.copy_referrers(t, subjects, &mut moved).await?;
+            }
+            Ok::<_, SyncError>(())
         }
-        if t.job.referrers {
-            self.copy_referrers(t, subjects, &mut moved).await?;
-        }
+        .await;
+        // Counted even when the tag failed part-way: those bytes did travel.
         report.manifests += moved.manifests;
         report.blobs += moved.blobs;
         report.bytes += moved.bytes;
         report.linked += moved.linked;
+        done?;
         if moved.manifests == 0 {
             report.unchanged += 1;
             return Ok(format!("{} unchanged", root.digest));
@@ -201,13 +207,12 @@ impl Syncer {
         blobs: Vec<Descriptor>,
         moved: &mut Moved,
     ) -> Result<(), SyncError> {
-        let outcomes: Vec<Blob> = futures::stream::iter(blobs)
+        let mut outcomes = futures::stream::iter(blobs)
             .map(|desc| async move { self.copy_blob(t.src, t.dst, &desc).await })
-            .buffer_unordered(self.options.jobs.max(1))
-            .try_collect()
-            .await?;
-        for o in outcomes {
-            match o {
+            .buffer_unordered(self.options.jobs.max(1));
+        // Counted as each lands, so a failure still reports what travelled before it.
+        while let Some(outcome) = outcomes.next().await {
+            match outcome? {
                 Blob::Present => {}
                 Blob::Linked => moved.linked += 1,
                 Blob::Fetched(n) => {

@@ -117,8 +117,15 @@ pub enum SyncError {
     #[error("no [[mirror.upstream]] is named {0}")]
     UnknownUpstream(String),
     /// The upstream has no such repository.
-    #[error("the upstream has no repository {0} (or hides it from these credentials)")]
-    NoRepository(String),
+    #[error(
+        "upstream {upstream} has no repository {repository} (or hides it from these credentials)"
+    )]
+    NoRepository {
+        /// The upstream's name.
+        upstream: String,
+        /// The repository asked for.
+        repository: String,
+    },
     /// A repository or tag name that is not valid here.
     #[error("{0:?} is not a valid name")]
     Name(String, #[source] NameError),
@@ -217,11 +224,14 @@ impl Syncer {
             source,
         };
         let src = client.repository(&image).map_err(upstream_err)?;
-        let listed = src
-            .tags()
-            .await
-            .map_err(upstream_err)?
-            .ok_or_else(|| SyncError::NoRepository(what.clone()))?;
+        let listed =
+            src.tags()
+                .await
+                .map_err(upstream_err)?
+                .ok_or_else(|| SyncError::NoRepository {
+                    upstream: upstream.name.clone(),
+                    repository: job.repository.clone(),
+                })?;
         let selected = job.select(listed);
         let mut report = SyncReport {
             tags: selected.len(),
