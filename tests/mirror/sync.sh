@@ -22,7 +22,14 @@ stop_upstreams() {
     local pid
     for pid in "${UP_PIDS[@]}"; do stop_pid "$pid"; done
 }
-trap 'rc=$?; stop_upstreams; (exit "$rc"); client_cleanup' EXIT
+cleanup() {
+    local rc=$?
+    set +e
+    stop_upstreams
+    (exit "$rc") # client_cleanup reads the exit status from $?
+    client_cleanup
+}
+trap cleanup EXIT
 
 # up_start NAME CMD...: starts an upstream on a free port (CMD gets --listen and --root);
 # sets UP_HOST; its log is $WORK/NAME.log.
@@ -187,12 +194,12 @@ killed_and_resumed() {
         >"$WORK/sync.out" 2>&1 &
     pid=$!
     # Killed once b1 is mirrored and a blob of b2 is on its way in (an upload session).
-    for i in $(seq 1 600); do
+    for i in $(seq 1 3000); do
         if [[ -f "$WORK/registry-root/index/up/private/big/_manifests/b1" ]] &&
             [[ -n "$(ls -A "$WORK/registry-root/uploads" 2>/dev/null)" ]]; then
             break
         fi
-        sleep 0.05
+        sleep 0.01
     done
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
