@@ -346,7 +346,11 @@ fn spawn_sync_schedule(
     config: &Config,
     state: &AppState,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(settings) = &config.mirror else {
+    let Some(settings) = config
+        .mirror
+        .as_ref()
+        .filter(|m| m.syncs.iter().any(|j| j.every.is_some()))
+    else {
         return Ok(None);
     };
     let syncer = registry_api::mirror::sync::Syncer::new(

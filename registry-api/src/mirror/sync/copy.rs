@@ -15,7 +15,7 @@ use index_format::{Digest, Reference, RepoName, Tag};
 
 use super::{SyncError, SyncReport, Syncer, Target};
 use crate::client::{BlobProgress, Manifest, Platform, Repository};
-use crate::index::PushedManifest;
+use crate::index::{MAX_MANIFEST_BYTES, PushedManifest};
 
 /// What copying one graph or blob did.
 #[derive(Default)]
@@ -315,7 +315,8 @@ fn parse(m: &Manifest) -> Result<ParsedManifest, SyncError> {
 }
 
 async fn fetch(src: &Repository, digest: &Digest) -> Result<Manifest, SyncError> {
-    src.manifest(digest.as_str())
+    let m = src
+        .manifest(digest.as_str())
         .await
         .map_err(|source| SyncError::Upstream {
             upstream: format!("{}@{digest}", src.name()),
@@ -324,7 +325,18 @@ async fn fetch(src: &Repository, digest: &Digest) -> Result<Manifest, SyncError>
         .ok_or_else(|| SyncError::Manifest {
             digest: digest.to_string(),
             reason: "not found upstream".into(),
-        })
+        })?;
+    // What the registry accepts from a push, it accepts from an upstream.
+    if m.bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(SyncError::Manifest {
+            digest: digest.to_string(),
+            reason: format!(
+                "{} bytes, over the {MAX_MANIFEST_BYTES}-byte limit",
+                m.bytes.len()
+            ),
+        });
+    }
+    Ok(m)
 }
 
 /// `root` with only the entries for `platforms` when it is an index: a new index (its

@@ -165,7 +165,8 @@ pub struct Syncer {
 
 impl Syncer {
     /// A syncer writing through `index` and `uploads`, reading the upstreams `settings`
-    /// configures with their own credentials.
+    /// configures with their own credentials. Fails for an upstream a job reads whose URL
+    /// has a path (the client reaches registries at the host's `/v2/`).
     pub fn new(
         index: Index,
         uploads: Uploads,
@@ -176,11 +177,12 @@ impl Syncer {
             .upstreams
             .iter()
             .map(|u| {
+                let synced = settings.syncs.iter().any(|j| j.upstream == u.name);
                 let rest = u.url.split_once("://").map_or("", |(_, r)| r);
-                if rest.contains('/') {
+                if synced && rest.contains('/') {
                     return Err(ClientError::Input(format!(
-                        "[[mirror.upstream]] {}: url {} has a path; a registry is reached at \
-                         its host's /v2/",
+                        "[[mirror.upstream]] {}: url {} has a path; sync reaches a registry \
+                         at its host's /v2/",
                         u.name, u.url
                     )));
                 }
