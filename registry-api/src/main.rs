@@ -52,6 +52,11 @@ enum Command {
     /// Print the nginx include that tells infra/nginx/ the auth mode, the challenge and
     /// which repositories are public (see docs/auth.md).
     NginxAuth(ServeArgs),
+    /// Copy upstream registries' repositories into this one (see docs/mirror-sync.md).
+    Mirror {
+        #[command(subcommand)]
+        what: cli::mirror::MirrorCommand,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -98,6 +103,7 @@ fn run() -> anyhow::Result<()> {
         Command::Index {
             what: IndexCommand::Check(a) | IndexCommand::Rebuild(a),
         } => &a.store,
+        Command::Mirror { what } => what.store(),
         Command::User { .. }
         | Command::Token { .. }
         | Command::NginxAuth(_)
@@ -128,6 +134,12 @@ fn run() -> anyhow::Result<()> {
             let repo = args.repo.as_deref().map(RepoName::new).transpose()?;
             let clean = runtime.block_on(index_check(config, repo, repair))?;
             if !clean {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Mirror { what } => {
+            if !runtime.block_on(cli::mirror::run(what, config))? {
                 std::process::exit(1);
             }
             Ok(())
@@ -299,6 +311,7 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .with_upload_url(upload_url)
         .with_session_limits(config.sessions, config.upload_max_age);
     let gc = storage::spawn_upload_gc(state.uploads.clone(), config.upload_max_age);
+    let sync = spawn_sync_schedule(&config, &state)?;
     state
         .index
         .write_config(IndexConfig {
@@ -325,8 +338,37 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
     // (`ConnectInfo`), for the per-address login backoff and session caps.
     server::serve(listener, app, config.connections, shutdown_signal()).await;
     gc.abort();
+    if let Some(s) = sync {
+        // A sync stopped mid-way is resumed by the next: nothing half-written is visible.
+        s.abort();
+    }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// The `[[mirror.sync]]` jobs with `every`, run in the background (mirror/sync/schedule.rs).
+fn spawn_sync_schedule(
+    config: &Config,
+    state: &AppState,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(settings) = config
+        .mirror
+        .as_ref()
+        .filter(|m| m.syncs.iter().any(|j| j.every.is_some()))
+    else {
+        return Ok(None);
+    };
+    let syncer = registry_api::mirror::sync::Syncer::new(
+        state.index.clone(),
+        state.uploads.clone(),
+        settings,
+        registry_api::mirror::sync::SyncOptions::default(),
+    )
+    .context("setting up the mirror's sync schedule")?;
+    Ok(registry_api::mirror::sync::spawn_schedule(
+        std::sync::Arc::new(syncer),
+        settings.syncs.clone(),
+    ))
 }
 
 async fn shutdown_signal() {

@@ -338,6 +338,29 @@ make_index_layout() {
     layout_add_ref "$dir" "$(jq -c --arg mt "$OCI_INDEX" '{mediaType: $mt} + .' <<<"$desc")" "$tag"
 }
 
+# push_referrer HOST REPO SUBJECT_DIGEST SUBJECT_SIZE SUBJECT_MEDIA_TYPE [ARTIFACT_TYPE]:
+# pushes, by digest and with curl, a signature-like artifact (empty config and layer) whose
+# subject is the given manifest; prints its digest.
+push_referrer() {
+    local host="$1" repo="$2" type="${6:-application/vnd.example.sig}" dir cfg sig
+    dir="$(mktemp -d)"
+    printf '{}' >"$dir/empty.json"
+    cfg="$(sha256_of "$dir/empty.json")"
+    curl -sf -X POST --data-binary @"$dir/empty.json" \
+        "http://$host/v2/$repo/blobs/uploads/?digest=$cfg" >/dev/null
+    jq -cn --arg mt "$OCI_MANIFEST" --arg cfg "$cfg" --arg subject "$3" --arg smt "$5" \
+        --argjson ssize "$4" --arg type "$type" '{
+        schemaVersion: 2, mediaType: $mt, artifactType: $type,
+        config: {mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2},
+        layers: [{mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2}],
+        subject: {mediaType: $smt, digest: $subject, size: $ssize}}' >"$dir/sig.json"
+    sig="$(sha256_of "$dir/sig.json")"
+    curl -sf -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary @"$dir/sig.json" \
+        "http://$host/v2/$repo/manifests/$sig" >/dev/null
+    rm -rf "$dir"
+    echo "$sig"
+}
+
 # layout_ref_digest DIR TAG: the digest index.json lists under TAG.
 layout_ref_digest() {
     jq -er --arg t "$2" \

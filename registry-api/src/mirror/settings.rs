@@ -94,8 +94,8 @@ pub struct SyncJob {
     pub repository: String,
     /// Which tags.
     pub tags: TagFilter,
-    /// Keep only the newest N matching tags (semver order when `semver`, else the
-    /// upstream's tag-list order reversed by lexical sort).
+    /// Keep only the newest N matching tags (semver order when `semver`, else natural
+    /// order: digit runs compare as numbers; see `sync/filter.rs`).
     pub newest: Option<usize>,
     /// The platforms to copy; empty: every platform of an index.
     pub platforms: Vec<Platform>,

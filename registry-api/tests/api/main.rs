@@ -13,6 +13,7 @@ mod index_repair;
 mod logging;
 mod manifests;
 mod memory;
+mod mirror_sync;
 mod names;
 mod redirect;
 mod resume;
