@@ -305,13 +305,15 @@ pub const DEFAULT_MAX_UPLOAD_SESSIONS_PER_CLIENT: usize = 100;
 /// The region used when none is configured.
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
 
-/// `"24h"`-style durations in the TOML file.
-mod humantime_serde_opt {
+/// `"24h"`-style durations in the TOML file (every section's).
+pub(crate) mod humantime_serde_opt {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
             .transpose()
