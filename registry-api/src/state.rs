@@ -13,6 +13,7 @@ use crate::config::{
 };
 use crate::index::Index;
 use crate::sessions::{OpenSessions, SessionLimits};
+use crate::upload_url::UploadUrl;
 
 /// Shared by every request: one reference count to bump per clone.
 #[derive(Clone)]
@@ -38,6 +39,8 @@ pub struct Shared {
     pub sessions: OpenSessions,
     /// The pull-through cache, when upstreams are configured.
     pub mirror: Option<Arc<crate::mirror::Mirror>>,
+    /// Where upload sessions continue, when not on the host that started them.
+    pub upload_url: Option<Arc<UploadUrl>>,
 }
 
 impl AppState {
@@ -59,6 +62,7 @@ impl AppState {
                 },
                 DEFAULT_UPLOAD_MAX_AGE,
             ),
+            upload_url: None,
         }))
     }
 
@@ -82,6 +86,14 @@ impl AppState {
     pub fn with_mirror(self, mirror: Option<Arc<crate::mirror::Mirror>>) -> Self {
         Self(Arc::new(Shared {
             mirror,
+            ..Shared::clone(&self.0)
+        }))
+    }
+
+    /// Upload sessions continue at this URL (`None`: where they started).
+    pub fn with_upload_url(self, upload_url: Option<UploadUrl>) -> Self {
+        Self(Arc::new(Shared {
+            upload_url: upload_url.map(Arc::new),
             ..Shared::clone(&self.0)
         }))
     }

@@ -93,22 +93,11 @@ killed_and_resumed() {
 copy_index_with_referrer() {
     make_index_layout "$WORK/idx" multi
     "${CH[@]}" push --quiet "$WORK/idx" "$HOST/multi/app:m1"
-    local idx sig cfg
+    local idx sig
     idx="$(layout_ref_digest "$WORK/idx" multi)"
     # A signature-like artifact whose subject is the index, pushed by digest.
-    printf '{}' >"$WORK/empty.json"
-    cfg="$(sha256_of "$WORK/empty.json")"
-    curl -sf -X POST --data-binary @"$WORK/empty.json" \
-        "http://$HOST/v2/multi/app/blobs/uploads/?digest=$cfg" >/dev/null
-    jq -cn --arg mt "$OCI_MANIFEST" --arg cfg "$cfg" --arg idx "$idx" --arg imt "$OCI_INDEX" \
-        --argjson isize "$(stat -c %s "$(layout_blob "$WORK/idx" "$idx")")" '{
-        schemaVersion: 2, mediaType: $mt, artifactType: "application/vnd.example.sig",
-        config: {mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2},
-        layers: [{mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2}],
-        subject: {mediaType: $imt, digest: $idx, size: $isize}}' >"$WORK/sig.json"
-    sig="$(sha256_of "$WORK/sig.json")"
-    curl -sf -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary @"$WORK/sig.json" \
-        "http://$HOST/v2/multi/app/manifests/$sig" >/dev/null
+    sig="$(push_referrer "$HOST" multi/app "$idx" \
+        "$(stat -c %s "$(layout_blob "$WORK/idx" "$idx")")" "$OCI_INDEX")"
     # The second registry: CNCF distribution.
     local dr_port dr_pid
     dr_port="$(free_port)"

@@ -22,6 +22,7 @@ mod progress;
 mod reference;
 mod registry;
 mod repository;
+mod tags;
 mod transfer;
 mod upload;
 
@@ -34,7 +35,7 @@ pub use archive::unpack_archive;
 pub use auth::{Challenge, Credentials};
 pub use endpoint::{BlobSource, Endpoint};
 pub use layout::Layout;
-pub use progress::{Progress, ProgressMode};
+pub use progress::{BlobProgress, Progress, ProgressMode};
 pub use reference::{ImageRef, is_loopback};
 pub use registry::Registry;
 pub use repository::{Manifest, Repository};

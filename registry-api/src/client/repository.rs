@@ -15,7 +15,7 @@ use super::registry::{Registry, unexpected};
 use blob_gateway::ByteStream;
 
 /// Every manifest kind the client reads.
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+pub(super) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.docker.distribution.manifest.v2+json";
@@ -132,34 +132,6 @@ impl Repository {
             });
         }
         Ok(Some(manifest))
-    }
-
-    /// The digest `reference` names, by `HEAD` (which Docker Hub does not count against
-    /// its pull limit); `None` when there is no such manifest.
-    pub async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>, ClientError> {
-        let url = self.path(&format!("manifests/{reference}"));
-        let response = self
-            .registry
-            .send_built(|| {
-                self.registry
-                    .request(Method::HEAD, &url)
-                    .header(header::ACCEPT, ACCEPT)
-            })
-            .await?;
-        match response.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(unexpected(&format!("HEAD {url}"), response).await),
-        }
-        let digest = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| Digest::new(v.to_str().ok()?).ok());
-        digest.map(Some).ok_or_else(|| ClientError::Status {
-            what: format!("HEAD {url}"),
-            status: 200,
-            message: "no valid Docker-Content-Digest".into(),
-        })
     }
 
     /// Stores `manifest` under `reference` (a tag, or its digest).

@@ -22,8 +22,9 @@ use index_format::{Digest, DigestAlgorithm, RepoName};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::auth::Permit;
 use crate::error::{ApiError, ApiResult, OciCode};
-use crate::handlers::DOCKER_CONTENT_DIGEST;
+use crate::handlers::{DOCKER_CONTENT_DIGEST, mount_source};
 use crate::state::AppState;
 
 pub use plan::{MAX_PART, part_size};
@@ -117,6 +118,7 @@ pub async fn dispatch(
     repo: RepoName,
     path: &str,
     method: &Method,
+    permit: &Permit<'_>,
     body: Body,
 ) -> ApiResult<Response> {
     if path == "_oci/ext/discover" && method == Method::GET {
@@ -135,7 +137,7 @@ pub async fn dispatch(
         .strip_prefix(EXTENSION)
         .and_then(|p| p.strip_prefix("/direct/"))
     {
-        Some("start") => start(&app, &direct, repo, json_body(body).await?).await,
+        Some("start") => start(&app, &direct, repo, permit, json_body(body).await?).await,
         Some("parts") => parts(&app, &direct, repo, json_body(body).await?).await,
         Some("complete") => complete(&app, &direct, repo, json_body(body).await?).await,
         _ => Err(unknown_extension(path)),
@@ -204,6 +206,7 @@ async fn start(
     app: &AppState,
     direct: &Direct,
     repo: RepoName,
+    permit: &Permit<'_>,
     req: StartRequest,
 ) -> ApiResult<Response> {
     if req.digest.algorithm() != DigestAlgorithm::Sha256 {
@@ -215,16 +218,7 @@ async fn start(
     if app.index.blob(&repo, &req.digest).await?.is_some() {
         return Ok((StatusCode::OK, Json(StartResponse::done("exists"))).into_response());
     }
-    // Without access control every repository's blobs are readable, so a blob stored
-    // for any repository is mounted. Under access control that would tell the caller of
-    // blobs it may not read: the upload goes ahead (publishing is create-only).
-    if app.auth.is_none()
-        && app
-            .index
-            .link_stored_blob(&repo, &req.digest)
-            .await?
-            .is_some()
-    {
+    if mount(app, &repo, permit, &req.digest).await? {
         return Ok((StatusCode::CREATED, Json(StartResponse::done("mounted"))).into_response());
     }
     let part = part_size(req.size, req.part_size, direct.single_max)
@@ -253,6 +247,26 @@ async fn start(
         put,
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Links a blob stored for another repository into `repo`, if the caller may read one
+/// that holds it. Without access control every repository's blobs are readable, so any
+/// stored blob will do. Under it, only a repository the caller may pull, found as for a
+/// standard mount without `from` (so no one learns of blobs they cannot read); otherwise
+/// the upload goes ahead (publishing is create-only).
+async fn mount(
+    app: &AppState,
+    repo: &RepoName,
+    permit: &Permit<'_>,
+    digest: &Digest,
+) -> ApiResult<bool> {
+    if app.auth.is_none() {
+        return Ok(app.index.link_stored_blob(repo, digest).await?.is_some());
+    }
+    let Some(from) = mount_source(app, permit, digest).await? else {
+        return Ok(false);
+    };
+    Ok(app.index.mount(&from, repo, digest).await?.is_some())
 }
 
 #[derive(Deserialize)]

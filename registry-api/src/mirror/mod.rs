@@ -12,6 +12,7 @@ mod flight;
 mod manifests;
 pub mod nginx;
 pub mod settings;
+pub mod sync;
 mod upstream;
 
 use std::collections::HashMap;

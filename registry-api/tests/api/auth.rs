@@ -55,7 +55,7 @@ pub(crate) async fn auth_server(dir: &Path, extra: &str, flags: &[&str]) -> Test
 }
 
 /// Runs `cargohold ARGS` with `stdin`; returns (success, stdout).
-fn cargohold(args: &[&str], stdin: &str) -> (bool, String) {
+pub(crate) fn cargohold(args: &[&str], stdin: &str) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cargohold"))
         .args(args)
         .stdin(Stdio::piped())

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::auth::{as_user, auth_server};
 use crate::util::*;
 
 const MIB: usize = 1 << 20;
@@ -220,4 +221,102 @@ async fn presigned_requests_expire() {
         send_signed(&plan["put"], &data).await.status(),
         StatusCode::FORBIDDEN
     );
+}
+
+#[tokio::test]
+async fn abandoned_direct_uploads_are_collected_multipart_aborted_and_objects_removed() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    // A single object written by the client but never completed.
+    let one = bytes(2000, 10);
+    let plan = start(&s, "g", json!({"digest": digest(&one), "size": one.len()})).await;
+    assert!(send_signed(&plan["put"], &one).await.status().is_success());
+    let single = plan["id"].as_str().expect("id").to_owned();
+    // A multipart upload with one of its two parts written.
+    let data = bytes(6 * MIB, 11);
+    let plan = start(
+        &s,
+        "g",
+        json!({"digest": digest(&data), "size": data.len(), "part_size": 5 * MIB}),
+    )
+    .await;
+    let multi = plan["id"].as_str().expect("id").to_owned();
+    let (first, second) = data.split_at(5 * MIB);
+    let parts = json!([
+        {"number": 1, "sha256": sha256_hex(first)},
+        {"number": 2, "sha256": sha256_hex(second)},
+    ]);
+    let r = ext(&s, "g", "parts", json!({"id": multi, "parts": parts})).await;
+    let signed: Value = r.json().await.expect("parts JSON");
+    assert!(
+        send_signed(&signed["parts"][0], first)
+            .await
+            .status()
+            .is_success()
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let report = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
+    assert!(
+        report.contains("removed 2 abandoned upload sessions"),
+        "{report}"
+    );
+    // The multipart upload is gone from the bucket: its remaining part has nowhere to go.
+    let r = send_signed(&signed["parts"][1], second).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "part 2 after the abort");
+    for id in [&single, &multi] {
+        let r = ext(&s, "g", "complete", json!({"id": id, "parts": []})).await;
+        assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    }
+    // Nothing is left under uploads/: no object (it would be an orphan by now) and no
+    // multipart upload (a leftover).
+    let again = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
+    assert!(
+        again.contains("removed 0 abandoned upload sessions, 0 orphaned objects, 0 leftovers"),
+        "{again}"
+    );
+    assert_eq!(
+        s.head(&format!("/v2/g/blobs/{}", digest(&one)))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn under_auth_direct_uploads_need_push_and_mount_only_blobs_the_caller_may_pull() {
+    if !s3_backend() {
+        eprintln!("skipped: direct uploads need CARGOHOLD_TEST_BACKEND=s3");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = auth_server(dir.path(), "", &[]).await;
+    let (hidden, shared) = (bytes(3000, 20), bytes(3000, 21));
+    // Images, so the catalog lists both repositories (automatic mounts look there).
+    as_user(&mut s, "carol", &["repository:carol/x:pull,push"]).await;
+    s.push_image("carol/x", "v1", &hidden).await;
+    let hidden = digest(&hidden);
+    as_user(&mut s, "alice", &["repository:public/base:pull,push"]).await;
+    s.push_image("public/base", "v1", &shared).await;
+    let shared = digest(&shared);
+    let start_of = |d: &str| json!({"digest": d, "size": 3000});
+
+    s.authorize(None);
+    let r = ext(&s, "private/app", "start", start_of(&shared)).await;
+    assert_oci_error(r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    // bob may pull private/app, not push to it.
+    as_user(&mut s, "bob", &["repository:private/app:pull,push"]).await;
+    let r = ext(&s, "private/app", "start", start_of(&shared)).await;
+    assert_oci_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+
+    as_user(&mut s, "alice", &["repository:private/app:pull,push"]).await;
+    // carol's blob: alice may not read carol/x, so she uploads it like any other.
+    let r = ext(&s, "private/app", "start", start_of(&hidden)).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // A public repository's blob: mounted.
+    let r = ext(&s, "private/app", "start", start_of(&shared)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let blob = format!("/v2/private/app/blobs/{shared}");
+    assert_eq!(s.head(&blob).await.status(), StatusCode::OK);
 }
