@@ -97,6 +97,8 @@ name = "up"
 url = "http://$UP"
 username = "alice"
 password = "pw-alice"
+# Sync only: what sync has not copied stays a 404 (no pull-through, docs/mirror.md).
+pull_through = false
 
 # The same registry again: its sync keeps one platform only.
 [[mirror.upstream]]
@@ -104,10 +106,12 @@ name = "up2"
 url = "http://$UP"
 username = "alice"
 password = "pw-alice"
+pull_through = false
 
 [[mirror.upstream]]
 name = "dr"
 url = "http://$DR"
+pull_through = false
 
 [[mirror.sync]]
 upstream = "up"

@@ -32,7 +32,8 @@ pub fn include(mirror: Option<&MirrorSettings>) -> String {
         }
     }
     out.push_str("}\nmap $oci_name $cargohold_mirror_ttl {\n    default \"\";\n");
-    for u in upstreams {
+    // Sync-only upstreams: their repositories are served like any other, misses are 404.
+    for u in upstreams.iter().filter(|u| u.pull_through) {
         let _ = writeln!(
             out,
             "    \"~^{}/\" {};",

@@ -8,6 +8,7 @@
 //! aliases = ["registry-1.docker.io", "index.docker.io"]
 //! repositories = ["library/*"]            # none: every repository
 //! tag_ttl = "10m"
+//! pull_through = true                     # false: only [[mirror.sync]] fills docker.io/
 //! username = "me"
 //! password_file = "/run/secrets/hub"
 //!
@@ -60,6 +61,9 @@ pub struct Upstream {
     pub tag_ttl: Duration,
     /// Whether pushes into the mirrored namespace are allowed (normally read-only).
     pub push: bool,
+    /// Whether the server fetches what its index lacks from this upstream on demand (the
+    /// pull-through cache); `false`: only `[[mirror.sync]]` fills the namespace.
+    pub pull_through: bool,
 }
 
 impl Upstream {
@@ -131,6 +135,12 @@ struct FileUpstream {
     password_file: Option<PathBuf>,
     #[serde(default)]
     push: bool,
+    #[serde(default = "yes")]
+    pull_through: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,6 +241,7 @@ impl FileUpstream {
             repositories: self.repositories,
             tag_ttl,
             push: self.push,
+            pull_through: self.pull_through,
         })
     }
 }
@@ -300,7 +311,7 @@ mod tests {
         assert!(u.answers_ns("registry-1.docker.io") && u.answers_ns("docker.io"));
         assert!(u.allows("library/alpine") && !u.allows("bitnami/redis"));
         assert_eq!(u.tag_ttl, Duration::from_secs(60));
-        assert!(!u.push);
+        assert!(!u.push && u.pull_through);
         assert!(matches!(m.syncs[0].tags, TagFilter::Semver(_)));
         Ok(())
     }

@@ -72,10 +72,11 @@ impl Mirror {
     }
 
     /// What the mirror fetches for `repo` when the index lacks it; `None` when `repo` is
-    /// not under an upstream or the upstream's `repositories` leave it out.
+    /// not under an upstream, the upstream's `repositories` leave it out, or the upstream
+    /// is filled by sync only (`pull_through = false`).
     pub fn mirrored<'a>(&'a self, repo: &'a RepoName) -> Option<Mirrored<'a>> {
         let (conn, rest) = self.owner(repo)?;
-        if !conn.settings.allows(rest) {
+        if !conn.settings.pull_through || !conn.settings.allows(rest) {
             return None;
         }
         Some(Mirrored {

@@ -79,6 +79,13 @@ async fn misses_are_fetched_and_cached_by_prefix_and_by_ns() {
     let r = mirror.get("/v2/library/app/manifests/v1?ns=quay.io").await;
     assert!(header(&r, "oci-namespace").is_empty());
     assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    // An upstream only `[[mirror.sync]]` fills: nothing is fetched on demand.
+    let sync_dir = tempfile::tempdir().expect("tempdir");
+    let sync_only = mirror_of(&upstream, sync_dir.path(), "pull_through = false").await;
+    let r = sync_only
+        .get("/v2/docker.io/library/app/manifests/v1")
+        .await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
 }
 
 #[tokio::test]
