@@ -28,7 +28,7 @@ requests() { grep -c -- "$1" "$SERVER_LOG" || true; }
 settle() { sleep 1; }
 
 direct_single() {
-    "${CH[@]}" push --quiet "$WORK/big" "$HOST/big/single:v1"
+    assert_eq "output with --quiet" "" "$("${CH[@]}" push --quiet "$WORK/big" "$HOST/big/single:v1")"
     settle
     [[ $(requests '_cargohold/direct/complete') -ge 1 ]]
     [[ $(requests 'big/single/blobs/uploads') -eq 0 ]] # no byte through the standard flow
@@ -38,11 +38,15 @@ direct_single() {
 direct_parts() {
     # Another repository would mount the layer: push a different large layer instead.
     make_image_layout "$WORK/parts" v1 amd64 $((BIG_KIB / 2))
-    "${CH[@]}" push --quiet --part-size $((16 << 20)) --jobs 4 "$WORK/parts" "$HOST/big/parts:v1"
+    # Not quiet, and stdout is no terminal: one plain line per blob and a summary.
+    local out d
+    out="$("${CH[@]}" push --part-size $((16 << 20)) --jobs 4 "$WORK/parts" "$HOST/big/parts:v1")"
+    echo "$out"
     settle
     [[ $(requests '_cargohold/direct/parts') -ge 1 ]]
-    local d
     d="$(layout_ref_digest "$WORK/parts" v1)"
+    assert_eq "blob lines" 3 "$(grep -cE '^[0-9a-f]{12} (uploaded|mounted|exists) [0-9.]+ [KM]iB in ' <<<"$out")"
+    grep -qE "^pushed $HOST/big/parts:v1@$d: [0-9.]+ MiB transferred in .*/s\)$" <<<"$out"
     inspect_matches "$HOST/big/parts:v1" "$d" "$(layout_blob "$WORK/parts" "$d")"
 }
 

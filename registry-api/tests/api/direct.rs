@@ -284,6 +284,15 @@ async fn a_lying_digest_is_digest_invalid_and_stores_nothing() {
     let (id, parts) = upload_parts(&s, &data, &lie).await;
     let r = ext(&s, "m", "complete", json!({"id": id, "parts": parts})).await;
     assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    // The session went with its object: nothing is left for the GC either.
+    let r = status(&s, "m", &id).await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let report = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
+    assert!(
+        report.contains("removed 0 abandoned upload sessions, 0 orphaned objects, 0 leftovers"),
+        "{report}"
+    );
     assert_eq!(
         s.head(&format!("/v2/m/blobs/{lie}")).await.status(),
         StatusCode::NOT_FOUND
@@ -328,9 +337,23 @@ async fn presigned_requests_expire() {
         json!({"digest": digest(&data), "size": data.len()}),
     )
     .await;
+    // A part request expires alike.
+    let multi = start(
+        &s,
+        "e",
+        json!({"digest": digest(&data), "size": data.len(), "part_size": 5 * MIB}),
+    )
+    .await;
+    let part = json!([{"number": 1, "sha256": sha256_hex(&data)}]);
+    let r = ext(&s, "e", "parts", json!({"id": multi["id"], "parts": part})).await;
+    let signed: Value = r.json().await.expect("parts JSON");
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(
         send_signed(&plan["put"], &data).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send_signed(&signed["parts"][0], &data).await.status(),
         StatusCode::FORBIDDEN
     );
 }

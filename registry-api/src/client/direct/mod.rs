@@ -415,3 +415,6 @@ async fn hash_range(file: &Path, offset: u64, len: u64) -> Result<String, Client
     }
     Ok(hex::encode(hash.finalize()))
 }
+
+#[cfg(test)]
+mod tests;
