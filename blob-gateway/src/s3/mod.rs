@@ -30,7 +30,8 @@
 //! - Request checksums are only sent where an operation requires them: Garage and other
 //!   S3-compatible servers reject the SDK's default `aws-chunked` uploads.
 //! - `ListParts` only lists a direct upload's parts for a client that resumes; paged by
-//!   marker and sorted here (s3s-fs returns parts unordered and ignores `MaxParts`).
+//!   marker and sorted here (s3s-fs returns parts unordered, ignores `MaxParts` and lists
+//!   neither ETags nor checksums).
 
 mod body;
 mod config;
