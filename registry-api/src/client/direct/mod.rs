@@ -259,11 +259,13 @@ impl Repository {
         let count = desc.size.div_ceil(part);
         let mut done = BTreeMap::new();
         for p in status.parts {
-            let Some(sha) = p.sha256.filter(|_| u64::from(p.number) <= count) else {
+            // Parts listed without a checksum (some stores record none) are sent again.
+            let planned = p.number >= 1 && u64::from(p.number) <= count;
+            let Some(sha) = p.sha256.filter(|_| planned) else {
                 continue;
             };
             let (offset, len) = range(p.number, part, desc.size);
-            if p.number == 0 || p.size != len {
+            if p.size != len {
                 continue;
             }
             let recorded = saved.parts.get(&p.number).is_some_and(|(s, _)| *s == sha);
