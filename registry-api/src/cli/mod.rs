@@ -58,7 +58,8 @@ pub struct ClientArgs {
     /// per blob).
     #[arg(long)]
     chunk_size: Option<u64>,
-    /// Where chunked uploads record their sessions for a later run to resume.
+    /// Where chunked and direct multipart uploads record their sessions for a later run
+    /// to resume [default: $XDG_STATE_HOME/cargohold/uploads].
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Never use cargohold's direct uploads to the bucket, even where offered.

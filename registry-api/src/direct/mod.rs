@@ -7,6 +7,7 @@
 //! | `POST /v2/<name>/_cargohold/direct/start`    | `{digest, size, part_size?}`     |
 //! | `POST /v2/<name>/_cargohold/direct/parts`    | `{id, parts: [{number, sha256}]}`|
 //! | `POST /v2/<name>/_cargohold/direct/complete` | `{id, parts: [{number, etag, sha256}]}` |
+//! | `GET /v2/<name>/_cargohold/direct/uploads/<id>` | (none): the parts the bucket holds  |
 
 mod plan;
 
@@ -105,6 +106,7 @@ pub fn discover(app: &AppState) -> Response {
                     format!("{EXTENSION}/direct/start"),
                     format!("{EXTENSION}/direct/parts"),
                     format!("{EXTENSION}/direct/complete"),
+                    format!("{EXTENSION}/direct/uploads"),
                 ],
             })
         })
@@ -127,19 +129,31 @@ pub async fn dispatch(
     let Some(direct) = app.direct.clone() else {
         return Err(unknown_extension(path));
     };
-    if method != Method::POST {
-        return Err(ApiError::new(
-            OciCode::Unsupported,
-            format!("{method} is not supported here"),
-        ));
-    }
-    match path
+    let Some(endpoint) = path
         .strip_prefix(EXTENSION)
         .and_then(|p| p.strip_prefix("/direct/"))
-    {
-        Some("start") => start(&app, &direct, repo, permit, json_body(body).await?).await,
-        Some("parts") => parts(&app, &direct, repo, json_body(body).await?).await,
-        Some("complete") => complete(&app, &direct, repo, json_body(body).await?).await,
+    else {
+        return Err(unknown_extension(path));
+    };
+    let wrong_method = || {
+        ApiError::new(
+            OciCode::Unsupported,
+            format!("{method} is not supported here"),
+        )
+    };
+    if let Some(id) = endpoint.strip_prefix("uploads/") {
+        return match *method == Method::GET {
+            true => status(&app, repo, id).await,
+            false => Err(wrong_method()),
+        };
+    }
+    if method != Method::POST {
+        return Err(wrong_method());
+    }
+    match endpoint {
+        "start" => start(&app, &direct, repo, permit, json_body(body).await?).await,
+        "parts" => parts(&app, &direct, repo, json_body(body).await?).await,
+        "complete" => complete(&app, &direct, repo, json_body(body).await?).await,
         _ => Err(unknown_extension(path)),
     }
 }
@@ -305,6 +319,31 @@ async fn parts(
         .map(|(p, r)| json!({"number": p.number, "method": r.method, "url": r.url, "headers": r.headers}))
         .collect();
     Ok(Json(json!({ "parts": parts, "expires_in": direct.expiry.as_secs() })).into_response())
+}
+
+/// A direct session's plan and the parts the bucket holds (`ListParts`), for a client
+/// that resumes an interrupted upload.
+async fn status(app: &AppState, repo: RepoName, id: &str) -> ApiResult<Response> {
+    let id = session(id)?;
+    let (plan, uploaded) = app.uploads.direct_status(&repo, &id).await?;
+    let parts: Vec<_> = uploaded
+        .iter()
+        .map(|p| {
+            let mut part = json!({"number": p.number, "etag": p.etag, "size": p.size});
+            if let Some(sha) = p.sha256 {
+                part["sha256"] = json!(hex::encode(sha));
+            }
+            part
+        })
+        .collect();
+    let body = json!({
+        "id": id.to_string(),
+        "digest": plan.digest,
+        "size": plan.size,
+        "part_size": plan.part_size,
+        "parts": parts,
+    });
+    Ok(Json(body).into_response())
 }
 
 async fn complete(
