@@ -175,12 +175,20 @@ fn standalone(command: Command) -> anyhow::Result<()> {
 /// Prints each finding; `true` when the index is (now) consistent.
 async fn index_check(config: Config, repo: Option<RepoName>, repair: bool) -> anyhow::Result<bool> {
     let (store, what) = storage::open(&config).await?;
+    let mirror = config.mirror.as_ref();
+    let pulled_through = |r: &RepoName| mirror.is_some_and(|m| m.pulls_through(r));
     let report = Index::new(store)
-        .check(repo.as_ref(), repair)
+        .check(repo.as_ref(), repair, &pulled_through)
         .await
         .with_context(|| format!("checking the index in {what}"))?;
     for finding in &report.findings {
         println!("{finding}");
+    }
+    if report.unfetched > 0 {
+        println!(
+            "{} references of cached manifests in pull-through repositories not fetched yet (a pull fetches them)",
+            report.unfetched
+        );
     }
     let verb = if repair { "repaired" } else { "found" };
     println!(

@@ -209,6 +209,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// How many of them were repaired (always 0 for a check).
     pub repaired: usize,
+    /// References of cached manifests in pull-through repositories that no client has
+    /// asked for yet: expected there (a later pull fetches them), so not findings.
+    pub unfetched: usize,
 }
 
 /// What one repository's manifests and tags say the derived documents should hold.
@@ -223,6 +226,14 @@ struct Truth {
     browse_details: BTreeSet<Digest>,
 }
 
+/// One manifest's references, and whether its repository fills them lazily.
+#[derive(Clone, Copy)]
+struct References<'a> {
+    manifest: &'a Digest,
+    parsed: &'a ParsedManifest,
+    lazy: bool,
+}
+
 /// A stored manifest whose metadata is missing or wrong, with what it should be.
 struct Unrecorded {
     reference: Reference,
@@ -234,8 +245,14 @@ struct Unrecorded {
 
 impl Index {
     /// Compares the index with its source of truth (one repository, or all and the
-    /// catalog); with `repair`, fixes what can be fixed.
-    pub async fn check(&self, repo: Option<&RepoName>, repair: bool) -> Result<Report, IndexError> {
+    /// catalog); with `repair`, fixes what can be fixed. Repositories for which
+    /// `pulled_through` says yes fill their references lazily (the mirror).
+    pub async fn check(
+        &self,
+        repo: Option<&RepoName>,
+        repair: bool,
+        pulled_through: &dyn Fn(&RepoName) -> bool,
+    ) -> Result<Report, IndexError> {
         let repos = self.repositories(repo).await?;
         let mut report = Report {
             repositories: repos.len(),
@@ -243,7 +260,8 @@ impl Index {
         };
         for (name, keys) in &repos {
             let truth = self.truth(keys).await?;
-            self.check_repository(name, &truth, repair, &mut report)
+            let lazy = pulled_through(name);
+            self.check_repository(name, &truth, repair, lazy, &mut report)
                 .await?;
         }
         if repo.is_none() {
@@ -352,6 +370,7 @@ impl Index {
         repo: &RepoName,
         truth: &Truth,
         repair: bool,
+        lazy: bool,
         report: &mut Report,
     ) -> Result<(), IndexError> {
         let mut referrers: BTreeMap<Digest, Vec<Descriptor>> = BTreeMap::new();
@@ -374,7 +393,12 @@ impl Index {
                     continue;
                 }
             };
-            self.check_references(repo, digest, &parsed, truth, repair, report)
+            let refs = References {
+                manifest: digest,
+                parsed: &parsed,
+                lazy,
+            };
+            self.check_references(repo, &refs, truth, repair, report)
                 .await?;
             if let Some(subject) = &parsed.subject {
                 referrers
@@ -505,12 +529,16 @@ impl Index {
     async fn check_references(
         &self,
         repo: &RepoName,
-        manifest: &Digest,
-        parsed: &ParsedManifest,
+        refs: &References<'_>,
         truth: &Truth,
         repair: bool,
         report: &mut Report,
     ) -> Result<(), IndexError> {
+        let References {
+            manifest,
+            parsed,
+            lazy,
+        } = *refs;
         let is_index = parsed.media_type.is_index();
         for d in parsed.references.iter().filter(|d| !d.is_foreign()) {
             let present = if is_index {
@@ -519,6 +547,10 @@ impl Index {
                 truth.links.contains(&d.digest)
             };
             if present {
+                continue;
+            }
+            if lazy {
+                report.unfetched += 1;
                 continue;
             }
             let finding = Finding::UnlinkedReference {

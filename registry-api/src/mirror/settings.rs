@@ -43,6 +43,18 @@ pub struct MirrorSettings {
     pub syncs: Vec<SyncJob>,
 }
 
+impl MirrorSettings {
+    /// Whether the pull-through cache fills `repo` (an upstream's prefix, an upstream
+    /// repository it allows): its cached manifests' references arrive lazily.
+    pub fn pulls_through(&self, repo: &index_format::RepoName) -> bool {
+        repo.as_str().split_once('/').is_some_and(|(first, rest)| {
+            self.upstreams
+                .iter()
+                .any(|u| u.name == first && u.pull_through && u.allows(rest))
+        })
+    }
+}
+
 /// One upstream registry.
 #[derive(Debug, Clone)]
 pub struct Upstream {

@@ -89,6 +89,28 @@ async fn misses_are_fetched_and_cached_by_prefix_and_by_ns() {
 }
 
 #[tokio::test]
+async fn index_check_with_the_mirror_config_expects_unfetched_references() {
+    let upstream = TestServer::spawn().await;
+    upstream
+        .push_image("library/lazy", "v1", &bytes(10_000, 2))
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = mirror_of(&upstream, dir.path(), "").await;
+    // The manifest alone: its config and layer are not fetched until a client asks.
+    let r = mirror.get("/v2/docker.io/library/lazy/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let config = dir.path().join("mirror.toml").display().to_string();
+    let (ok, out) = mirror.command_status(&["index", "check", "--config", &config]);
+    assert!(ok, "{out}");
+    assert!(out.contains("2 references of cached manifests"), "{out}");
+    // Without the mirror's configuration they are what they would be anywhere else.
+    let (ok, out) = mirror.command_status(&["index", "check"]);
+    assert!(!ok && out.contains("docker.io/library/lazy"), "{out}");
+    // A pull fills them in (and leaves the index clean for the check on drop).
+    pull(&mirror, "docker.io/library/lazy", "v1", "").await;
+}
+
+#[tokio::test]
 async fn concurrent_misses_fetch_each_blob_once_and_stream_it_to_everyone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("upstream-access.log");
