@@ -8,14 +8,16 @@
 #   bash tests/mirror/run.sh fs|s3      # KEEP_TMP=1 keeps the scratch dir
 #
 # 1. skopeo through the path prefix; podman through registries.conf [[registry.mirror]];
-#    containerd's `?ns=` form with curl (ctr is not installed), OCI-Namespace answered.
+#    containerd's `?ns=` form with curl (OCI-Namespace answered) and with `ctr images pull`
+#    through a hosts.toml mirror entry (docs/mirror.md's example; a containerd of its own).
 # 2. nginx: a cached pull (path prefix, and ?ns=) reaches the API zero times; a miss goes
 #    to the API and is fetched.
 # 3. 20 skopeo clients pull one uncached image at once: the upstream's access log shows
 #    one GET per blob (none for a blob already stored for another repository).
 # 4. Pushes into the mirrored namespace are refused (403 DENIED).
 # 5. The upstream tag moved: the mirror follows after the 2 s TTL. Both upstreams stopped:
-#    the cached images still pull (the tag past its TTL served from the cache).
+#    the cached images still pull (the tag past its TTL served from the cache), ctr's
+#    through nginx, whose access log shows the `ns=` cargohold's leaves out.
 # Prints `ok - …`/`not ok - …` lines and `N passed, N failed`; exits non-zero on failure.
 set -euo pipefail
 STORE="${1:-}"
@@ -93,6 +95,7 @@ start_upstream DIST "$MIRROR_DIR/../clients/docker-registry-serve.sh" serve --ro
 make_image_layout "$WORK/img" v1 amd64 256
 make_image_layout "$WORK/img2" v1 amd64 256
 make_image_layout "$WORK/big" v1 amd64 8192
+make_image_layout "$WORK/ctrimg" v1 amd64 256
 digest_of() { layout_ref_digest "$WORK/$1" v1; }
 manifest_of() { layout_blob "$WORK/$1" "$(digest_of "$1")"; }
 push() { # push LAYOUT HOST/REPO:TAG [CREDS]
@@ -103,6 +106,7 @@ push img "$DIST_HOST/library/app:v1"
 push big "$DIST_HOST/library/big:v1"
 push img "$HUB_HOST/private/app:v1" alice:pw-alice
 push img2 "$HUB_HOST/library/other:v1" alice:pw-alice
+push ctrimg "$HUB_HOST/library/ctr:v1" alice:pw-alice
 
 export CARGOHOLD_CONFIG="$WORK/mirror.toml"
 cat >"$CARGOHOLD_CONFIG" <<TOML
@@ -171,9 +175,67 @@ containerd_ns() {
     assert_eq digest "$(digest_of img)" "$(curl_pull "$MIRROR" private/app v1 '?ns=registry-1.docker.io')"
 }
 
+# ctr_pull_via MIRROR_HOSTPORT: `ctr images pull docker.io/library/ctr:v1` with docs/mirror.md's
+# hosts.toml for docker.io naming MIRROR_HOSTPORT; the server is Docker Hub's, unreachable
+# here, so only the mirror can answer. Checks the image containerd stored, then removes it
+# and its content (garbage collected at once) so that the next pull fetches it all again.
+ctr_pull_via() {
+    local d
+    mkdir -p "$WORK/certs.d/docker.io"
+    cat >"$WORK/certs.d/docker.io/hosts.toml" <<TOML
+server = "https://registry-1.docker.io"
+
+[host."http://$1"]
+  capabilities = ["pull", "resolve"]
+TOML
+    "${CTR[@]}" images pull --hosts-dir "$WORK/certs.d" --snapshotter native \
+        docker.io/library/ctr:v1
+    assert_eq "ctr's image digest" "$(digest_of ctrimg)" \
+        "$("${CTR[@]}" images ls | awk '$1 == "docker.io/library/ctr:v1" {print $3}')"
+    for d in $(jq -r '.config.digest, .layers[].digest' "$(manifest_of ctrimg)"); do
+        "${CTR[@]}" content get "$d" | sha256sum | grep -q "^${d#sha256:} "
+    done
+    "${CTR[@]}" images rm --sync docker.io/library/ctr:v1
+}
+
+# The ns form with containerd itself: cargohold logs paths only, so the request lines
+# without the docker.io/ prefix answered 200 are the ns form's; the image is then the
+# mirror's docker.io/library/ctr.
+ctr_ns() {
+    local mark d
+    mark="$(log_lines "$SERVER_LOG")"
+    ctr_pull_via "$MIRROR"
+    api_log_settle
+    tail -n "+$((mark + 1))" "$SERVER_LOG" |
+        jq -R -r 'fromjson? | select(.target == "cargohold::request") | .fields
+                  | "\(.method) \(.path) \(.status)"' >"$WORK/ctr-requests"
+    cat "$WORK/ctr-requests"
+    grep -Eq "^(HEAD|GET) /v2/library/ctr/manifests/v1 200$" "$WORK/ctr-requests"
+    for d in $(jq -r '.config.digest, .layers[].digest' "$(manifest_of ctrimg)"); do
+        grep -q "^GET /v2/library/ctr/blobs/$d 200$" "$WORK/ctr-requests"
+        assert_eq "index/docker.io/library/ctr/_blobs/$d" 200 \
+            "$(stored_status "index/docker.io/library/ctr/_blobs/$d")"
+    done
+    for d in v1 "$(digest_of ctrimg)"; do
+        assert_eq "index/docker.io/library/ctr/_manifests/$d" 200 \
+            "$(stored_status "index/docker.io/library/ctr/_manifests/$d")"
+    done
+    if grep -v " 200$" "$WORK/ctr-requests"; then
+        echo "ctr's requests above were not all answered 200"
+        return 1
+    fi
+}
+
 check "skopeo pulls through the path prefix (docker-registry upstream)" skopeo_prefix
 check "podman pulls docker.io/private/app through registries.conf [[registry.mirror]] (token-auth upstream, mirror's credentials)" podman_mirror
 check "containerd's ?ns= form (curl): manifest and blobs, OCI-Namespace answered" containerd_ns
+if start_containerd >"$STEP_LOG" 2>&1; then
+    check "ctr images pull through hosts.toml (the ns form): docker.io/library/ctr fetched and cached as the mirror's docker.io/library/ctr" ctr_ns
+else
+    echo "not ok - containerd starts (apt-get install containerd)"
+    sed 's/^/#   /' "$STEP_LOG"
+    FAILED=$((FAILED + 1))
+fi
 
 # --- 2. nginx in front --------------------------------------------------------------------
 
@@ -275,6 +337,15 @@ mirror_index_consistent() {
     "$CARGOHOLD" index check "${API_STORE_ARGS[@]}"
 }
 
+# Through nginx with the upstreams stopped: its access log has the query cargohold's leaves out.
+ctr_gone_via_nginx() {
+    ctr_pull_via "$NGINX"
+    grep "/v2/library/ctr/" "$NGX/access.log"
+    grep -Eq "^(HEAD|GET) /v2/library/ctr/manifests/v1\?ns=docker.io 200 " "$NGX/access.log"
+    grep -q "^GET /v2/library/ctr/blobs/sha256:[0-9a-f]*?ns=docker.io 200 " "$NGX/access.log"
+}
+
+check "ctr pulls docker.io/library/ctr again through nginx, upstreams stopped (?ns=docker.io in nginx's log)" ctr_gone_via_nginx
 check "cargohold index check finds nothing in the mirror's store" mirror_index_consistent
 
 echo "$PASSED passed, $FAILED failed"
