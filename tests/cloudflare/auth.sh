@@ -10,8 +10,7 @@ AUTH_DIR="$WORK/auth"
 auth_setup
 
 # sign_token KEY_PEM CLAIMS_JSON: an EdDSA JWT signed with KEY_PEM (kid $KID), as
-# cargohold signs them. cargohold writes PKCS#8 v2 (the public key included), which
-# OpenSSL 3 (node) does not read: the 32-byte seed is taken out and wrapped as v1.
+# cargohold signs them; node reads cargohold's key file as it is (PKCS#8 v1).
 sign_token() {
     # shellcheck disable=SC2016 # JavaScript, not the shell's
     node -e '
@@ -19,10 +18,7 @@ const { createPrivateKey, sign } = require("node:crypto");
 const [pem, claims, kid] = process.argv.slice(1);
 const b = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
 const input = `${b({ alg: "EdDSA", typ: "JWT", kid })}.${b(JSON.parse(claims))}`;
-const der = Buffer.from(require("node:fs").readFileSync(pem, "utf8").replace(/-----[^-]+-----|\s/g, ""), "base64");
-const at = der.indexOf(Buffer.from("04220420", "hex")) + 4;
-const v1 = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), der.subarray(at, at + 32)]);
-const key = createPrivateKey({ key: v1, format: "der", type: "pkcs8" });
+const key = createPrivateKey(require("node:fs").readFileSync(pem, "utf8"));
 console.log(`${input}.${sign(null, Buffer.from(input), key).toString("base64url")}`);' "$1" "$2" "$KID"
 }
 # claims SECONDS_LEFT [AUD]: bob's claims, pull on private/app, expiring in SECONDS_LEFT.
