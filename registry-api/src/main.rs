@@ -318,7 +318,14 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
     tracing::info!(listen = %listener.local_addr()?, storage = %backend, "cargohold serving");
     // The connection loop puts the peer address in each request's extensions
     // (`ConnectInfo`), for the per-address login backoff and session caps.
-    server::serve(listener, app, config.connections, shutdown_signal()).await;
+    server::serve(
+        listener,
+        app,
+        config.connections,
+        std::sync::Arc::new(config.trusted_proxies.clone()),
+        shutdown_signal(),
+    )
+    .await;
     gc.abort();
     tracing::info!("shut down cleanly");
     Ok(())

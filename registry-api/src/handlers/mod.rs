@@ -10,10 +10,9 @@ pub use blobs::{RangeRequest, parse_range};
 pub use uploads::parse_content_range;
 
 use std::io;
-use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -234,10 +233,7 @@ pub async fn dispatch(
         R::InvalidReference(repo, why) => Err(manifests::invalid_reference(method, &repo, &why)),
         R::Blob(repo, d) if method == Method::DELETE => Box::pin(blobs::delete(app, repo, d)).await,
         R::UploadStart(repo) if method == Method::POST => {
-            let client = parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip());
+            let client = crate::client_ip::of(&parts.extensions);
             let start = uploads::start(app, repo, params, &permit, client, headers, body);
             Box::pin(start).await
         }
