@@ -95,6 +95,24 @@ TOKENS
         "$W3_URL/v2/private/app/manifests/v1"
 }
 
+# Browse documents: a public repository's from R2, anyone's; a private one's with a token
+# for it; the catalog and search (which name private repositories) only from the API.
+w3_browse() {
+    local p page=_browse/tags/00000000.json
+    expect 200 "$W3_URL/index/public/app/$page"
+    jq -e '.entries[0].tag == "v1"' "$WORK/b"
+    for p in private/app public/secret; do
+        expect_error 401 UNAUTHORIZED "$W3_URL/index/$p/$page"
+        [[ "$(hdr WWW-Authenticate)" == *",scope=\"repository:$p:pull\"" ]]
+    done
+    expect 200 -H "Authorization: Bearer $TOKEN" "$W3_URL/index/private/app/$page"
+    jq -e '.entries[0].tag == "v1"' "$WORK/b"
+    for p in catalog search; do
+        expect_error 502 UNKNOWN "$W3_URL/index/_browse/$p/00000000.json"
+        expect_error 502 UNKNOWN -H "Authorization: Bearer $TOKEN" "$W3_URL/index/_browse/$p/00000000.json"
+    done
+}
+
 w3_api_only() {
     expect_error 502 UNKNOWN -H "Authorization: Bearer $TOKEN" "$W3_URL/v2/_catalog"
     expect_error 502 UNKNOWN -u bob:pw-bob "$W3_URL/token?service=cargohold"
@@ -120,4 +138,5 @@ process.stdout.write(generateKeyPairSync("ed25519").privateKey.export({ type: "p
     check "W3: private/app pulled with bob's token, verified and served by the worker" w3_private_token
     check "W3: forged, expired, other-service, refresh, alg none tokens refused (invalid_token)" w3_bad_tokens
     check "W3: catalog, logins and Basic credentials need the API (502 while it is down)" w3_api_only
+    check "W3: browse documents: public/app's anyone's, private ones with a token, catalog and search the API's" w3_browse
 fi

@@ -7,7 +7,8 @@
 #   - public/* is served statically, no token checked, and with the API stopped too
 #     (skopeo and podman, which fetch an anonymous token first: nginx's fallback);
 #   - private/*, and public/secret (an exact rule inside public/*), only by the API:
-#     401 with a challenge anonymously, pulled with a token, 503 with the API stopped.
+#     401 with a challenge anonymously, pulled with a token, 503 with the API stopped;
+#   - their browse documents too, and the catalog and search documents, which name them.
 
 auth_setup
 
@@ -112,6 +113,29 @@ auth_public_static() {
     expect_error 401 UNAUTHORIZED
 }
 
+# The browse documents: a public repository's from the store, anyone's; a private one's
+# and the catalog and search (which name private repositories too) only from the API,
+# which wants pull on the repository, or an administrator.
+BROWSE_PRIVATE="/index/private/app/_browse/tags/00000000.json /index/public/secret/_browse/tags/00000000.json
+    /index/_browse/catalog/00000000.json /index/_browse/search/00000000.json"
+auth_browse() {
+    local p
+    mark_logs
+    # curl, not req: documents are not registry API answers (no API version header).
+    assert_eq status 200 "$(curl -s -o "$WORK/b" -w '%{http_code}' \
+        "http://$NGINX/index/public/app/_browse/tags/00000000.json")"
+    jq -e '.entries[0].tag == "v1"' "$WORK/b"
+    assert_eq "public document requests passed to the API" 0 "$(to_api "$NGINX_MARK" | wc -l)"
+    for p in $BROWSE_PRIVATE; do
+        req GET "$p"
+        expect_error 401 UNAUTHORIZED
+    done
+    assert_eq "private document requests passed to the API" 4 "$(to_api "$NGINX_MARK" | wc -l)"
+    assert_eq status 200 "$(curl -s -o "$WORK/b" -w '%{http_code}' -H "Authorization: Bearer $(token_for bob private/app)" \
+        "http://$NGINX/index/private/app/_browse/tags/00000000.json")"
+    jq -e '.entries[0].tag == "v1"' "$WORK/b"
+}
+
 auth_api_down() {
     local p
     pull_image_matches "$NGINX/public/app:v1" "$IMG_DIGEST" "$IMG_MANIFEST" "$WORK/public-static"
@@ -128,7 +152,7 @@ auth_api_down() {
     req POST /token --data 'grant_type=password&username=bob&password=pw-bob&service=cargohold'
     expect_error 503 TOOMANYREQUESTS
     # Private repositories are never served from the store, token or not.
-    for p in $(image_paths private/app) $(image_paths public/secret) /v2/_catalog; do
+    for p in $(image_paths private/app) $(image_paths public/secret) /v2/_catalog $BROWSE_PRIVATE; do
         req GET "$p" -H "Authorization: Bearer anonymous"
         expect_error 503 TOOMANYREQUESTS
     done
@@ -148,6 +172,7 @@ else
     check "auth: private/* and public/secret denied anonymously (401, scope), by the API" auth_private_denied
     check "auth: private/app pulled with credentials (skopeo), through the API" auth_private_with_token
     check "auth: public/app pulled anonymously: only /token reaches the API; tokens not checked" auth_public_static
+    check "auth: browse documents: public/app's from the store; private ones, catalog, search only by the API" auth_browse
     stop_registry
     check "auth: API stopped by PID; its port is closed" api_port_closed
     check "auth, API down: skopeo and podman pull public/app; /v2/ challenges; private: 503" auth_api_down
