@@ -110,11 +110,19 @@ mod tests {
         s.parse().expect("address")
     }
 
+    /// Trust, peer, headers, the client address expected.
+    type Case<'a> = (
+        &'a TrustedProxies,
+        &'a str,
+        &'a [(&'static str, &'a str)],
+        &'a str,
+    );
+
     #[test]
     fn forwarded_addresses_are_believed_only_from_trusted_peers() -> anyhow::Result<()> {
         let t = TrustedProxies::parse(&["127.0.0.1".into(), "10.0.0.0/8".into()])?;
         let none = TrustedProxies::default();
-        let cases: &[(&TrustedProxies, &str, &[(&'static str, &str)], &str)] = &[
+        let cases: &[Case<'_>] = &[
             // No trust configured, or an untrusted peer: headers ignored.
             (
                 &none,

@@ -54,7 +54,7 @@ push_denied_without_push_rights() {
 
 podman_login_and_push() {
     (cd "$WORK" && "${PM[@]}" pull -q oci:img:v1 >"$WORK/image-id")
-    ! echo wrong | "${PM[@]}" login --tls-verify=false -u alice --password-stdin "$HOST"
+    refused "${PM[@]}" login --tls-verify=false -u alice --password-stdin "$HOST" <<<wrong
     # The failed login above slows the next one by a second: wait it out.
     sleep 1.2
     echo pw-alice | "${PM[@]}" login --tls-verify=false -u alice --password-stdin "$HOST"
@@ -73,7 +73,7 @@ robot_token_pushes_where_allowed() {
     secret="$(awk '/^password: /{print $2}' <<<"$out")"
     "${SK[@]}" copy --dest-tls-verify=false --dest-creds "robot\$ci:$secret" \
         "oci:$WORK/img:v1" "docker://$HOST/public/ci:v1"
-    ! "${SK[@]}" copy --dest-tls-verify=false --dest-creds "robot\$ci:$secret" \
+    refused "${SK[@]}" copy --dest-tls-verify=false --dest-creds "robot\$ci:$secret" \
         "oci:$WORK/img:v1" "docker://$HOST/private/ci:v1"
     "$BIN" token revoke ci
     ! "${SK[@]}" copy --dest-tls-verify=false --dest-creds "robot\$ci:$secret" \
@@ -102,7 +102,7 @@ cli_push_and_pull() {
 }
 
 cli_private_denied_anonymously() {
-    ! "$BIN" pull --quiet "$HOST/private/cli:v1" "$WORK/cli-anon" 2>"$WORK/err"
+    refused "$BIN" pull --quiet "$HOST/private/cli:v1" "$WORK/cli-anon" 2>"$WORK/err"
     cat "$WORK/err"
     grep -qiE 'denied|unauthorized|401' "$WORK/err"
 }
@@ -114,9 +114,9 @@ cli_public_anonymously() {
 }
 
 cli_push_denied() {
-    ! "$BIN" push --quiet --creds bob:pw-bob "$WORK/img" "$HOST/private/cli-bob:v1" 2>"$WORK/err"
+    refused "$BIN" push --quiet --creds bob:pw-bob "$WORK/img" "$HOST/private/cli-bob:v1" 2>"$WORK/err"
     cat "$WORK/err"
-    ! "$BIN" push --quiet "$WORK/img" "$HOST/public/cli-anon:v1"
+    refused "$BIN" push --quiet "$WORK/img" "$HOST/public/cli-anon:v1"
     # Nothing of either arrived.
     [[ $(curl -s -o /dev/null -w '%{http_code}' -u alice:pw-alice \
         "http://$HOST/v2/private/cli-bob/manifests/v1") == 404 ]]
@@ -137,7 +137,7 @@ cli_cross_repository_mount() {
         $(($(requests 'method=POST path="/v2/public/cli-copy/blobs/uploads/" status=201') - before))
     out="$("$BIN" token create mounter --repo 'public/ci*' --access pull,push)"
     secret="$(awk '/^password: /{print $2}' <<<"$out")"
-    ! "$BIN" copy --quiet --creds "robot\$mounter:$secret" "$HOST/private/cli:v1" "$HOST/public/ci-copy:v1"
+    refused "$BIN" copy --quiet --creds "robot\$mounter:$secret" "$HOST/private/cli:v1" "$HOST/public/ci-copy:v1"
     layer="$(jq -r '.layers[1].digest' "$IMG_MANIFEST")"
     token="$(curl -sf -u "robot\$mounter:$secret" \
         "http://$HOST/token?service=cargohold&scope=repository:public/ci-mount:pull,push&scope=repository:private/cli:pull" |

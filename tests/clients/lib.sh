@@ -208,6 +208,15 @@ assert_eq() { # assert_eq WHAT EXPECTED ACTUAL
     fi
 }
 
+# refused CMD...: CMD must fail. (A bare `! CMD` in a check function would not stop it:
+# errexit ignores a negated command.)
+refused() {
+    if "$@"; then
+        echo "succeeded, but should have been refused: $*"
+        return 1
+    fi
+}
+
 sha256_of() { # "sha256:<hex>" of a file
     echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"
 }

@@ -4,13 +4,16 @@
 # cargohold restarts with auth_setup's rules (tests/clients/lib.sh), `cargohold
 # nginx-auth` writes the include again and nginx reloads; then:
 #   - GET /v2/ answers the API's challenge from nginx; with a token, the API answers;
+#   - oras (tests/clients/oras_auth.py) pushes and pulls through it as the rules say;
 #   - public/* is served statically, no token checked, and with the API stopped too
-#     (skopeo and podman, which fetch an anonymous token first: nginx's fallback);
+#     (skopeo, podman and cargohold's client, which fetch an anonymous token first:
+#     nginx's fallback);
 #   - private/*, and public/secret (an exact rule inside public/*), only by the API:
 #     401 with a challenge anonymously, pulled with a token, 503 with the API stopped;
 #   - their browse documents too, and the catalog and search documents, which name them.
 
 auth_setup
+CH_BIN="${CARGOHOLD_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/cargohold}"
 
 # The paths of a pull of test image REPO:v1 (manifest, config, layer), for curl.
 image_paths() {
@@ -38,6 +41,13 @@ auth_push() {
         echo "an anonymous push through nginx succeeded"
         return 1
     fi
+}
+
+# tests/clients/oras_auth.py through nginx; its own ok/not ok lines go to the step log.
+auth_oras() {
+    oras_ready
+    mkdir -p "$WORK/oras"
+    "$ORAS_PYTHON" "$CLIENTS_DIR/oras_auth.py" "$NGINX" "$WORK/oras"
 }
 
 # nginx's challenge is the API's, byte for byte (the API asked with nginx's Host).
@@ -88,6 +98,9 @@ auth_private_with_token() {
     layout_intact "$WORK/private-back"
     # The pull's manifest and blobs went to the API, which checked the token.
     to_api "$NGINX_MARK" | awk '$2 ~ /^\/v2\/private\/app\/(manifests|blobs)\//' | grep -q .
+    # cargohold's own client, the same way.
+    "$CH_BIN" pull --quiet --creds bob:pw-bob "$NGINX/private/app:v1" "$WORK/ch-private"
+    assert_eq "cargohold pull digest" "$IMG_DIGEST" "$(layout_ref_digest "$WORK/ch-private" v1)"
     t="$(token_for bob public/secret)"
     req GET /v2/public/secret/manifests/v1 -H "Authorization: Bearer $t"
     expect 200 Docker-Content-Digest "$IMG_DIGEST"
@@ -141,6 +154,9 @@ auth_api_down() {
     pull_image_matches "$NGINX/public/app:v1" "$IMG_DIGEST" "$IMG_MANIFEST" "$WORK/public-static"
     "${PM[@]}" pull --tls-verify=false "$NGINX/public/app:v1"
     "${PM[@]}" rmi -a -f
+    "$CH_BIN" pull --quiet "$NGINX/public/app:v1" "$WORK/ch-public-static"
+    assert_eq "cargohold pull digest" "$IMG_DIGEST" "$(layout_ref_digest "$WORK/ch-public-static" v1)"
+    layout_intact "$WORK/ch-public-static"
     req GET /v2/
     expect_error 401 UNAUTHORIZED
     # The anonymous token nginx hands out itself; a login needs the API.
@@ -168,6 +184,7 @@ else
     PASSED=$((PASSED + 1))
     check "auth: cargohold nginx-auth: auth on, the rules most specific first" auth_include
     check "auth: pushes with credentials through nginx; an anonymous one refused" auth_push
+    check "auth: oras (Python SDK) through nginx: pushes, public and private pulls, refusals" auth_oras
     check "auth: GET/HEAD /v2/ answer the API's challenge from nginx; with a token the API's 200" auth_base_challenge
     check "auth: private/* and public/secret denied anonymously (401, scope), by the API" auth_private_denied
     check "auth: private/app pulled with credentials (skopeo), through the API" auth_private_with_token
