@@ -521,6 +521,42 @@ async fn browse_documents_of_private_repositories_need_pull_and_the_catalog_an_a
     assert!(catalog.to_string().contains("private/app"), "{catalog}");
 }
 
+/// cargohold's client waits out a short lock of the token endpoint (`429`, `Retry-After`)
+/// instead of failing: behind a shared address, someone else's typo must not fail a pull.
+#[tokio::test]
+async fn the_client_waits_out_a_short_login_lock() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = auth_server(dir.path(), "", &[]).await;
+    as_user(&mut s, "alice", &["repository:private/app:pull,push"]).await;
+    s.push_image("private/app", "v1", b"private layer").await;
+    let wrong = reqwest::Client::new()
+        .get(s.url("/token"))
+        .header("authorization", basic("carol", "guess"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        token_response(&s, Some("bob"), &[]).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let host = s.base.trim_start_matches("http://").to_owned();
+    let out = dir.path().join("pulled");
+    let (ok, _) = cargohold(
+        &[
+            "pull",
+            "--quiet",
+            "--creds",
+            "bob:pw-bob",
+            &format!("{host}/private/app:v1"),
+            &out.display().to_string(),
+        ],
+        "",
+    );
+    assert!(ok, "the pull waited for the lock to pass");
+    assert!(out.join("index.json").exists());
+}
+
 /// Behind a trusted proxy (`--trusted-proxy`), the backoff locks the forwarded client
 /// address, not the proxy's; an untrusted peer's `X-Forwarded-For` is not believed.
 #[tokio::test]
