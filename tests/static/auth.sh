@@ -43,6 +43,26 @@ auth_push() {
     fi
 }
 
+# A copy within the registry through nginx mounts each blob with pull on the source
+# (alice: POST answered 201, no byte sent); a robot that may push public/ci* but not read
+# private/* gets no copy, and its own mount request opens a session instead (202).
+auth_mount() {
+    local secret layer token
+    mark_logs
+    "$CH_BIN" copy --quiet --no-direct --creds alice:pw-alice "$NGINX/private/app:v1" "$NGINX/public/mounted:v1"
+    assert_eq "mounts (POST 201)" 3 \
+        "$(to_api "$NGINX_MARK" | awk '$1 == "POST" && $7 == "/v2/public/mounted/blobs/uploads/" && $3 == 201' | wc -l)"
+    secret="$("$CH_BIN" token create ngxmount --repo 'public/ci*' --access pull,push | awk '/^password: /{print $2}')"
+    refused "$CH_BIN" copy --quiet --creds "robot\$ngxmount:$secret" "$NGINX/private/app:v1" "$NGINX/public/ci-copy:v1"
+    layer="$(jq -r '.layers[1].digest' "$IMG_MANIFEST")"
+    token="$(curl -sf -u "robot\$ngxmount:$secret" \
+        "http://$NGINX/token?service=cargohold&scope=repository:public/ci-mount:pull,push&scope=repository:private/app:pull" |
+        jq -r .token)"
+    req POST "/v2/public/ci-mount/blobs/uploads/?mount=$layer&from=private/app" -H "Authorization: Bearer $token"
+    expect 202
+    "$CH_BIN" token revoke ngxmount
+}
+
 # tests/clients/oras_auth.py through nginx; its own ok/not ok lines go to the step log.
 auth_oras() {
     oras_ready
@@ -185,6 +205,7 @@ else
     check "auth: cargohold nginx-auth: auth on, the rules most specific first" auth_include
     check "auth: pushes with credentials through nginx; an anonymous one refused" auth_push
     check "auth: oras (Python SDK) through nginx: pushes, public and private pulls, refusals" auth_oras
+    check "auth: cargohold copy through nginx mounts with pull on the source; without it, no mount" auth_mount
     check "auth: GET/HEAD /v2/ answer the API's challenge from nginx; with a token the API's 200" auth_base_challenge
     check "auth: private/* and public/secret denied anonymously (401, scope), by the API" auth_private_denied
     check "auth: private/app pulled with credentials (skopeo), through the API" auth_private_with_token
