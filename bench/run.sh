@@ -9,7 +9,8 @@
 # to the run's JSON state; its last call prints the table and writes the results.
 #
 # Usage:  bench/run.sh
-#   BENCH_SERVERS="cargohold cargohold-nolog distribution ferro"   columns, in order ("none": none)
+#   BENCH_SERVERS="cargohold cargohold-nolog distribution ferro"   columns, in order ("none": none);
+#     also "cargohold-base": the build CARGOHOLD_BASE_BIN names (a regression check)
 #   BENCH_DELIVERY=0                      skip the cargohold-only blob-delivery section
 #   BENCH_* workload knobs: `bench/pusher/target/release/pusher init --help`, or the README
 set -euo pipefail
@@ -156,6 +157,17 @@ start_cargohold() { # start_cargohold PORT DIR [serve options...]
 }
 
 start_cargohold-nolog() { start_cargohold "$@" --access-log off; }
+
+# An earlier build, to show a change's effect in one run (columns of the same table):
+# CARGOHOLD_BASE_BIN=/path/to/old/cargohold BENCH_SERVERS="cargohold cargohold-base ferro".
+# Started with its own defaults, so no flag a later version added.
+start_cargohold-base() {
+  local port=$1 dir=$2
+  [[ -x "${CARGOHOLD_BASE_BIN:-}" ]] || { WHY="skipped: set CARGOHOLD_BASE_BIN to an earlier cargohold build"; return 1; }
+  mkdir -p "$dir/root"
+  clean_env "$CARGOHOLD_BASE_BIN" serve --listen "127.0.0.1:$port" --root "$dir/root" >>"$dir/server.log" 2>&1 &
+  PID=$!
+}
 
 # Debian's /etc/docker/registry/config.yml with this port and directory, less its
 # htpasswd auth (the request rows are anonymous, as on the other servers).
@@ -316,7 +328,7 @@ phase_servers() {
     if declare -F "start_$name" >/dev/null; then
       up "$name" "$(free_port)" "$dir" "start_$name" && drive server --name "$name" --url "$BASE" --pid "$PID" || true
     else
-      "$DRIVER" status --name "$name" --status "failed: unknown server (have: cargohold cargohold-nolog distribution ferro)"
+      "$DRIVER" status --name "$name" --status "failed: unknown server (have: cargohold cargohold-nolog cargohold-base distribution ferro)"
     fi
     stop_all
     rm -rf "$dir"

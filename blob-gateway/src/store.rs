@@ -410,6 +410,15 @@ pub trait Presign: Send + Sync {
         parts: &[ChecksummedPart],
     ) -> Result<(), StoreError>;
 
+    /// The parts of such an upload the store holds, by number: what a client that lost
+    /// track of its uploaded parts needs to resume. Paged and sorted here, since some
+    /// servers (s3s-fs) return parts unordered and ignore `MaxParts`.
+    async fn list_checksummed(
+        &self,
+        key: &StorageKey,
+        upload: &MultipartId,
+    ) -> Result<Vec<UploadedPart>, StoreError>;
+
     /// The whole-object SHA-256 the store recorded for the object; `None` when it has
     /// none (an object written without one, or a multipart object's checksum of checksums).
     async fn stored_sha256(&self, key: &StorageKey) -> Result<Option<[u8; 32]>, StoreError>;
@@ -442,6 +451,19 @@ pub struct ChecksummedPart {
     /// The SHA-256 of the part's bytes.
     #[serde(with = "hex::serde")]
     pub sha256: [u8; 32],
+}
+
+/// A part a multipart upload holds, as the store lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    /// The part's number, from 1.
+    pub number: u32,
+    /// The ETag the store gave it.
+    pub etag: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, when the store recorded one.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// The default `read`: a streamed `get` collected into memory.

@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// The URL clients reach the API at, recorded in the index's config.json
     #[arg(long, env = "CARGOHOLD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Answer upload POSTs with a Location on this base URL (a host the CDN does not
+    /// proxy), so pushes of any size keep the registry's name (see docs/configuration.md)
+    #[arg(long, env = "CARGOHOLD_UPLOAD_URL")]
+    pub upload_url: Option<String>,
     /// Multipart part size in bytes: every part but the last has exactly this size (S3
     /// and R2 need it); on the filesystem it makes the store enforce R2's rule
     #[arg(long, env = "CARGOHOLD_PART_SIZE")]
@@ -188,6 +192,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     access_log: Option<AccessLog>,
     public_url: Option<String>,
+    upload_url: Option<String>,
     #[serde(default, with = "humantime_serde_opt")]
     upload_max_age: Option<Duration>,
     #[serde(default)]
@@ -265,6 +270,8 @@ pub struct Config {
     pub storage: Storage,
     /// Where clients reach the API, without a trailing slash.
     pub public_url: Option<String>,
+    /// Where upload sessions continue (`scheme://host[:port]`), if not where they start.
+    pub upload_url: Option<String>,
     /// Upload sessions older than this are garbage.
     pub upload_max_age: Duration,
     /// How blob downloads are answered.
@@ -310,13 +317,15 @@ pub const DEFAULT_MAX_UPLOAD_SESSIONS_PER_CLIENT: usize = 100;
 /// The region used when none is configured.
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
 
-/// `"24h"`-style durations in the TOML file.
-mod humantime_serde_opt {
+/// `"24h"`-style durations in the TOML file (every section's).
+pub(crate) mod humantime_serde_opt {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
             .transpose()
@@ -390,6 +399,12 @@ impl Config {
                 .clone()
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            upload_url: args
+                .upload_url
+                .as_deref()
+                .or(file.upload_url.as_deref())
+                .map(crate::upload_url::parse_base)
+                .transpose()?,
             upload_max_age: args
                 .upload_max_age
                 .or(file.upload_max_age)
@@ -495,7 +510,7 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:6000\"\nlog_format = \"json\"\naccess_log = \"/var/log/ch.log\"\nupload_max_age = \"2h\"\n[storage]\nroot = \"/srv/x\"\n",
+            "listen = \"127.0.0.1:6000\"\nupload_url = \"https://up.example.com/\"\nlog_format = \"json\"\naccess_log = \"/var/log/ch.log\"\nupload_max_age = \"2h\"\n[storage]\nroot = \"/srv/x\"\n",
         )?;
         let args = ServeArgs {
             config: Some(path.clone()),
@@ -506,6 +521,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.access_log, AccessLog::File("/var/log/ch.log".into()));
         assert_eq!(c.upload_max_age, Duration::from_secs(7200));
+        assert_eq!(c.upload_url.as_deref(), Some("https://up.example.com"));
         assert_eq!(
             c.storage,
             Storage::Filesystem {

@@ -159,6 +159,20 @@ impl ApiError {
         self
     }
 
+    /// A refusal of access (`UNAUTHORIZED`, `DENIED`) saying `why` instead; any other
+    /// error as it is.
+    pub fn with_message(mut self, why: String) -> Self {
+        match &mut self {
+            Self::Oci { code, message, .. } | Self::Challenge { code, message, .. }
+                if matches!(code, OciCode::Unauthorized | OciCode::Denied) =>
+            {
+                *message = why;
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// A store error where a missing object means `not_found`.
     pub fn store(err: StoreError, not_found: OciCode) -> Self {
         match err {

@@ -23,6 +23,7 @@ pub mod sessions;
 mod state;
 pub mod storage;
 pub mod ui;
+pub mod upload_url;
 
 use axum::Router;
 use axum::routing::{get, post};

@@ -1,8 +1,9 @@
 //! Logging: the layer every response passes through, and the writer log lines go out by.
 //!
-//! [`ResponseLayer`] adds `Docker-Distribution-API-Version`, logs one line per request
-//! (method, path, status, bytes, duration; target [`REQUEST_TARGET`]) and, for a 5xx, one
-//! ERROR line with the cause that [`ApiError`] left in the response's extensions.
+//! [`ResponseLayer`] adds `Docker-Distribution-API-Version`, writes one line per request
+//! (method, path, status, bytes, duration; target [`REQUEST_TARGET`]) where
+//! [`install_request_lines`] said and, for a 5xx, logs one ERROR line with the cause that
+//! [`ApiError`] left in the response's extensions.
 //!
 //! Written as a plain tower layer rather than `axum::middleware::from_fn`, which boxes a
 //! clone of the inner service and its future on every request: this runs on every pull.
@@ -16,7 +17,7 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,9 +26,6 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::Response;
 use tower::{Layer, Service};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::fmt::{self, FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
 
 use crate::error::ApiError;
 
@@ -78,7 +76,7 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let started = Started {
-            at: tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO).then(Instant::now),
+            at: REQUEST_LINES.get().map(|_| Instant::now()),
             method: req.method().clone(),
             uri: req.uri().clone(),
         };
@@ -140,20 +138,16 @@ fn log(started: &Started, response: &mut Response) {
             ),
         }
     }
-    let Some(at) = started.at else { return };
+    let (Some(at), Some(out)) = (started.at, REQUEST_LINES.get()) else {
+        return;
+    };
     let bytes = response
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    tracing::info!(
-        target: REQUEST_TARGET,
-        method = %started.method,
-        path,
-        status = status.as_u16(),
-        bytes,
-        duration_ms = at.elapsed().as_secs_f64() * 1000.0,
-    );
+    let ms = at.elapsed().as_secs_f64() * 1000.0;
+    write_request_line(out, started, status.as_u16(), bytes, ms);
 }
 
 /// An error's chain of causes, `a: b: c`, without the error's own message.
@@ -175,155 +169,134 @@ impl std::fmt::Display for Causes<'_> {
     }
 }
 
-/// An event format that writes request lines itself and hands every other event to
-/// `inner`. Same output as `tracing_subscriber`'s text or JSON format (uncoloured), at a
-/// fraction of the cost: the generic one spends more on a request line than the rest of
-/// the logging path together.
-pub struct RequestLines<F> {
-    inner: F,
+/// Where request lines go, set once at start-up by [`install_request_lines`]; unset (the
+/// access log off, or filtered out by `CARGOHOLD_LOG`), requests do not even read the clock.
+static REQUEST_LINES: OnceLock<RequestLines> = OnceLock::new();
+
+/// The request-line output: its writer and format.
+struct RequestLines {
+    writer: LogWriter,
     json: bool,
 }
 
-impl<F> RequestLines<F> {
-    /// Request lines in tracing-subscriber's text format; other events go to `inner`.
-    pub fn text(inner: F) -> Self {
-        Self { inner, json: false }
-    }
-
-    /// Request lines in tracing-subscriber's JSON format; other events go to `inner`.
-    pub fn json(inner: F) -> Self {
-        Self { inner, json: true }
-    }
+/// Sends request lines to `writer`, as text or JSON. Request lines bypass `tracing`: its
+/// dispatch and field visiting cost more than the rest of the logging path together, and
+/// a line is written on every pull. The output is what `tracing_subscriber`'s text or
+/// JSON format (uncoloured) would write for target [`REQUEST_TARGET`], so log parsers see
+/// one shape for every line.
+pub fn install_request_lines(writer: LogWriter, json: bool) {
+    // A second call (tests that build several apps in one process) keeps the first.
+    let _ = REQUEST_LINES.set(RequestLines { writer, json });
 }
 
-impl<S, N, F> FormatEvent<S, N> for RequestLines<F>
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut w: fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let meta = event.metadata();
-        if meta.target() != REQUEST_TARGET {
-            return self.inner.format_event(ctx, w, event);
-        }
+/// One request line, built in a buffer each thread keeps.
+fn write_request_line(
+    out: &RequestLines,
+    started: &Started,
+    status: u16,
+    bytes: Option<u64>,
+    ms: f64,
+) {
+    thread_local! {
+        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    LINE.with_borrow_mut(|line| {
+        line.clear();
         let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
-        let mut fields = Fields {
-            w: &mut w,
-            json: self.json,
-            first: true,
-            result: Ok(()),
+        let fields = LineFields {
+            method: started.method.as_str(),
+            path: started.uri.path(),
+            status,
+            bytes,
+            ms,
         };
-        if self.json {
-            write!(
-                fields.w,
-                "{{\"timestamp\":\"{now}\",\"level\":\"{}\",\"fields\":{{",
-                meta.level()
-            )?;
-            event.record(&mut fields);
-            fields.result?;
-            writeln!(w, "}},\"target\":\"{REQUEST_TARGET}\"}}")
+        // Writing into a String cannot fail.
+        let _ = if out.json {
+            format_json_line(line, now, &fields)
         } else {
-            write!(fields.w, "{now} {:>5} {REQUEST_TARGET}: ", meta.level())?;
-            event.record(&mut fields);
-            fields.result?;
-            writeln!(w)
-        }
-    }
+            format_text_line(line, now, &fields)
+        };
+        // The writer only copies into its batch; it never fails.
+        let _ = (&out.writer).write(line.as_bytes());
+    });
 }
 
-/// Writes an event's fields as `a=1 b="x"` or `"a":1,"b":"x"`, as the generic formats do.
-struct Fields<'a, 'w> {
-    w: &'a mut fmt::format::Writer<'w>,
-    json: bool,
-    first: bool,
-    result: std::fmt::Result,
+/// What a request line says.
+struct LineFields<'a> {
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    bytes: Option<u64>,
+    ms: f64,
 }
 
-impl Fields<'_, '_> {
-    fn field(&mut self, field: &Field, value: std::fmt::Arguments<'_>, string: bool) {
-        if self.result.is_err() {
-            return;
-        }
-        let sep = if std::mem::replace(&mut self.first, false) {
-            ""
-        } else if self.json {
-            ","
-        } else {
-            " "
-        };
-        let name = field.name();
-        self.result = if !self.json {
-            write!(self.w, "{sep}{name}={value}")
-        } else if string {
-            write!(self.w, "{sep}\"{name}\":\"")
-                .and_then(|()| std::fmt::Write::write_fmt(&mut JsonEscape(self.w), value))
-                .and_then(|()| self.w.write_str("\""))
-        } else {
-            write!(self.w, "{sep}\"{name}\":{value}")
-        };
+fn format_text_line(
+    line: &mut String,
+    now: impl std::fmt::Display,
+    f: &LineFields<'_>,
+) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    let LineFields {
+        method,
+        path,
+        status,
+        bytes,
+        ms,
+    } = f;
+    write!(
+        line,
+        "{now}  INFO {REQUEST_TARGET}: method={method} path={path:?} status={status}"
+    )?;
+    if let Some(b) = bytes {
+        write!(line, " bytes={b}")?;
     }
+    writeln!(line, " duration_ms={ms:?}")
 }
 
-impl Visit for Fields<'_, '_> {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, format_args!("{value}"), false);
+fn format_json_line(
+    line: &mut String,
+    now: impl std::fmt::Display,
+    f: &LineFields<'_>,
+) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    write!(
+        line,
+        "{{\"timestamp\":\"{now}\",\"level\":\"INFO\",\"fields\":{{\"method\":\""
+    )?;
+    JsonEscape(line).write_str(f.method)?;
+    line.push_str("\",\"path\":\"");
+    JsonEscape(line).write_str(f.path)?;
+    write!(line, "\",\"status\":{}", f.status)?;
+    if let Some(b) = f.bytes {
+        write!(line, ",\"bytes\":{b}")?;
     }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, format_args!("{value}"), false);
+    if f.ms.is_finite() {
+        write!(line, ",\"duration_ms\":{:?}", f.ms)?;
     }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if value.is_finite() {
-            self.field(field, format_args!("{value:?}"), false);
-        } else {
-            self.field(field, format_args!("{value:?}"), true);
-        }
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, format_args!("{value}"), false);
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if self.json {
-            self.field(field, format_args!("{value}"), true);
-        } else {
-            self.field(field, format_args!("{value:?}"), true);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.field(field, format_args!("{value:?}"), true);
-    }
+    writeln!(line, "}},\"target\":\"{REQUEST_TARGET}\"}}")
 }
 
 /// The inside of a JSON string.
-struct JsonEscape<'a, 'w>(&'a mut fmt::format::Writer<'w>);
+struct JsonEscape<'a>(&'a mut String);
 
-impl std::fmt::Write for JsonEscape<'_, '_> {
+impl std::fmt::Write for JsonEscape<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         let mut rest = s;
         while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
-            self.0.write_str(&rest[..i])?;
+            self.0.push_str(&rest[..i]);
             let c = rest[i..].chars().next().unwrap_or(' ');
             match c {
-                '"' => self.0.write_str("\\\"")?,
-                '\\' => self.0.write_str("\\\\")?,
-                '\n' => self.0.write_str("\\n")?,
-                '\r' => self.0.write_str("\\r")?,
-                '\t' => self.0.write_str("\\t")?,
+                '"' => self.0.push_str("\\\""),
+                '\\' => self.0.push_str("\\\\"),
+                '\n' => self.0.push_str("\\n"),
+                '\r' => self.0.push_str("\\r"),
+                '\t' => self.0.push_str("\\t"),
                 c => write!(self.0, "\\u{:04x}", u32::from(c))?,
             }
             rest = &rest[i + c.len_utf8()..];
         }
-        self.0.write_str(rest)
+        self.0.push_str(rest);
+        Ok(())
     }
 }
 
@@ -487,35 +460,6 @@ impl Write for &LogWriter {
     }
 }
 
-/// Request lines (target [`REQUEST_TARGET`]) to one writer, everything else to another.
-#[derive(Clone)]
-pub struct SplitWriter {
-    main: LogWriter,
-    requests: Option<LogWriter>,
-}
-
-impl SplitWriter {
-    /// With `requests` `None`, request lines (if any get through the filter) go to `main`.
-    pub fn new(main: LogWriter, requests: Option<LogWriter>) -> Self {
-        Self { main, requests }
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SplitWriter {
-    type Writer = &'a LogWriter;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        &self.main
-    }
-
-    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
-        match &self.requests {
-            Some(r) if meta.target() == REQUEST_TARGET => r,
-            _ => &self.main,
-        }
-    }
-}
-
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // A panic while holding the lock leaves at worst a partial line: keep logging.
     state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -610,109 +554,82 @@ mod tests {
 
     use super::*;
 
-    fn lines(path: &Path) -> Vec<String> {
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Log lines of one request line and one other event, timestamps cut off, from the
-    /// subscriber `build` makes around a writer.
-    fn lines_of(json: bool, build: impl FnOnce(BoxMakeWriter) -> tracing::Dispatch) -> Vec<String> {
-        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let sink = buf.clone();
-        let dispatch = build(BoxMakeWriter::new(move || Capture(sink.clone())));
-        tracing::dispatcher::with_default(&dispatch, || {
-            let method = Method::GET;
-            let path = "/v2/a \"b\"\\\u{1}/manifests/v1";
+    /// What tracing-subscriber's own format writes for a request event, timestamp cut.
+    fn tracing_line(json: bool, f: &LineFields<'_>) -> String {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = Arc::clone(&out);
+        let make = BoxMakeWriter::new(move || Capture(Arc::clone(&sink)));
+        let builder = tracing_subscriber::fmt().with_ansi(false).with_writer(make);
+        let event = || {
             tracing::info!(
                 target: REQUEST_TARGET,
-                method = %method,
-                path,
-                status = 200u16,
-                bytes = Some(17u64),
-                duration_ms = 0.125f64,
-            );
-            tracing::warn!(x = 1, "something else");
-        });
-        let text = String::from_utf8(buf.lock().map(|b| b.clone()).unwrap_or_default())
-            .unwrap_or_default();
-        text.lines()
-            .map(|l| match l.find(if json { "\"level\"" } else { " " }) {
-                Some(i) => l[i..].to_owned(),
-                None => l.to_owned(),
-            })
-            .collect()
+                method = %f.method,
+                path = f.path,
+                status = f.status,
+                bytes = f.bytes,
+                duration_ms = f.ms,
+            )
+        };
+        if json {
+            tracing::subscriber::with_default(builder.json().finish(), event);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), event);
+        }
+        let text = String::from_utf8(out.lock().expect("lock").clone()).expect("utf-8");
+        cut_timestamp(&text)
     }
 
     struct Capture(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Capture {
         fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            if let Ok(mut v) = self.0.lock() {
-                v.extend_from_slice(b);
-            }
+            self.0.lock().expect("lock").extend_from_slice(b);
             Ok(b.len())
         }
-
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
     }
 
-    #[test]
-    fn request_lines_read_as_the_standard_formats_write_them() {
-        let text = |format| {
-            move |w| {
-                tracing_subscriber::fmt()
-                    .with_ansi(false)
-                    .with_writer(w)
-                    .event_format(format)
-                    .finish()
-                    .into()
-            }
-        };
-        let ours = lines_of(false, text(RequestLines::text(fmt::format())));
-        let theirs = lines_of(false, |w| {
-            tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_writer(w)
-                .finish()
-                .into()
-        });
-        assert_eq!(ours, theirs);
-        assert_eq!(ours.len(), 2);
-        assert!(ours[0].contains("status=200"), "{ours:?}");
+    fn cut_timestamp(line: &str) -> String {
+        match line.strip_prefix("{\"timestamp\":\"") {
+            Some(rest) => rest.split_once('"').map(|(_, r)| r.to_owned()),
+            None => line.split_once(' ').map(|(_, r)| r.to_owned()),
+        }
+        .unwrap_or_default()
+    }
 
-        let ours = lines_of(true, |w| {
-            tracing_subscriber::fmt()
-                .with_writer(w)
-                .json()
-                .event_format(RequestLines::json(fmt::format().json()))
-                .finish()
-                .into()
-        });
-        let theirs = lines_of(true, |w| {
-            tracing_subscriber::fmt()
-                .with_writer(w)
-                .json()
-                .finish()
-                .into()
-        });
-        assert_eq!(ours, theirs);
-        let parsed: Vec<serde_json::Value> = ours
-            .iter()
-            .map(|l| serde_json::from_str(&format!("{{{l}")))
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        assert_eq!(parsed.len(), 2, "{ours:?}");
-        assert_eq!(
-            parsed[0]["fields"]["path"],
-            "/v2/a \"b\"\\\u{1}/manifests/v1"
-        );
-        assert_eq!(parsed[0]["fields"]["duration_ms"], 0.125);
+    #[test]
+    fn request_lines_are_what_tracing_would_write() {
+        for path in ["/v2/a/manifests/latest", "/v2/odd\"path\\x\u{1}/\u{e9}"] {
+            for bytes in [Some(396), None] {
+                let f = LineFields {
+                    method: "GET",
+                    path,
+                    status: 200,
+                    bytes,
+                    ms: 0.125,
+                };
+                for json in [false, true] {
+                    let mut ours = String::new();
+                    let formatted = if json {
+                        format_json_line(&mut ours, "T", &f)
+                    } else {
+                        format_text_line(&mut ours, "T", &f)
+                    };
+                    assert!(formatted.is_ok());
+                    assert_eq!(cut_timestamp(&ours), tracing_line(json, &f), "json={json}");
+                }
+            }
+        }
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]

@@ -13,7 +13,8 @@ use index_format::documents::IndexConfig;
 use registry_api::auth::Auth;
 use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
-use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen, RequestLines, SplitWriter};
+use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen};
+use registry_api::upload_url::UploadUrl;
 use registry_api::{AppState, router, server, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
@@ -51,6 +52,11 @@ enum Command {
     /// Print the nginx include that tells infra/nginx/ the auth mode, the challenge and
     /// which repositories are public (see docs/auth.md).
     NginxAuth(ServeArgs),
+    /// Copy upstream registries' repositories into this one (see docs/mirror-sync.md).
+    Mirror {
+        #[command(subcommand)]
+        what: cli::mirror::MirrorCommand,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -97,6 +103,7 @@ fn run() -> anyhow::Result<()> {
         Command::Index {
             what: IndexCommand::Check(a) | IndexCommand::Rebuild(a),
         } => &a.store,
+        Command::Mirror { what } => what.store(),
         Command::User { .. }
         | Command::Token { .. }
         | Command::NginxAuth(_)
@@ -127,6 +134,12 @@ fn run() -> anyhow::Result<()> {
             let repo = args.repo.as_deref().map(RepoName::new).transpose()?;
             let clean = runtime.block_on(index_check(config, repo, repair))?;
             if !clean {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Mirror { what } => {
+            if !runtime.block_on(cli::mirror::run(what, config))? {
                 std::process::exit(1);
             }
             Ok(())
@@ -206,21 +219,13 @@ struct Logs {
 /// says. Both are written in batches by a thread of their own (see `logging.rs`), so a
 /// request neither waits on a slow terminal or pipe nor pays a `write` per line.
 fn init_tracing(format: LogFormat, access: &AccessLog) -> anyhow::Result<Logs> {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("CARGOHOLD_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARGOHOLD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let stderr = LogOutput::stderr().context("starting the log writer")?;
     let mut outputs = Vec::new();
     let mut reopen = None;
     let requests = match access {
-        AccessLog::Off => {
-            // Filtered out up front, so the request layer does not even read the clock.
-            filter = filter.add_directive(
-                format!("{REQUEST_TARGET}=off")
-                    .parse()
-                    .context("access log filter")?,
-            );
-            None
-        }
+        AccessLog::Off => None,
         AccessLog::Stderr => Some(stderr.writer(true)),
         AccessLog::File(path) => {
             let file = LogOutput::file(path)
@@ -231,25 +236,23 @@ fn init_tracing(format: LogFormat, access: &AccessLog) -> anyhow::Result<Logs> {
             Some(w)
         }
     };
-    // Everything but request lines is written at once: there are few of them. One fmt
-    // layer routing by target, rather than a filtered layer per output: per-layer filters
-    // cost every event some bookkeeping, and mishandle `enabled!` checks that no event
-    // follows on the same thread.
-    let writer = SplitWriter::new(stderr.writer(false), requests);
     // Colours only for a person at a terminal, never into log files.
     let ansi = std::io::stderr().is_terminal() && !matches!(access, AccessLog::File(_));
-    outputs.push(stderr);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(writer);
-    let standard = tracing_subscriber::fmt::format();
+        .with_writer(stderr.writer(false));
     match format {
-        LogFormat::Text => builder.event_format(RequestLines::text(standard)).init(),
-        LogFormat::Json => builder
-            .json()
-            .event_format(RequestLines::json(standard.json()))
-            .init(),
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    outputs.push(stderr);
+    // Request lines bypass tracing (logging.rs says why) but obey its filter:
+    // `CARGOHOLD_LOG=warn` or `cargohold::request=off` turns them off as before.
+    if let Some(w) = requests
+        && tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO)
+    {
+        registry_api::logging::install_request_lines(w, matches!(format, LogFormat::Json));
     }
     Ok(Logs {
         _outputs: outputs,
@@ -284,6 +287,19 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         }
     };
     let auth_info = auth.as_ref().map(Auth::index_info);
+    let upload_url = match config.upload_url.clone() {
+        Some(base) => {
+            let auth_dir = config.auth.as_ref().map(|a| a.dir.as_path());
+            let url = UploadUrl::new(base, auth_dir, config.upload_max_age)
+                .context("setting up upload_url")?;
+            tracing::info!(
+                upload_url = url.base(),
+                "upload sessions continue at upload_url"
+            );
+            Some(url)
+        }
+        None => None,
+    };
     let direct = registry_api::direct::Direct::for_store(&config.direct, &store)
         .await
         .context("probing the store for direct uploads")?;
@@ -292,8 +308,10 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .with_blob_delivery(config.blob_delivery, config.presign_expiry)
         .with_fault(config.fault)
         .with_auth(auth)
+        .with_upload_url(upload_url)
         .with_session_limits(config.sessions, config.upload_max_age);
     let gc = storage::spawn_upload_gc(state.uploads.clone(), config.upload_max_age);
+    let sync = spawn_sync_schedule(&config, &state)?;
     state
         .index
         .write_config(IndexConfig {
@@ -316,8 +334,9 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, storage = %backend, "cargohold serving");
-    // The connection loop puts the peer address in each request's extensions
-    // (`ConnectInfo`), for the per-address login backoff and session caps.
+    // The connection loop puts the client's address in each request's extensions
+    // (`ClientIp`: the peer's, or the one a trusted proxy forwarded), for the per-address
+    // login backoff and session caps.
     server::serve(
         listener,
         app,
@@ -327,8 +346,37 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
     )
     .await;
     gc.abort();
+    if let Some(s) = sync {
+        // A sync stopped mid-way is resumed by the next: nothing half-written is visible.
+        s.abort();
+    }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// The `[[mirror.sync]]` jobs with `every`, run in the background (mirror/sync/schedule.rs).
+fn spawn_sync_schedule(
+    config: &Config,
+    state: &AppState,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(settings) = config
+        .mirror
+        .as_ref()
+        .filter(|m| m.syncs.iter().any(|j| j.every.is_some()))
+    else {
+        return Ok(None);
+    };
+    let syncer = registry_api::mirror::sync::Syncer::new(
+        state.index.clone(),
+        state.uploads.clone(),
+        settings,
+        registry_api::mirror::sync::SyncOptions::default(),
+    )
+    .context("setting up the mirror's sync schedule")?;
+    Ok(registry_api::mirror::sync::spawn_schedule(
+        std::sync::Arc::new(syncer),
+        settings.syncs.clone(),
+    ))
 }
 
 async fn shutdown_signal() {

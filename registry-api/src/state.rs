@@ -13,6 +13,7 @@ use crate::config::{
 };
 use crate::index::Index;
 use crate::sessions::{OpenSessions, SessionLimits};
+use crate::upload_url::UploadUrl;
 
 /// Shared by every request: one reference count to bump per clone.
 #[derive(Clone)]
@@ -36,6 +37,8 @@ pub struct Shared {
     pub direct: Option<Arc<crate::direct::Direct>>,
     /// The upload sessions this process has open, against their caps.
     pub sessions: OpenSessions,
+    /// Where upload sessions continue, when not on the host that started them.
+    pub upload_url: Option<Arc<UploadUrl>>,
 }
 
 impl AppState {
@@ -56,6 +59,7 @@ impl AppState {
                 },
                 DEFAULT_UPLOAD_MAX_AGE,
             ),
+            upload_url: None,
         }))
     }
 
@@ -71,6 +75,14 @@ impl AppState {
     pub fn with_direct(self, direct: Option<Arc<crate::direct::Direct>>) -> Self {
         Self(Arc::new(Shared {
             direct,
+            ..Shared::clone(&self.0)
+        }))
+    }
+
+    /// Upload sessions continue at this URL (`None`: where they started).
+    pub fn with_upload_url(self, upload_url: Option<UploadUrl>) -> Self {
+        Self(Arc::new(Shared {
+            upload_url: upload_url.map(Arc::new),
             ..Shared::clone(&self.0)
         }))
     }

@@ -3,9 +3,14 @@
 # login, oras (Python SDK, oras_auth.py) and `cargohold push | pull | copy --creds` speak
 # the token flow; anonymous pull of a public repository, a private one denied anonymously
 # and served with credentials, a push denied without push rights, a robot token, a
-# cross-repository mount with and without pull on the source, and a token expiring in
-# the middle of a push (the client fetches a new one). The configuration reaches the
-# server as CARGOHOLD_CONFIG, so the S3 adapter
+# cross-repository mount with and without pull on the source. Then `upload_url`
+# (docs/configuration.md): the registry restarted with upload POSTs answered by a
+# Location on another port, where an nginx that drops Authorization stands for the
+# DNS-only upload host; skopeo, podman and containerd's `ctr` push through it on the
+# session URL's capability alone. Last, a registry whose tokens live a second: a token
+# expiring in the middle of a cargohold push (the client fetches a new one). The
+# configuration reaches the server as CARGOHOLD_CONFIG, CARGOHOLD_UPLOAD_URL and
+# CARGOHOLD_TOKEN_TTL, so the S3 adapter
 # (REGISTRY_CMD=tests/clients/cargohold-s3-serve.sh) runs it too.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -199,8 +204,119 @@ fi
 check "auth: podman login (wrong, then right password) and push" podman_login_and_push
 check "auth: anonymous pull of a public repository" anonymous_pull_of_public
 check "auth: a robot token pushes where allowed, and not once revoked" robot_token_pushes_where_allowed
-# Tokens of a second from here on: a new server (the users stay, the store is new).
+
+# --- upload_url --------------------------------------------------------------------------
+
+# start_upload_host: nginx on UP_PORT passing everything to the registry with the
+# Authorization header removed. Its log says whether each request came with one.
+start_upload_host() {
+    local dir="$WORK/upload-host"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<NGINX
+user root root;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 64; }
+http {
+    map \$http_authorization \$credentials { "" none; default sent; }
+    log_format upload '\$request_method \$uri \$status credentials=\$credentials';
+    access_log $dir/access.log upload;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$UP_PORT;
+        client_max_body_size 0;
+        location / {
+            proxy_pass http://$HOST;
+            proxy_http_version 1.1;
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_set_header Authorization "";
+        }
+    }
+}
+NGINX
+    nginx -e "$dir/error.log" -c "$dir/nginx.conf" -p "$dir/" -g 'daemon off;' >>"$dir/stdout.log" 2>&1 &
+    local pid=$!
+    EXTRA_PIDS+=("$pid")
+    wait_http "http://127.0.0.1:$UP_PORT/v2/" "$pid" 10 401
+}
+
+# uploaded_via_upload_host REPO CREDENTIALS: the upload host passed on a closing PUT of
+# REPO that the registry answered 201, and it came with CREDENTIALS (sent or none).
+uploaded_via_upload_host() {
+    cat "$WORK/upload-host/access.log"
+    grep -q "^PUT /v2/$1/blobs/uploads/[^ ]* 201 credentials=$2" "$WORK/upload-host/access.log"
+}
+
+skopeo_pushes_via_upload_host() {
+    "${SK[@]}" copy --dest-tls-verify=false --dest-creds alice:pw-alice \
+        "oci:$WORK/img:v1" "docker://$HOST/public/up-skopeo:v1"
+    uploaded_via_upload_host public/up-skopeo sent
+    pull_image_matches "$HOST/public/up-skopeo:v1" "$IMG_DIGEST" "$IMG_MANIFEST" "$WORK/up-skopeo"
+}
+
+podman_pushes_via_upload_host() {
+    echo pw-alice | "${PM[@]}" login --tls-verify=false -u alice --password-stdin "$HOST"
+    "${PM[@]}" push --tls-verify=false "$(cat "$WORK/image-id")" "$HOST/public/up-podman:v1"
+    "${PM[@]}" logout "$HOST"
+    uploaded_via_upload_host public/up-podman sent
+    "${SK[@]}" inspect --tls-verify=false "docker://$HOST/public/up-podman:v1" >/dev/null
+}
+
+# containerd drops the authorizer when a Location names another host: its PUT reaches
+# the upload host with no credentials at all.
+ctr_pushes_via_upload_host() {
+    tar -C "$WORK/img" -cf "$WORK/img.tar" .
+    "${CTR[@]}" images import --no-unpack --base-name "$HOST/public/up-ctr" "$WORK/img.tar"
+    "${CTR[@]}" images push --plain-http --user alice:pw-alice "$HOST/public/up-ctr:v1"
+    uploaded_via_upload_host public/up-ctr none
+    pull_image_matches "$HOST/public/up-ctr:v1" "$IMG_DIGEST" "$IMG_MANIFEST" "$WORK/up-ctr"
+}
+
+# The session URL without its capability is refused; with it, no credentials are needed.
+session_url_needs_its_capability() {
+    local loc
+    loc="$(curl -sf -X POST -u alice:pw-alice -D - -o /dev/null "http://$HOST/v2/private/up/blobs/uploads/" |
+        tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')"
+    echo "Location: $loc"
+    [[ "$loc" == "http://127.0.0.1:$UP_PORT/v2/private/up/blobs/uploads/"*"?cap="* ]]
+    assert_eq "PATCH without the capability" 401 \
+        "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH --data-binary x "${loc%%\?*}")"
+    assert_eq "PATCH with it" 202 \
+        "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH --data-binary x "$loc")"
+}
+
 stop_registry
+UP_PORT="$(free_port)"
+export CARGOHOLD_UPLOAD_URL="http://127.0.0.1:$UP_PORT"
+if start_registry && start_upload_host >"$STEP_LOG" 2>&1; then
+    check "upload_url: skopeo pushes, its uploads on the other host (credentials dropped there)" \
+        skopeo_pushes_via_upload_host
+    check "upload_url: podman pushes, its uploads on the other host (credentials dropped there)" \
+        podman_pushes_via_upload_host
+    if command -v containerd >/dev/null && start_containerd >"$STEP_LOG" 2>&1; then
+        check "upload_url: ctr push sends no credentials to the other host, and succeeds" \
+            ctr_pushes_via_upload_host
+    else
+        echo "not ok - upload_url: containerd starts (apt-get install containerd)"
+        FAILED=$((FAILED + 1))
+    fi
+    check "upload_url: a session URL without its capability is refused" \
+        session_url_needs_its_capability
+else
+    echo "not ok - upload_url: the registry restarts with upload_url, nginx proxies the upload host"
+    FAILED=$((FAILED + 1))
+fi
+
+# Tokens of a second from here on: a new server (the users stay, the store is new), its
+# uploads on its own address again.
+stop_registry
+unset CARGOHOLD_UPLOAD_URL
 export CARGOHOLD_TOKEN_TTL=1s
 start_registry || exit 1
 check "auth: a token expiring in the middle of a cargohold push: a new one, the push completes" \

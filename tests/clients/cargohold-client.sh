@@ -2,8 +2,9 @@
 # `cargohold push | pull | copy` against cargohold on the S3 test bucket (LocalStack): a
 # multi-layer image with one large layer by the direct path (one object, then parallel
 # parts), a push -> pull round trip comparing every digest, skopeo pulling what the client
-# pushed, a chunked push killed mid-layer and resumed, and a copy of a two-platform index
-# with a referrer from cargohold to Debian's docker-registry (CNCF distribution).
+# pushed, a chunked push and a direct multipart push each killed mid-layer and resumed
+# without re-sending what the registry or bucket already had, and a copy of a two-platform
+# index with a referrer from cargohold to Debian's docker-registry (CNCF distribution).
 # Needs `source .ci/.s3/env`. BIG_KIB sets the large layer (default 200 MiB).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -15,7 +16,7 @@ REGISTRY_CMD="$CLIENTS_DIR/cargohold-s3-serve.sh"
 BIG_KIB="${BIG_KIB:-204800}"
 client_init cargohold-client
 start_registry
-CH=("$BIN") # every subcommand below gets --quiet (no bars in CI logs)
+CH=("$BIN") # every subcommand below gets --quiet (no bars in CI logs) unless its output is read
 
 make_image_layout "$WORK/big" v1 amd64 "$BIG_KIB"
 BIG_DIGEST="$(layout_ref_digest "$WORK/big" v1)"
@@ -27,7 +28,7 @@ requests() { grep -c -- "$1" "$SERVER_LOG" || true; }
 settle() { sleep 1; }
 
 direct_single() {
-    "${CH[@]}" push --quiet "$WORK/big" "$HOST/big/single:v1"
+    assert_eq "output with --quiet" "" "$("${CH[@]}" push --quiet "$WORK/big" "$HOST/big/single:v1")"
     settle
     [[ $(requests '_cargohold/direct/complete') -ge 1 ]]
     [[ $(requests 'big/single/blobs/uploads') -eq 0 ]] # no byte through the standard flow
@@ -37,42 +38,62 @@ direct_single() {
 direct_parts() {
     # Another repository would mount the layer: push a different large layer instead.
     make_image_layout "$WORK/parts" v1 amd64 $((BIG_KIB / 2))
-    "${CH[@]}" push --quiet --part-size $((16 << 20)) --jobs 4 "$WORK/parts" "$HOST/big/parts:v1"
+    # Not quiet, and stdout is no terminal: one plain line per blob and a summary.
+    local out d
+    out="$("${CH[@]}" push --part-size $((16 << 20)) --jobs 4 "$WORK/parts" "$HOST/big/parts:v1")"
+    echo "$out"
     settle
     [[ $(requests '_cargohold/direct/parts') -ge 1 ]]
-    local d
     d="$(layout_ref_digest "$WORK/parts" v1)"
+    assert_eq "blob lines" 3 "$(grep -cE '^[0-9a-f]{12} (uploaded|mounted|exists) [0-9.]+ [KM]iB in ' <<<"$out")"
+    grep -qE "^pushed $HOST/big/parts:v1@$d: [0-9.]+ MiB transferred in .*/s\)$" <<<"$out"
     inspect_matches "$HOST/big/parts:v1" "$d" "$(layout_blob "$WORK/parts" "$d")"
 }
 
-round_trip() {
-    "${CH[@]}" pull --quiet "$HOST/big/single:v1" "$WORK/pulled"
-    assert_eq "manifest digest" "$BIG_DIGEST" "$(layout_ref_digest "$WORK/pulled" v1)"
-    local d
-    for d in $(jq -r '.config.digest, .layers[].digest' "$BIG_MANIFEST"); do
-        cmp "$(layout_blob "$WORK/big" "$d")" "$(layout_blob "$WORK/pulled" "$d")"
+# pull_matches REF LAYOUT DEST: `cargohold pull REF` into DEST gives LAYOUT's image under
+# REF's tag: the same manifest digest, every blob byte for byte.
+pull_matches() {
+    local tag="${1##*:}" digest d
+    digest="$(layout_ref_digest "$2" "$tag")"
+    "${CH[@]}" pull --quiet "$1" "$3"
+    assert_eq "manifest digest" "$digest" "$(layout_ref_digest "$3" "$tag")"
+    for d in $(jq -r '.config.digest, .layers[].digest' "$(layout_blob "$2" "$digest")"); do
+        cmp "$(layout_blob "$2" "$d")" "$(layout_blob "$3" "$d")"
     done
-    layout_intact "$WORK/pulled"
+    layout_intact "$3"
 }
+
+round_trip() { pull_matches "$HOST/big/single:v1" "$WORK/big" "$WORK/pulled"; }
 
 skopeo_pulls() {
     pull_image_matches "$HOST/big/single:v1" "$BIG_DIGEST" "$BIG_MANIFEST" "$WORK/skopeo-out"
+}
+
+# killed_when PREDICATE ARGS...: runs `cargohold ARGS` in the background (its output in
+# $WORK/killed.out) and kills it (SIGKILL, no chance to clean up) once PREDICATE holds, or
+# after 60 s.
+killed_when() {
+    local predicate="$1" pid i
+    shift
+    "${CH[@]}" "$@" >"$WORK/killed.out" &
+    pid=$!
+    for i in $(seq 1 600); do
+        "$predicate" && break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    settle
 }
 
 killed_and_resumed() {
     # Ten chunks for the large layer.
     local chunk=$((BIG_KIB * 1024 / 10))
     local args=(push --quiet --no-direct --chunk-size "$chunk" --jobs 1 --state-dir "$WORK/state")
-    "${CH[@]}" "${args[@]}" "$WORK/big" "$HOST/big/resume:v1" &
-    local pid=$! i
     # Killed once a few chunks of the large layer are in.
-    for i in $(seq 1 300); do
-        [[ $(requests 'method=PATCH path="/v2/big/resume/blobs/uploads') -ge 3 ]] && break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    settle
+    # shellcheck disable=SC2317 # called by killed_when
+    three_chunks() { [[ $(requests 'method=PATCH path="/v2/big/resume/blobs/uploads') -ge 3 ]]; }
+    killed_when three_chunks "${args[@]}" "$WORK/big" "$HOST/big/resume:v1"
     local killed_at
     killed_at=$(requests 'method=PATCH path="/v2/big/resume/blobs/uploads.* status=202')
     echo "killed after $killed_at chunks; recorded sessions: $(ls "$WORK/state")"
@@ -90,25 +111,74 @@ killed_and_resumed() {
     inspect_matches "$HOST/big/resume:v1" "$BIG_DIGEST" "$BIG_MANIFEST"
 }
 
+# bucket_parts: how many UploadPart requests LocalStack has answered 200, or nothing when
+# its log is not at hand (an S3 server this checkout did not start).
+bucket_parts() {
+    local log="$REPO_ROOT/.ci/.s3/localstack.log"
+    [[ -f $log ]] && grep -q "Running on https\?://${CARGOHOLD_TEST_S3_ENDPOINT#*://} " "$log" || return 0
+    grep -c 'AWS s3.UploadPart => 200' "$log" || true
+}
+
+direct_killed_and_resumed() {
+    # A layer of its own (another repository's would be mounted), in 5 MiB parts.
+    local part=$((5 << 20)) ref="$HOST/big/dresume:v1" state="$WORK/dstate"
+    make_image_layout "$WORK/dres" v1 amd64 "$BIG_KIB"
+    local args=(--part-size "$part" --jobs 2 --state-dir "$state" "$WORK/dres" "$ref")
+    local parts_before
+    parts_before="$(bucket_parts)"
+    # Killed once the record shows ten parts acknowledged by the bucket.
+    # shellcheck disable=SC2317 # called by killed_when
+    ten_parts() { [[ $(cat "$state"/* 2>/dev/null | grep -c '^[0-9]') -ge 10 ]]; }
+    killed_when ten_parts push "${args[@]}"
+    # The big layer's record: the file with the most lines (small blobs finished).
+    local record recorded id held
+    record="$(wc -l "$state"/* | grep -v ' total$' | sort -n | tail -n 1 | awk '{print $2}')"
+    recorded=$(grep -c '^[0-9]' "$record")
+    id="$(head -n 1 "$record" | jq -r .id)"
+    # What the bucket holds (ListParts through the registry): at least what was recorded.
+    held="$(curl -fsS "http://$HOST/v2/big/dresume/_cargohold/direct/uploads/$id" | jq '.parts | length')"
+    echo "killed with $recorded parts recorded, $held held by the bucket"
+    [[ $held -ge $recorded && $recorded -ge 10 ]]
+    # Not quiet: plain lines (stdout is no terminal) say what was resumed and sent.
+    local out
+    out="$("${CH[@]}" push "${args[@]}")"
+    echo "$out"
+    local size resumed sent_kib
+    size=$(jq '[.layers[].size] | max' "$(layout_blob "$WORK/dres" "$(layout_ref_digest "$WORK/dres" v1)")")
+    resumed="$(sed -nE 's/.* resuming: ([0-9]+) of [0-9]+ parts uploaded$/\1/p' <<<"$out")"
+    assert_eq "parts resumed" "$held" "$resumed"
+    sent_kib="$(sed -nE 's/.*: ([0-9.]+) (MiB|KiB) transferred in .*/\1 \2/p' <<<"$out" |
+        awk '{printf "%d", $2 == "MiB" ? $1 * 1024 : $1}')"
+    echo "sent ${sent_kib} KiB; the layer is $((size / 1024)) KiB, $((held * part / 1024)) KiB were in the bucket"
+    # Everything but the held parts, give or take the small blobs and rounding.
+    [[ $sent_kib -le $(((size - held * part) / 1024 + 64)) ]]
+    [[ -z "$(ls "$state")" ]] # records are removed once their blob is complete
+    settle
+    local parts_after expected uploaded
+    parts_after="$(bucket_parts)"
+    if [[ -n $parts_before && -n $parts_after ]]; then
+        # Every part of every blob either run uploaded (not mounted: the base layer is in
+        # other repositories) reached the bucket exactly once over both runs.
+        uploaded="$(cat "$WORK/killed.out" - <<<"$out" | sed -nE 's/^([0-9a-f]{12}) uploaded .*/\1/p' |
+            jq -R . | jq -s .)"
+        expected=$(jq --argjson p "$part" --argjson up "$uploaded" '[.config, .layers[]] |
+            map(select(.digest[7:19] as $l | $up | index($l)) | (.size + $p - 1) / $p | floor) | add' \
+            "$(layout_blob "$WORK/dres" "$(layout_ref_digest "$WORK/dres" v1)")")
+        assert_eq "UploadPart requests the bucket accepted" "$expected" $((parts_after - parts_before))
+    else
+        echo "# LocalStack's log is not at hand: bucket-side count skipped"
+    fi
+    pull_matches "$ref" "$WORK/dres" "$WORK/dres-pulled"
+}
+
 copy_index_with_referrer() {
     make_index_layout "$WORK/idx" multi
     "${CH[@]}" push --quiet "$WORK/idx" "$HOST/multi/app:m1"
-    local idx sig cfg
+    local idx sig
     idx="$(layout_ref_digest "$WORK/idx" multi)"
     # A signature-like artifact whose subject is the index, pushed by digest.
-    printf '{}' >"$WORK/empty.json"
-    cfg="$(sha256_of "$WORK/empty.json")"
-    curl -sf -X POST --data-binary @"$WORK/empty.json" \
-        "http://$HOST/v2/multi/app/blobs/uploads/?digest=$cfg" >/dev/null
-    jq -cn --arg mt "$OCI_MANIFEST" --arg cfg "$cfg" --arg idx "$idx" --arg imt "$OCI_INDEX" \
-        --argjson isize "$(stat -c %s "$(layout_blob "$WORK/idx" "$idx")")" '{
-        schemaVersion: 2, mediaType: $mt, artifactType: "application/vnd.example.sig",
-        config: {mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2},
-        layers: [{mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2}],
-        subject: {mediaType: $imt, digest: $idx, size: $isize}}' >"$WORK/sig.json"
-    sig="$(sha256_of "$WORK/sig.json")"
-    curl -sf -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary @"$WORK/sig.json" \
-        "http://$HOST/v2/multi/app/manifests/$sig" >/dev/null
+    sig="$(push_referrer "$HOST" multi/app "$idx" \
+        "$(stat -c %s "$(layout_blob "$WORK/idx" "$idx")")" "$OCI_INDEX")"
     # The second registry: CNCF distribution.
     local dr_port dr_pid
     dr_port="$(free_port)"
@@ -137,6 +207,8 @@ check "cargohold push --part-size: large layer in parallel presigned parts" dire
 check "cargohold pull: round trip keeps every digest" round_trip
 check "skopeo pulls what cargohold pushed" skopeo_pulls
 check "chunked push killed mid-layer resumes without resending" killed_and_resumed
+check "direct multipart push killed mid-layer resumes only the parts the bucket lacks" \
+    direct_killed_and_resumed
 check "cargohold copy --referrers: two-platform index to docker-registry, --platform back" \
     copy_index_with_referrer
 finish || true

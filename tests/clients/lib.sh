@@ -27,6 +27,8 @@ PASSED=0
 FAILED=0
 REG_PID=""
 SCENARIO=""
+# Other processes a scenario started (proxies, daemons): stopped by PID on exit.
+EXTRA_PIDS=()
 
 # auth_setup [EXTRA_AUTH_LINES]: turns auth on for the servers started from here on
 # (docs/auth.md): CARGOHOLD_CONFIG=$WORK/auth.toml, auth directory $WORK/auth. public/*
@@ -90,7 +92,10 @@ client_init() {
 }
 
 client_cleanup() {
-    local rc=$?
+    local rc=$? pid
+    for pid in "${EXTRA_PIDS[@]}"; do
+        stop_pid "$pid"
+    done
     stop_registry
     if [[ "$FAILED" -gt 0 || "$rc" -ne 0 ]] && [[ -s "$SERVER_LOG" ]]; then
         echo "# $SCENARIO: last lines of the registry's log:" >&2
@@ -144,6 +149,32 @@ start_registry() {
     echo "not ok - $SCENARIO: registry starts and answers GET /v2/"
     FAILED=$((FAILED + 1))
     return 1
+}
+
+# start_containerd: a containerd daemon of this scenario's own (root, state and socket
+# under $WORK/containerd; no CRI plugin), for `ctr`; CTR is the command line that talks to
+# it. Stopped on exit, by PID.
+start_containerd() {
+    local dir="$WORK/containerd"
+    mkdir -p "$dir"
+    cat >"$dir/config.toml" <<TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$dir/containerd.sock"
+[ttrpc]
+  address = "$dir/containerd-ttrpc.sock"
+TOML
+    containerd --config "$dir/config.toml" >>"$dir/containerd.log" 2>&1 &
+    local pid=$!
+    EXTRA_PIDS+=("$pid")
+    CTR=(ctr --address "$dir/containerd.sock" --namespace cargohold-test)
+    wait_until "$pid" 30 "${CTR[@]}" version >/dev/null 2>&1 || {
+        tail -n 20 "$dir/containerd.log"
+        return 1
+    }
 }
 
 # Stop only the server this script started, by its PID.
@@ -325,6 +356,29 @@ make_index_layout() {
     desc="$(layout_put_blob "$dir" "$tmp")"
     rm -f "$tmp"
     layout_add_ref "$dir" "$(jq -c --arg mt "$OCI_INDEX" '{mediaType: $mt} + .' <<<"$desc")" "$tag"
+}
+
+# push_referrer HOST REPO SUBJECT_DIGEST SUBJECT_SIZE SUBJECT_MEDIA_TYPE [ARTIFACT_TYPE]:
+# pushes, by digest and with curl, a signature-like artifact (empty config and layer) whose
+# subject is the given manifest; prints its digest.
+push_referrer() {
+    local host="$1" repo="$2" type="${6:-application/vnd.example.sig}" dir cfg sig
+    dir="$(mktemp -d)"
+    printf '{}' >"$dir/empty.json"
+    cfg="$(sha256_of "$dir/empty.json")"
+    curl -sf -X POST --data-binary @"$dir/empty.json" \
+        "http://$host/v2/$repo/blobs/uploads/?digest=$cfg" >/dev/null
+    jq -cn --arg mt "$OCI_MANIFEST" --arg cfg "$cfg" --arg subject "$3" --arg smt "$5" \
+        --argjson ssize "$4" --arg type "$type" '{
+        schemaVersion: 2, mediaType: $mt, artifactType: $type,
+        config: {mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2},
+        layers: [{mediaType: "application/vnd.oci.empty.v1+json", digest: $cfg, size: 2}],
+        subject: {mediaType: $smt, digest: $subject, size: $ssize}}' >"$dir/sig.json"
+    sig="$(sha256_of "$dir/sig.json")"
+    curl -sf -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary @"$dir/sig.json" \
+        "http://$host/v2/$repo/manifests/$sig" >/dev/null
+    rm -rf "$dir"
+    echo "$sig"
 }
 
 # layout_ref_digest DIR TAG: the digest index.json lists under TAG.

@@ -402,3 +402,23 @@ test("blobs of private repositories are never redirected to the public custom do
   assert.equal(r.headers.get("Location"), null);
   assert.deepEqual(new Uint8Array(await r.arrayBuffer()), blob);
 });
+
+test("an upload Location on the upload_url host passes unchanged; one naming API_ORIGIN comes back here", async () => {
+  const id = "0f0e0d0c-0b0a-4908-8706-050403020100";
+  const env = { BUCKET: memoryBucket(new Map()), API_ORIGIN: "https://api.registry.test" };
+  const original = globalThis.fetch;
+  let location = "";
+  globalThis.fetch = async () => new Response(null, { status: 202, headers: { Location: location } });
+  const post = async () => {
+    const request = new Request("https://registry.test/v2/a/blobs/uploads/", { method: "POST" });
+    return (await worker.fetch(request, env)).headers.get("Location");
+  };
+  try {
+    location = `https://up.registry.test/v2/a/blobs/uploads/${id}?cap=1.YQ.eA`;
+    assert.equal(await post(), location);
+    location = `https://api.registry.test/v2/a/blobs/uploads/${id}`;
+    assert.equal(await post(), `https://registry.test/v2/a/blobs/uploads/${id}`);
+  } finally {
+    globalThis.fetch = original;
+  }
+});

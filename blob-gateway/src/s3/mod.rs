@@ -15,6 +15,7 @@
 //! |                      | `Complete…`, `AbortMultipartUpload` (an unknown upload is `Ok`)  |
 //! | `presign_get`        | a presigned `GetObject` URL (`public_url`: `<public_base_url>/<key>`) |
 //! | `presign_put`/`_part`| presigned `PutObject`/`UploadPart`, `x-amz-checksum-sha256` signed|
+//! | `list_checksummed`   | `ListParts`, paged by `PartNumberMarker`, sorted by number       |
 //! | `remove_leftovers`   | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |
 //!
 //! Keys are `[<prefix>/]<StorageKey::key()>`. Notes, each measured by the store suite:
@@ -28,7 +29,9 @@
 //!   5xx and throttling that outlast the retries are `StoreError::Unavailable`.
 //! - Request checksums are only sent where an operation requires them: Garage and other
 //!   S3-compatible servers reject the SDK's default `aws-chunked` uploads.
-//! - `ListParts` is never used (s3s-fs returns parts unordered and ignores `MaxParts`).
+//! - `ListParts` only lists a direct upload's parts for a client that resumes; paged by
+//!   marker and sorted here (s3s-fs returns parts unordered, ignores `MaxParts` and lists
+//!   neither ETags nor checksums).
 
 mod body;
 mod config;

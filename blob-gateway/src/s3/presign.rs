@@ -2,6 +2,7 @@
 //! through the API (`PutObject`, `UploadPart`), each signed with the bytes' SHA-256 so the
 //! store refuses anything else.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -14,11 +15,12 @@ use sha2::{Digest as _, Sha256};
 
 use super::MAX_PRESIGN;
 use super::S3Store;
-use super::error::{Failure, classify, store_error};
-use super::wire::{as_i64, part_number, percent_encode};
-use super::write::sdk_part;
+use super::error::{Failure, classify, store_error, upload_error};
+use super::wire::{as_i64, as_u64, part_number, percent_encode, unquote};
+use super::write::{MAX_PARTS, sdk_part};
 use crate::store::{
     ChecksummedPart, MultipartId, Presign, PresignedRequest, PutCondition, PutMeta, StoreError,
+    UploadedPart,
 };
 
 fn config(key: &str, expires: Duration) -> Result<PresigningConfig, StoreError> {
@@ -147,6 +149,52 @@ impl Presign for S3Store {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn list_checksummed(
+        &self,
+        key: &StorageKey,
+        upload: &MultipartId,
+    ) -> Result<Vec<UploadedPart>, StoreError> {
+        let k = key.key();
+        let object = self.object_key(&k);
+        let mut found = BTreeMap::new();
+        let mut marker: Option<String> = None;
+        // At most 10,000 parts: a server that keeps answering "truncated" without moving
+        // its marker on is not followed for ever.
+        for _ in 0..=MAX_PARTS / 1000 {
+            let out = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(&object)
+                .upload_id(&upload.0)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| upload_error(&k, upload, e))?;
+            for p in out.parts() {
+                let Some(number) = p.part_number().and_then(|n| u32::try_from(n).ok()) else {
+                    continue;
+                };
+                let part = UploadedPart {
+                    number,
+                    etag: unquote(p.e_tag().map(str::to_owned)),
+                    size: p.size().map_or(0, as_u64),
+                    sha256: p
+                        .checksum_sha256()
+                        .and_then(|c| STANDARD.decode(c).ok())
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok()),
+                };
+                found.insert(number, part);
+            }
+            let next = out.next_part_number_marker().map(str::to_owned);
+            if !out.is_truncated().unwrap_or(false) || next.is_none() || next == marker {
+                break;
+            }
+            marker = next;
+        }
+        Ok(found.into_values().collect())
     }
 
     async fn stored_sha256(&self, key: &StorageKey) -> Result<Option<[u8; 32]>, StoreError> {

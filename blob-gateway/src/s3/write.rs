@@ -19,7 +19,7 @@ use super::wire::{
 use crate::store::{CompletedPart, MultipartId, ObjectInfo, PutCondition, PutMeta, StoreError};
 
 /// S3 numbers parts from 1 to 10,000.
-const MAX_PARTS: u64 = 10_000;
+pub(super) const MAX_PARTS: u64 = 10_000;
 /// `UploadPartCopy` requests in flight during a multipart copy.
 const COPY_CONCURRENCY: usize = 4;
 

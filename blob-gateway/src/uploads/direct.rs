@@ -19,7 +19,9 @@ use index_format::{Digest, DigestAlgorithm, RepoName, StorageKey, UploadId};
 use serde::{Deserialize, Serialize};
 
 use super::{PublishedUpload, StoredBlob, UploadError, UploadState, Uploads, new_id};
-use crate::store::{ChecksummedPart, Presign, PresignedRequest, PutCondition, StoreError};
+use crate::store::{
+    ChecksummedPart, Presign, PresignedRequest, PutCondition, StoreError, UploadedPart,
+};
 
 /// What a direct upload's client promised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +124,42 @@ impl Uploads {
     ) -> Result<DirectUpload, UploadError> {
         let (state, _) = self.status(repo, id).await?;
         state.direct.ok_or_else(|| UploadError::Unknown(id.clone()))
+    }
+
+    /// A direct session's plan and the parts the store holds for it, so a client that
+    /// was interrupted sends only the others. A single object is one part, listed once
+    /// it is written. An upload the store no longer has (collected) is unknown.
+    pub async fn direct_status(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+    ) -> Result<(DirectUpload, Vec<UploadedPart>), UploadError> {
+        let (state, _) = self.status(repo, id).await?;
+        let plan = state
+            .direct
+            .ok_or_else(|| UploadError::Unknown(id.clone()))?;
+        let data = StorageKey::UploadData(id.clone());
+        let presigner = self.presigner()?;
+        let parts = match &state.multipart {
+            Some(multipart) => match presigner.list_checksummed(&data, multipart).await {
+                Ok(parts) => parts,
+                Err(StoreError::NoSuchUpload { .. }) => {
+                    return Err(UploadError::Unknown(id.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            },
+            None => match self.store.head(&data).await {
+                Ok(info) => vec![UploadedPart {
+                    number: 1,
+                    etag: info.etag.0,
+                    size: info.size,
+                    sha256: presigner.stored_sha256(&data).await?,
+                }],
+                Err(e) if e.is_not_found() => Vec::new(),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        Ok((plan, parts))
     }
 
     /// Presigned requests for `parts` of a direct session (for a single object, the one

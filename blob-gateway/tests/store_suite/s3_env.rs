@@ -1,5 +1,6 @@
 //! S3 servers from the environment (`.ci/s3-servers.sh start` writes the variables), and
-//! the S3-only clauses: part size, probing conditional writes, presigned URLs.
+//! the S3-only clauses: part size, probing conditional writes, presigned URLs, the parts
+//! of a direct upload.
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -124,6 +125,15 @@ macro_rules! s3_only {
             $crate::s3_env::a_missing_bucket_is_an_error_not_a_missing_key(store, $server).await;
         }
 
+        #[tokio::test]
+        async fn checksummed_parts_are_listed_by_number_with_their_checksums() {
+            let Some(store) = $crate::s3_env::store_with($server, $env, |_| {}).await else {
+                return;
+            };
+            $crate::s3_env::checksummed_parts_are_listed_by_number_with_their_checksums(store)
+                .await;
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn large_copies_go_part_by_part() {
             let set = |c: &mut blob_gateway::S3Config| c.multipart_copy_threshold = 1;
@@ -195,6 +205,61 @@ pub async fn presigned_get_urls_serve_the_object(store: S3Store) {
     );
 }
 
+/// What a resuming direct upload is told: the parts the server holds, whatever order and
+/// paging the server lists them in, each with its size, ETag and SHA-256.
+pub async fn checksummed_parts_are_listed_by_number_with_their_checksums(store: S3Store) {
+    use blob_gateway::ChecksummedPart;
+    use sha2::{Digest as _, Sha256};
+
+    let key = upload_key();
+    let presigner = store.presigner().expect("S3 offers a presigner");
+    let upload = presigner
+        .create_checksummed_multipart(&key)
+        .await
+        .expect("create");
+    let mut sent = Vec::new();
+    // Out of order, and part 2 never sent.
+    for number in [3u32, 1] {
+        let bytes = pattern(u64::from(number), 1000 + number as usize);
+        let part = ChecksummedPart {
+            number,
+            etag: String::new(),
+            sha256: Sha256::digest(&bytes).into(),
+        };
+        let expires = std::time::Duration::from_secs(300);
+        let request = presigner
+            .presign_part(&key, &upload, &part, bytes.len() as u64, expires)
+            .await
+            .expect("presign");
+        let headers: Vec<_> = request.headers.iter().map(|(k, v)| (&**k, &**v)).collect();
+        let (status, _) = http("PUT", &request.url, &headers, &bytes).await;
+        assert_eq!(status, 200, "part {number}");
+        sent.push((number, bytes.len() as u64, part.sha256));
+    }
+    sent.sort();
+    let listed = presigner
+        .list_checksummed(&key, &upload)
+        .await
+        .expect("list");
+    let got: Vec<_> = listed.iter().map(|p| (p.number, p.size)).collect();
+    let want: Vec<_> = sent.iter().map(|s| (s.0, s.1)).collect();
+    assert_eq!(got, want);
+    // s3s-fs 0.14 lists neither ETags nor checksums: a resuming client sends such parts
+    // again. Where they are listed, they are the parts' own.
+    for (p, s) in listed.iter().zip(&sent) {
+        assert!(p.sha256.is_none_or(|h| h == s.2), "{p:?}");
+        assert!(!p.etag.contains('"'), "{p:?}");
+    }
+    store.abort_multipart(&key, &upload).await.expect("abort");
+    // S3 and LocalStack: `NoSuchUpload`; s3s-fs lists nothing.
+    let gone = presigner.list_checksummed(&key, &upload).await;
+    assert!(
+        matches!(&gone, Err(StoreError::NoSuchUpload { .. }))
+            || gone.as_ref().is_ok_and(Vec::is_empty),
+        "an aborted upload has no parts to list: {gone:?}"
+    );
+}
+
 pub async fn public_base_url_gives_cdn_urls(store: S3Store) {
     let key = tag_key("suite/presign", "v1");
     let url = store
@@ -259,16 +324,33 @@ pub async fn large_copies_go_part_by_part(store: S3Store) {
 
 /// A minimal HTTP/1.1 GET over loopback: status and body.
 async fn http_get(url: &str, range: Option<&str>) -> (u16, Vec<u8>) {
+    let headers: Vec<_> = range.map(|r| ("Range", r)).into_iter().collect();
+    http("GET", url, &headers, &[]).await
+}
+
+/// One request over a fresh connection; `headers` as given (a `Content-Length` is added
+/// for a body unless among them).
+async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url
         .strip_prefix("http://")
         .expect("a plain-HTTP test server");
     let (host, path) = rest.split_at(rest.find('/').expect("a path"));
     let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+    let mut head: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let has_length = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+    if !body.is_empty() && !has_length {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{range}Connection: close\r\n\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{head}Connection: close\r\n\r\n");
     conn.write_all(request.as_bytes()).await.expect("send");
+    conn.write_all(body).await.expect("send the body");
     let mut response = Vec::new();
     conn.read_to_end(&mut response).await.expect("read");
     let end = response

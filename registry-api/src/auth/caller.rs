@@ -30,6 +30,17 @@ pub enum Caller {
     Basic(Principal),
 }
 
+impl Caller {
+    /// Who is asking, as a token's `sub` names them (empty: no one in particular).
+    pub fn subject(&self) -> String {
+        match self {
+            Self::Open | Self::Anonymous => String::new(),
+            Self::Token(c) => c.sub.clone(),
+            Self::Basic(p) => p.sub(),
+        }
+    }
+}
+
 /// What a request needs.
 #[derive(Debug, Clone, Copy)]
 pub enum Need<'a> {

@@ -82,10 +82,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes a new key to `path`, readable by its owner only. `create_new`: two servers
-/// starting at once do not overwrite each other's key (the loser reads the winner's).
+/// Writes a new key to `path` (see [`create_private`]).
 fn generate(path: &Path) -> anyhow::Result<()> {
-    let pem = new_key_pem()?;
+    if create_private(path, new_key_pem()?.as_bytes())? {
+        tracing::info!(path = %path.display(), "generated a token signing key");
+    }
+    Ok(())
+}
+
+/// Writes `contents` to a new file at `path`, readable by its owner only; `false` when the
+/// file exists already. `create_new`: two servers starting at once do not overwrite each
+/// other's secret (the loser reads the winner's).
+pub(super) fn create_private(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -95,12 +103,11 @@ fn generate(path: &Path) -> anyhow::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     match options.open(path) {
         Ok(mut f) => {
-            f.write_all(pem.as_bytes())?;
+            f.write_all(contents)?;
             f.sync_all()?;
-            tracing::info!(path = %path.display(), "generated a token signing key");
-            Ok(())
+            Ok(true)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
     }
 }

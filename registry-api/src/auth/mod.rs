@@ -8,6 +8,8 @@
 //! - [`users`], [`robots`]: the users file (argon2id hashes) and the robot tokens file;
 //! - [`rules`]: who may pull, push, delete where (pure);
 //! - [`backoff`]: the brake on password guessing;
+//! - [`capability`]: the HMAC that lets an upload URL on another host (`upload_url`)
+//!   stand in for the credentials of the `POST` that started the session;
 //! - [`caller`]: the extractor that says who is asking, and the one authorisation check
 //!   `dispatch` runs per route;
 //! - [`endpoint`]: `GET`/`POST /token`, the built-in token endpoint;
@@ -15,6 +17,7 @@
 
 mod backoff;
 pub mod caller;
+pub mod capability;
 pub mod endpoint;
 pub mod keys;
 pub mod nginx;
@@ -208,6 +211,19 @@ impl Auth {
             .users
             .exists(sub)?
             .then(|| Principal::User(sub.to_owned())))
+    }
+
+    /// Whether the subject `sub` of an upload capability may still push to `repo`: a
+    /// removed user, a revoked robot or withdrawn rights end their capabilities, as they
+    /// end refresh tokens. An external issuer's subjects are not known here: its
+    /// capabilities hold until they expire.
+    pub fn may_still_push(&self, sub: &str, repo: &str) -> anyhow::Result<bool> {
+        if !self.issues_tokens() {
+            return Ok(true);
+        }
+        Ok(self
+            .principal_of(sub)?
+            .is_some_and(|p| self.rights(&p, repo).has(rules::Action::Push)))
     }
 
     /// Checks a name and password (or robot secret), slowed by the backoff.

@@ -28,27 +28,15 @@ pub struct FileAuth {
     realm: Option<String>,
     signing_key: Option<PathBuf>,
     issuer_jwks: Option<PathBuf>,
-    #[serde(default, with = "duration")]
+    #[serde(default, with = "crate::config::humantime_serde_opt")]
     token_ttl: Option<Duration>,
-    #[serde(default, with = "duration")]
+    #[serde(default, with = "crate::config::humantime_serde_opt")]
     refresh_ttl: Option<Duration>,
     basic: Option<bool>,
     #[serde(default)]
     admins: Vec<String>,
     #[serde(default)]
     rules: Vec<Rule>,
-}
-
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }
 
 /// Merges the flags over the file; `None` when auth is not configured at all.

@@ -1,8 +1,10 @@
 //! The subcommands beside `serve`, one file each, each a thin layer over a library call:
 //! the auth directory's editors (`cargohold user | token`, over `registry_api::auth`) and
-//! the client (`cargohold push | pull | copy`, over `registry_api::client`).
+//! the client (`cargohold push | pull | copy`, over `registry_api::client`), and the
+//! mirror's sync (`cargohold mirror sync`, over `registry_api::mirror::sync`).
 
 mod copy;
+pub mod mirror;
 mod pull;
 mod push;
 mod token;
@@ -56,7 +58,8 @@ pub struct ClientArgs {
     /// per blob).
     #[arg(long)]
     chunk_size: Option<u64>,
-    /// Where chunked uploads record their sessions for a later run to resume.
+    /// Where chunked and direct multipart uploads record their sessions for a later run
+    /// to resume [default: $XDG_STATE_HOME/cargohold/uploads].
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Never use cargohold's direct uploads to the bucket, even where offered.

@@ -5,7 +5,8 @@
 //!   flow, retries with backoff).
 //! - [`Repository`]: one repository's manifests, blobs and referrers, and blob uploads:
 //!   `HEAD` first, a cross-repository mount when the caller names a source, then a
-//!   monolithic `PUT` or `PATCH` chunks that a later run resumes (`upload.rs`).
+//!   monolithic `PUT` or `PATCH` chunks that a later run resumes (`upload.rs`), or the
+//!   direct path to the bucket, whose parts a later run resumes too (`direct.rs`).
 //! - [`Layout`]: an OCI image layout directory; [`unpack_archive`] turns a `docker save`,
 //!   `podman save` or `oci-archive` tarball into one.
 //! - [`Endpoint`] and [`copy_image`]: one walk of an image graph (indexes, every or one
@@ -22,6 +23,8 @@ mod progress;
 mod reference;
 mod registry;
 mod repository;
+mod state;
+mod tags;
 mod transfer;
 mod upload;
 
@@ -34,7 +37,7 @@ pub use archive::unpack_archive;
 pub use auth::{Challenge, Credentials};
 pub use endpoint::{BlobSource, Endpoint};
 pub use layout::Layout;
-pub use progress::{Progress, ProgressMode};
+pub use progress::{BlobProgress, Progress, ProgressMode};
 pub use reference::{ImageRef, is_loopback};
 pub use registry::Registry;
 pub use repository::{Manifest, Repository};
@@ -119,7 +122,8 @@ pub struct Options {
     pub backoff: Duration,
     /// Upload in `PATCH` chunks of this size (resumable); `None`: one `PUT` per blob.
     pub chunk_size: Option<u64>,
-    /// Where chunked uploads record their session URLs, so a later run resumes them.
+    /// Where chunked uploads record their session URLs, and direct multipart uploads
+    /// their sessions and finished parts, so a later run resumes them (`state.rs`).
     pub state_dir: Option<PathBuf>,
     /// Bars, plain lines, or nothing.
     pub progress: ProgressMode,

@@ -166,6 +166,35 @@ impl BlobProgress {
         }
     }
 
+    /// Takes back `n` bytes counted for an attempt that failed (a retried part, while
+    /// other parts of the blob go on).
+    pub fn take_back(&self, n: u64) {
+        let old = self
+            .position
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_sub(n))
+            })
+            .unwrap_or_else(|p| p);
+        let n = n.min(old);
+        self.bytes.fetch_sub(n, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_position(b.position().saturating_sub(n));
+        }
+        if let Some(o) = &self.overall {
+            o.set_position(o.position().saturating_sub(n));
+        }
+    }
+
+    /// Says something about this blob: a plain line, or the bar's message.
+    pub fn note(&self, text: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(text.to_owned());
+        }
+        if self.plain {
+            println!("{} {text}", self.label);
+        }
+    }
+
     /// Counts the bytes of `stream` as they pass.
     pub fn count(self: &Arc<Self>, stream: ByteStream) -> ByteStream {
         let me = self.clone();

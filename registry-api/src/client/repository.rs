@@ -15,7 +15,7 @@ use super::registry::{Registry, unexpected};
 use blob_gateway::ByteStream;
 
 /// Every manifest kind the client reads.
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+pub(super) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.docker.distribution.manifest.v2+json";

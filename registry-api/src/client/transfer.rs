@@ -44,7 +44,8 @@ impl Platform {
         }
     }
 
-    fn matches(&self, platform: Option<&serde_json::Value>) -> bool {
+    /// Whether an index entry's `platform` object is this platform.
+    pub fn matches(&self, platform: Option<&serde_json::Value>) -> bool {
         let field = |k: &str| platform.and_then(|p| p.get(k)).and_then(|v| v.as_str());
         field("os") == Some(&self.os)
             && field("architecture") == Some(&self.architecture)

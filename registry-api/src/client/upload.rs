@@ -3,18 +3,17 @@
 //! `PATCH` chunks. A chunked upload records its session URL in the state directory, so a
 //! run killed mid-blob resumes where the registry says the session stands (`GET` on it).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use index_format::manifest::Descriptor;
 use index_format::{Digest, RepoName};
 use reqwest::{Method, Response, StatusCode, header};
-use sha2::{Digest as _, Sha256};
 
 use super::endpoint::BlobSource;
 use super::progress::BlobProgress;
 use super::registry::{unexpected, with_query};
 use super::repository::Repository;
+use super::state::SessionFile;
 use super::{ClientError, Options};
 
 /// What pushing a blob took.
@@ -80,7 +79,7 @@ impl Repository {
             return Ok(BlobOutcome::Existed);
         }
         let saved = match (options.chunk_size, &options.state_dir) {
-            (Some(_), Some(dir)) => Some(SessionFile::new(dir, self, &desc.digest)),
+            (Some(_), Some(dir)) => Some(SessionFile::new(dir, self, &desc.digest, "")),
             _ => None,
         };
         let resumed = match saved.as_ref().and_then(SessionFile::load) {
@@ -190,7 +189,7 @@ impl Repository {
         progress: &Arc<BlobProgress>,
     ) -> Result<String, ClientError> {
         if let Some(s) = saved {
-            s.save(&location);
+            s.save(location.as_bytes());
         }
         while offset < desc.size {
             let len = chunk.min(desc.size - offset);
@@ -217,7 +216,7 @@ impl Repository {
             }
             location = self.location(&response)?;
             if let Some(s) = saved {
-                s.save(&location);
+                s.save(location.as_bytes());
             }
             offset += len;
         }
@@ -235,47 +234,5 @@ impl Repository {
                 message: "no Location header".into(),
             })?;
         Ok(self.registry.url(location))
-    }
-}
-
-/// A chunked upload's session URL, kept between runs. Losing it only costs a restart of
-/// that blob, so write failures are logged, not fatal.
-struct SessionFile {
-    path: PathBuf,
-}
-
-impl SessionFile {
-    fn new(dir: &std::path::Path, repo: &Repository, digest: &Digest) -> Self {
-        let id = format!("{}/{}@{digest}", repo.host(), repo.name());
-        Self {
-            path: dir.join(hex::encode(Sha256::digest(id.as_bytes()))),
-        }
-    }
-
-    fn load(&self) -> Option<String> {
-        std::fs::read_to_string(&self.path)
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    }
-
-    fn save(&self, location: &str) {
-        let write = || {
-            if let Some(d) = self.path.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            // Renamed into place: a run killed mid-write leaves the old record, not an
-            // empty one.
-            let tmp = self.path.with_extension("tmp");
-            std::fs::write(&tmp, location)?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        if let Err(e) = write() {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot record the upload session");
-        }
-    }
-
-    fn clear(&self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -7,6 +7,7 @@
 //! | `POST /v2/<name>/_cargohold/direct/start`    | `{digest, size, part_size?}`     |
 //! | `POST /v2/<name>/_cargohold/direct/parts`    | `{id, parts: [{number, sha256}]}`|
 //! | `POST /v2/<name>/_cargohold/direct/complete` | `{id, parts: [{number, etag, sha256}]}` |
+//! | `GET /v2/<name>/_cargohold/direct/uploads/<id>` | (none): the parts the bucket holds  |
 
 mod plan;
 
@@ -22,8 +23,9 @@ use index_format::{Digest, DigestAlgorithm, RepoName};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::auth::Permit;
 use crate::error::{ApiError, ApiResult, OciCode};
-use crate::handlers::DOCKER_CONTENT_DIGEST;
+use crate::handlers::{DOCKER_CONTENT_DIGEST, mount_source};
 use crate::state::AppState;
 
 pub use plan::{MAX_PART, part_size};
@@ -104,6 +106,7 @@ pub fn discover(app: &AppState) -> Response {
                     format!("{EXTENSION}/direct/start"),
                     format!("{EXTENSION}/direct/parts"),
                     format!("{EXTENSION}/direct/complete"),
+                    format!("{EXTENSION}/direct/uploads"),
                 ],
             })
         })
@@ -117,6 +120,7 @@ pub async fn dispatch(
     repo: RepoName,
     path: &str,
     method: &Method,
+    permit: &Permit<'_>,
     body: Body,
 ) -> ApiResult<Response> {
     if path == "_oci/ext/discover" && method == Method::GET {
@@ -125,19 +129,31 @@ pub async fn dispatch(
     let Some(direct) = app.direct.clone() else {
         return Err(unknown_extension(path));
     };
-    if method != Method::POST {
-        return Err(ApiError::new(
-            OciCode::Unsupported,
-            format!("{method} is not supported here"),
-        ));
-    }
-    match path
+    let Some(endpoint) = path
         .strip_prefix(EXTENSION)
         .and_then(|p| p.strip_prefix("/direct/"))
-    {
-        Some("start") => start(&app, &direct, repo, json_body(body).await?).await,
-        Some("parts") => parts(&app, &direct, repo, json_body(body).await?).await,
-        Some("complete") => complete(&app, &direct, repo, json_body(body).await?).await,
+    else {
+        return Err(unknown_extension(path));
+    };
+    let wrong_method = || {
+        ApiError::new(
+            OciCode::Unsupported,
+            format!("{method} is not supported here"),
+        )
+    };
+    if let Some(id) = endpoint.strip_prefix("uploads/") {
+        return match *method == Method::GET {
+            true => status(&app, repo, id).await,
+            false => Err(wrong_method()),
+        };
+    }
+    if method != Method::POST {
+        return Err(wrong_method());
+    }
+    match endpoint {
+        "start" => start(&app, &direct, repo, permit, json_body(body).await?).await,
+        "parts" => parts(&app, &direct, repo, json_body(body).await?).await,
+        "complete" => complete(&app, &direct, repo, json_body(body).await?).await,
         _ => Err(unknown_extension(path)),
     }
 }
@@ -204,6 +220,7 @@ async fn start(
     app: &AppState,
     direct: &Direct,
     repo: RepoName,
+    permit: &Permit<'_>,
     req: StartRequest,
 ) -> ApiResult<Response> {
     if req.digest.algorithm() != DigestAlgorithm::Sha256 {
@@ -215,16 +232,7 @@ async fn start(
     if app.index.blob(&repo, &req.digest).await?.is_some() {
         return Ok((StatusCode::OK, Json(StartResponse::done("exists"))).into_response());
     }
-    // Without access control every repository's blobs are readable, so a blob stored
-    // for any repository is mounted. Under access control that would tell the caller of
-    // blobs it may not read: the upload goes ahead (publishing is create-only).
-    if app.auth.is_none()
-        && app
-            .index
-            .link_stored_blob(&repo, &req.digest)
-            .await?
-            .is_some()
-    {
+    if mount(app, &repo, permit, &req.digest).await? {
         return Ok((StatusCode::CREATED, Json(StartResponse::done("mounted"))).into_response());
     }
     let part = part_size(req.size, req.part_size, direct.single_max)
@@ -253,6 +261,26 @@ async fn start(
         put,
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Links a blob stored for another repository into `repo`, if the caller may read one
+/// that holds it. Without access control every repository's blobs are readable, so any
+/// stored blob will do. Under it, only a repository the caller may pull, found as for a
+/// standard mount without `from` (so no one learns of blobs they cannot read); otherwise
+/// the upload goes ahead (publishing is create-only).
+async fn mount(
+    app: &AppState,
+    repo: &RepoName,
+    permit: &Permit<'_>,
+    digest: &Digest,
+) -> ApiResult<bool> {
+    if app.auth.is_none() {
+        return Ok(app.index.link_stored_blob(repo, digest).await?.is_some());
+    }
+    let Some(from) = mount_source(app, permit, digest).await? else {
+        return Ok(false);
+    };
+    Ok(app.index.mount(&from, repo, digest).await?.is_some())
 }
 
 #[derive(Deserialize)]
@@ -291,6 +319,31 @@ async fn parts(
         .map(|(p, r)| json!({"number": p.number, "method": r.method, "url": r.url, "headers": r.headers}))
         .collect();
     Ok(Json(json!({ "parts": parts, "expires_in": direct.expiry.as_secs() })).into_response())
+}
+
+/// A direct session's plan and the parts the bucket holds (`ListParts`), for a client
+/// that resumes an interrupted upload.
+async fn status(app: &AppState, repo: RepoName, id: &str) -> ApiResult<Response> {
+    let id = session(id)?;
+    let (plan, uploaded) = app.uploads.direct_status(&repo, &id).await?;
+    let parts: Vec<_> = uploaded
+        .iter()
+        .map(|p| {
+            let mut part = json!({"number": p.number, "etag": p.etag, "size": p.size});
+            if let Some(sha) = p.sha256 {
+                part["sha256"] = json!(hex::encode(sha));
+            }
+            part
+        })
+        .collect();
+    let body = json!({
+        "id": id.to_string(),
+        "digest": plan.digest,
+        "size": plan.size,
+        "part_size": plan.part_size,
+        "parts": parts,
+    });
+    Ok(Json(body).into_response())
 }
 
 async fn complete(

@@ -7,6 +7,7 @@ mod manifests;
 mod uploads;
 
 pub use blobs::{RangeRequest, parse_range};
+pub(crate) use uploads::mount_source;
 pub use uploads::parse_content_range;
 
 use std::io;
@@ -25,6 +26,7 @@ use crate::error::{ApiError, ApiResult, BodyError, OciCode};
 use crate::index::IndexError;
 use crate::route::Route;
 use crate::state::AppState;
+use crate::upload_url::{Locator, Presented};
 
 pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 pub const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
@@ -40,6 +42,8 @@ pub struct Params {
     pub n: Option<String>,
     pub last: Option<String>,
     pub artifact_type: Option<String>,
+    /// An upload session's capability (`upload_url.rs`).
+    pub cap: Option<String>,
 }
 
 impl Params {
@@ -55,6 +59,7 @@ impl Params {
                 "n" => (&mut p.n, OciCode::Unsupported),
                 "last" => (&mut p.last, OciCode::Unsupported),
                 "artifactType" => (&mut p.artifact_type, OciCode::Unsupported),
+                crate::upload_url::PARAM => (&mut p.cap, OciCode::BlobUploadInvalid),
                 _ => continue,
             };
             if slot.is_some() {
@@ -194,7 +199,7 @@ fn need<'a>(route: &'a Route, method: &Method) -> Need<'a> {
 pub async fn dispatch(
     State(app): State<AppState>,
     route: Route,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
     params: Params,
     request: Request,
 ) -> ApiResult<Response> {
@@ -202,7 +207,25 @@ pub async fn dispatch(
     // Taken apart rather than extracted: the `HeaderMap` extractor clones every header.
     let (parts, body) = request.into_parts();
     let (method, headers) = (&parts.method, &parts.headers);
-    auth::caller::check(app.auth.as_ref(), &caller, need(&route, method), headers)?;
+    let presented = app.upload_url.as_deref().map_or(Presented::Absent, |u| {
+        u.presented(app.auth.as_deref(), &route, params.cap.as_deref())
+    });
+    let caller = match (&presented, caller) {
+        // The session's URL is its credential: whatever else came along is not looked at.
+        (Presented::Valid(_), caller) => caller.unwrap_or(Caller::Anonymous),
+        (_, caller) => {
+            let caller = caller?;
+            let need = need(&route, method);
+            auth::caller::check(app.auth.as_ref(), &caller, need, headers).map_err(|e| {
+                match &presented {
+                    Presented::Invalid(why) => e.with_message(why.to_string()),
+                    Presented::Absent | Presented::Valid(_) => e,
+                }
+            })?;
+            caller
+        }
+    };
+    let locator = Locator::new(app.upload_url.clone(), &presented, &caller);
     let permit = Permit::new(app.auth.as_ref(), &caller);
     // A repository anonymous callers may not pull: no shared cache may keep its answers.
     let private = route.repo().is_some_and(|r| !permit.is_public(r));
@@ -233,18 +256,17 @@ pub async fn dispatch(
         R::InvalidReference(repo, why) => Err(manifests::invalid_reference(method, &repo, &why)),
         R::Blob(repo, d) if method == Method::DELETE => Box::pin(blobs::delete(app, repo, d)).await,
         R::UploadStart(repo) if method == Method::POST => {
-            let client = crate::client_ip::of(&parts.extensions);
-            let start = uploads::start(app, repo, params, &permit, client, headers, body);
+            let start = uploads::start(app, repo, params, &permit, &locator, &parts, body);
             Box::pin(start).await
         }
         R::Upload(repo, id) if method == Method::PATCH => {
-            Box::pin(uploads::patch(app, repo, id, headers, body)).await
+            Box::pin(uploads::patch(app, repo, id, &locator, headers, body)).await
         }
         R::Upload(repo, id) if method == Method::PUT => {
             Box::pin(uploads::put(app, repo, id, params, headers, body)).await
         }
         R::Upload(repo, id) if method == Method::GET => {
-            Box::pin(uploads::status(app, repo, id)).await
+            Box::pin(uploads::status(app, repo, id, &locator)).await
         }
         R::Upload(repo, id) if method == Method::DELETE => {
             Box::pin(uploads::cancel(app, repo, id)).await
@@ -253,7 +275,10 @@ pub async fn dispatch(
             Ok(crate::direct::discover(&app))
         }
         R::Extension(Some(repo), p) => {
-            Box::pin(crate::direct::dispatch(app, repo, &p, method, body)).await
+            Box::pin(crate::direct::dispatch(
+                app, repo, &p, method, &permit, body,
+            ))
+            .await
         }
         R::Base
         | R::Catalog

@@ -1,9 +1,8 @@
 //! Blob uploads: `POST` (session, monolithic, mount), `PATCH`, `PUT`, `GET`, `DELETE` of
 //! `/v2/<name>/blobs/uploads/...`.
 
-use std::net::IpAddr;
-
 use axum::body::Body;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use blob_gateway::{ClosingBody, UploadState};
@@ -13,25 +12,27 @@ use super::{
     DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Params, body_stream, content_length, hv, location,
 };
 use crate::auth::Permit;
+use crate::auth::caller::peer_ip;
 use crate::auth::rules::Action;
 use crate::error::{ApiError, ApiResult, OciCode};
 use crate::route::Route;
 use crate::state::AppState;
+use crate::upload_url::Locator;
 
 /// `202` (or `204`) with where to continue the session and what it holds.
 fn session_response(
     status: StatusCode,
+    locator: &Locator,
     repo: &RepoName,
     id: &UploadId,
     offset: u64,
 ) -> ApiResult<Response> {
     // As CNCF distribution does, an empty session reports `0-0`.
     let end = offset.saturating_sub(1);
-    let route = Route::Upload(repo.clone(), id.clone());
     Ok((
         status,
         [
-            (header::LOCATION, location(&route)?),
+            (header::LOCATION, locator.session(repo, id)?),
             (header::RANGE, hv(format!("0-{end}"))?),
             (DOCKER_UPLOAD_UUID, hv(id.as_str())?),
             (header::CONTENT_LENGTH, hv("0")?),
@@ -69,10 +70,11 @@ pub async fn start(
     repo: RepoName,
     params: Params,
     permit: &Permit<'_>,
-    client: Option<IpAddr>,
-    headers: &HeaderMap,
+    locator: &Locator,
+    request: &Parts,
     body: Body,
 ) -> ApiResult<Response> {
+    let headers = &request.headers;
     if let Some(mount) = &params.mount {
         let digest = Digest::new(mount)?;
         let from = match params.from.as_deref() {
@@ -87,7 +89,7 @@ pub async fn start(
         }
     }
     // Held for the request; a session that outlives it keeps it until closed.
-    let slot = app.sessions.reserve(client)?;
+    let slot = app.sessions.reserve(peer_ip(request))?;
     if params.digest.is_some() {
         // Monolithic: the whole blob in this request.
         let digest = digest_param(&params)?;
@@ -103,7 +105,7 @@ pub async fn start(
     }
     let (id, state) = app.uploads.start(&repo).await?;
     slot.opened(&id);
-    session_response(StatusCode::ACCEPTED, &repo, &id, state.offset())
+    session_response(StatusCode::ACCEPTED, locator, &repo, &id, state.offset())
 }
 
 /// Most repositories an automatic mount (no `from`) looks in: each costs a read.
@@ -113,7 +115,7 @@ const MOUNT_LOOKUPS: usize = 64;
 /// There is no reverse index from blob to repositories: the repositories the caller's
 /// token names for pull are tried first (clients ask for the source's scope), then the
 /// catalog's that the caller may pull, up to [`MOUNT_LOOKUPS`] reads in all.
-async fn mount_source(
+pub(crate) async fn mount_source(
     app: &AppState,
     permit: &Permit<'_>,
     digest: &Digest,
@@ -224,6 +226,7 @@ pub async fn patch(
     app: AppState,
     repo: RepoName,
     id: UploadId,
+    locator: &Locator,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -233,7 +236,7 @@ pub async fn patch(
         .uploads
         .append(&repo, &id, range.map(|r| r.0), body_stream(body), size)
         .await?;
-    session_response(StatusCode::ACCEPTED, &repo, &id, state.offset())
+    session_response(StatusCode::ACCEPTED, locator, &repo, &id, state.offset())
 }
 
 pub async fn put(
@@ -257,9 +260,14 @@ pub async fn put(
     created(&repo, &blob.digest)
 }
 
-pub async fn status(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Response> {
+pub async fn status(
+    app: AppState,
+    repo: RepoName,
+    id: UploadId,
+    locator: &Locator,
+) -> ApiResult<Response> {
     let (state, _): (UploadState, _) = app.uploads.status(&repo, &id).await?;
-    session_response(StatusCode::NO_CONTENT, &repo, &id, state.offset())
+    session_response(StatusCode::NO_CONTENT, locator, &repo, &id, state.offset())
 }
 
 pub async fn cancel(app: AppState, repo: RepoName, id: UploadId) -> ApiResult<Response> {

@@ -2,3 +2,4 @@
 //! written into the index through its owner so static hosts serve what was mirrored.
 
 pub mod settings;
+pub mod sync;

@@ -94,8 +94,8 @@ pub struct SyncJob {
     pub repository: String,
     /// Which tags.
     pub tags: TagFilter,
-    /// Keep only the newest N matching tags (semver order when `semver`, else the
-    /// upstream's tag-list order reversed by lexical sort).
+    /// Keep only the newest N matching tags (semver order when `semver`, else natural
+    /// order: digit runs compare as numbers; see `sync/filter.rs`).
     pub newest: Option<usize>,
     /// The platforms to copy; empty: every platform of an index.
     pub platforms: Vec<Platform>,
@@ -124,7 +124,7 @@ struct FileUpstream {
     aliases: Vec<String>,
     #[serde(default)]
     repositories: Vec<Pattern>,
-    #[serde(default, with = "duration")]
+    #[serde(default, with = "crate::config::humantime_serde_opt")]
     tag_ttl: Option<Duration>,
     username: Option<String>,
     password: Option<String>,
@@ -145,20 +145,8 @@ struct FileSync {
     platforms: Vec<String>,
     #[serde(default)]
     referrers: bool,
-    #[serde(default, with = "duration")]
+    #[serde(default, with = "crate::config::humantime_serde_opt")]
     every: Option<Duration>,
-}
-
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }
 
 impl FileMirror {

@@ -33,7 +33,7 @@ push = ["carol"]
 
 /// A server with auth on, its auth directory under `dir`, users alice, bob, carol and
 /// root (password `pw-<name>`), and extra `[auth]` lines and flags.
-async fn auth_server(dir: &Path, extra: &str, flags: &[&str]) -> TestServer {
+pub(crate) async fn auth_server(dir: &Path, extra: &str, flags: &[&str]) -> TestServer {
     let auth_dir = dir.join("auth");
     let config = dir.join("cargohold.toml");
     std::fs::write(
@@ -55,7 +55,7 @@ async fn auth_server(dir: &Path, extra: &str, flags: &[&str]) -> TestServer {
 }
 
 /// Runs `cargohold ARGS` with `stdin`; returns (success, stdout).
-fn cargohold(args: &[&str], stdin: &str) -> (bool, String) {
+pub(crate) fn cargohold(args: &[&str], stdin: &str) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cargohold"))
         .args(args)
         .stdin(Stdio::piped())
@@ -110,7 +110,7 @@ fn claims(token: &str) -> serde_json::Value {
     serde_json::from_slice(&raw).expect("claims json")
 }
 
-async fn as_user(s: &mut TestServer, user: &str, scopes: &[&str]) {
+pub(crate) async fn as_user(s: &mut TestServer, user: &str, scopes: &[&str]) {
     let t = token(s, Some(user), scopes).await;
     s.authorize(Some(&format!("Bearer {t}")));
 }

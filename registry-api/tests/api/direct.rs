@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::auth::{as_user, auth_server};
 use crate::util::*;
 
 const MIB: usize = 1 << 20;
@@ -161,6 +162,118 @@ async fn multipart_upload_is_verified_by_a_read_before_publishing() {
     assert_eq!(s.blob_bytes("m", &d).await, data);
 }
 
+/// `GET` on a direct session: its plan and the parts the bucket holds.
+async fn status(s: &TestServer, repo: &str, id: &str) -> reqwest::Response {
+    s.get(&format!("/v2/{repo}/_cargohold/direct/uploads/{id}"))
+        .await
+}
+
+#[tokio::test]
+async fn an_interrupted_multipart_upload_lists_the_parts_the_bucket_holds_and_resumes() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    let data = bytes(12 * MIB, 12);
+    let d = digest(&data);
+    let plan = start(
+        &s,
+        "res",
+        json!({"digest": d, "size": data.len(), "part_size": 5 * MIB}),
+    )
+    .await;
+    let id = plan["id"].as_str().expect("id").to_owned();
+    let chunks: Vec<&[u8]> = data.chunks(5 * MIB).collect();
+    let claimed: Vec<Value> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"number": i + 1, "sha256": sha256_hex(c)}))
+        .collect();
+    let r = ext(&s, "res", "parts", json!({"id": id, "parts": claimed})).await;
+    let signed: Value = r.json().await.expect("parts JSON");
+    // Parts 3 and 1 reach the bucket; the client dies before part 2.
+    for i in [2, 0] {
+        assert!(
+            send_signed(&signed["parts"][i], chunks[i])
+                .await
+                .status()
+                .is_success()
+        );
+    }
+    let r = status(&s, "res", &id).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let held: Value = r.json().await.expect("status JSON");
+    assert_eq!(
+        (&held["digest"], &held["size"], &held["part_size"]),
+        (&json!(d), &json!(data.len()), &json!(5 * MIB))
+    );
+    let listed: Vec<_> = held["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .map(|p| (p["number"].clone(), p["size"].clone(), p["sha256"].clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (json!(1), json!(5 * MIB), claimed[0]["sha256"].clone()),
+            (json!(3), json!(2 * MIB), claimed[2]["sha256"].clone()),
+        ]
+    );
+    // Another repository does not see the session.
+    assert_oci_error(
+        status(&s, "other", &id).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    // The resumed client asks for part 2 alone, then completes with the listed ETags.
+    let r = ext(&s, "res", "parts", json!({"id": id, "parts": [claimed[1]]})).await;
+    let again: Value = r.json().await.expect("parts JSON");
+    let r = send_signed(&again["parts"][0], chunks[1]).await;
+    assert!(r.status().is_success());
+    let mut parts = claimed.clone();
+    for p in held["parts"].as_array().expect("parts") {
+        let n = p["number"].as_u64().expect("number") as usize;
+        parts[n - 1]["etag"] = p["etag"].clone();
+    }
+    parts[1]["etag"] = json!(header(&r, "etag").trim_matches('"'));
+    let r = ext(&s, "res", "complete", json!({"id": id, "parts": parts})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(s.blob_bytes("res", &d).await, data);
+    // A finished session is gone.
+    assert_oci_error(
+        status(&s, "res", &id).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_single_object_session_lists_its_object_once_written() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    let data = bytes(4000, 13);
+    let plan = start(
+        &s,
+        "one",
+        json!({"digest": digest(&data), "size": data.len()}),
+    )
+    .await;
+    let id = plan["id"].as_str().expect("id");
+    let held: Value = status(&s, "one", id).await.json().await.expect("JSON");
+    assert_eq!(
+        (&held["part_size"], &held["parts"]),
+        (&Value::Null, &json!([]))
+    );
+    assert!(send_signed(&plan["put"], &data).await.status().is_success());
+    let held: Value = status(&s, "one", id).await.json().await.expect("JSON");
+    assert_eq!(held["parts"][0]["number"], 1);
+    assert_eq!(held["parts"][0]["size"], data.len());
+    assert_eq!(held["parts"][0]["sha256"], sha256_hex(&data));
+}
+
 #[tokio::test]
 async fn a_lying_digest_is_digest_invalid_and_stores_nothing() {
     let Some(s) = s3_server(&[]).await else {
@@ -171,6 +284,15 @@ async fn a_lying_digest_is_digest_invalid_and_stores_nothing() {
     let (id, parts) = upload_parts(&s, &data, &lie).await;
     let r = ext(&s, "m", "complete", json!({"id": id, "parts": parts})).await;
     assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    // The session went with its object: nothing is left for the GC either.
+    let r = status(&s, "m", &id).await;
+    assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let report = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
+    assert!(
+        report.contains("removed 0 abandoned upload sessions, 0 orphaned objects, 0 leftovers"),
+        "{report}"
+    );
     assert_eq!(
         s.head(&format!("/v2/m/blobs/{lie}")).await.status(),
         StatusCode::NOT_FOUND
@@ -215,9 +337,125 @@ async fn presigned_requests_expire() {
         json!({"digest": digest(&data), "size": data.len()}),
     )
     .await;
+    // A part request expires alike.
+    let multi = start(
+        &s,
+        "e",
+        json!({"digest": digest(&data), "size": data.len(), "part_size": 5 * MIB}),
+    )
+    .await;
+    let part = json!([{"number": 1, "sha256": sha256_hex(&data)}]);
+    let r = ext(&s, "e", "parts", json!({"id": multi["id"], "parts": part})).await;
+    let signed: Value = r.json().await.expect("parts JSON");
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(
         send_signed(&plan["put"], &data).await.status(),
         StatusCode::FORBIDDEN
     );
+    assert_eq!(
+        send_signed(&signed["parts"][0], &data).await.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn abandoned_direct_uploads_are_collected_multipart_aborted_and_objects_removed() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    // A single object written by the client but never completed.
+    let one = bytes(2000, 10);
+    let plan = start(&s, "g", json!({"digest": digest(&one), "size": one.len()})).await;
+    assert!(send_signed(&plan["put"], &one).await.status().is_success());
+    let single = plan["id"].as_str().expect("id").to_owned();
+    // A multipart upload with one of its two parts written.
+    let data = bytes(6 * MIB, 11);
+    let plan = start(
+        &s,
+        "g",
+        json!({"digest": digest(&data), "size": data.len(), "part_size": 5 * MIB}),
+    )
+    .await;
+    let multi = plan["id"].as_str().expect("id").to_owned();
+    let (first, second) = data.split_at(5 * MIB);
+    let parts = json!([
+        {"number": 1, "sha256": sha256_hex(first)},
+        {"number": 2, "sha256": sha256_hex(second)},
+    ]);
+    let r = ext(&s, "g", "parts", json!({"id": multi, "parts": parts})).await;
+    let signed: Value = r.json().await.expect("parts JSON");
+    assert!(
+        send_signed(&signed["parts"][0], first)
+            .await
+            .status()
+            .is_success()
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let report = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
+    assert!(
+        report.contains("removed 2 abandoned upload sessions"),
+        "{report}"
+    );
+    // The multipart upload is gone from the bucket: its remaining part has nowhere to go.
+    let r = send_signed(&signed["parts"][1], second).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "part 2 after the abort");
+    for id in [&single, &multi] {
+        let r = ext(&s, "g", "complete", json!({"id": id, "parts": []})).await;
+        assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    }
+    // Nothing is left under uploads/: no object (it would be an orphan by now) and no
+    // multipart upload (a leftover).
+    let again = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
+    assert!(
+        again.contains("removed 0 abandoned upload sessions, 0 orphaned objects, 0 leftovers"),
+        "{again}"
+    );
+    assert_eq!(
+        s.head(&format!("/v2/g/blobs/{}", digest(&one)))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn under_auth_direct_uploads_need_push_and_mount_only_blobs_the_caller_may_pull() {
+    if !s3_backend() {
+        eprintln!("skipped: direct uploads need CARGOHOLD_TEST_BACKEND=s3");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = auth_server(dir.path(), "", &[]).await;
+    let (hidden, shared) = (bytes(3000, 20), bytes(3000, 21));
+    // Images, so the catalog lists both repositories (automatic mounts look there).
+    as_user(&mut s, "carol", &["repository:carol/x:pull,push"]).await;
+    s.push_image("carol/x", "v1", &hidden).await;
+    let hidden = digest(&hidden);
+    as_user(&mut s, "alice", &["repository:public/base:pull,push"]).await;
+    s.push_image("public/base", "v1", &shared).await;
+    let shared = digest(&shared);
+    let start_of = |d: &str| json!({"digest": d, "size": 3000});
+
+    s.authorize(None);
+    let r = ext(&s, "private/app", "start", start_of(&shared)).await;
+    assert_oci_error(r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    let r = status(&s, "private/app", "any").await;
+    assert_oci_error(r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    // bob may pull private/app, not push to it: not even a session's parts.
+    as_user(&mut s, "bob", &["repository:private/app:pull,push"]).await;
+    let r = ext(&s, "private/app", "start", start_of(&shared)).await;
+    assert_oci_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+    let r = status(&s, "private/app", "any").await;
+    assert_oci_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+
+    as_user(&mut s, "alice", &["repository:private/app:pull,push"]).await;
+    // carol's blob: alice may not read carol/x, so she uploads it like any other.
+    let r = ext(&s, "private/app", "start", start_of(&hidden)).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // A public repository's blob: mounted.
+    let r = ext(&s, "private/app", "start", start_of(&shared)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let blob = format!("/v2/private/app/blobs/{shared}");
+    assert_eq!(s.head(&blob).await.status(), StatusCode::OK);
 }

@@ -3,8 +3,10 @@
 //! only plans, verifies and links. Taken when the destination's discovery lists
 //! `_cargohold` and the bytes are in a local file (parts are hashed before upload).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
 use index_format::manifest::Descriptor;
@@ -18,6 +20,7 @@ use super::endpoint::BlobSource;
 use super::progress::BlobProgress;
 use super::registry::unexpected;
 use super::repository::Repository;
+use super::state::{DirectRecord, DirectSession, SessionFile};
 use super::upload::BlobOutcome;
 use super::{ClientError, Options};
 
@@ -51,6 +54,32 @@ struct SignedPart {
 #[derive(Deserialize)]
 struct Parts {
     parts: Vec<SignedPart>,
+}
+
+/// `GET …/direct/uploads/<id>`: the session's plan and the parts the bucket holds.
+#[derive(Deserialize)]
+struct Status {
+    digest: String,
+    size: u64,
+    part_size: Option<u64>,
+    parts: Vec<HeldPart>,
+}
+
+#[derive(Deserialize)]
+struct HeldPart {
+    number: u32,
+    etag: String,
+    size: u64,
+    sha256: Option<String>,
+}
+
+/// What every part upload of one blob shares.
+struct PartsCtx<'a> {
+    desc: &'a Descriptor,
+    file: &'a Path,
+    options: &'a Options,
+    progress: &'a Arc<BlobProgress>,
+    record: Option<&'a SessionFile>,
 }
 
 #[derive(Serialize, Clone)]
@@ -94,7 +123,9 @@ impl Repository {
             .await
     }
 
-    /// Pushes the blob in `file` through the extension.
+    /// Pushes the blob in `file` through the extension. A multipart upload is recorded in
+    /// the state directory part by part, so a run killed mid-blob resumes it: the
+    /// registry lists the parts the bucket holds and only the others are sent.
     pub async fn push_direct(
         &self,
         desc: &Descriptor,
@@ -102,6 +133,28 @@ impl Repository {
         options: &Options,
         progress: &Arc<BlobProgress>,
     ) -> Result<BlobOutcome, ClientError> {
+        let record = options
+            .state_dir
+            .as_ref()
+            .map(|d| SessionFile::new(d, self, &desc.digest, "direct "));
+        if let Some(r) = &record
+            && let Some((session, done)) = self.resumable(desc, file, r).await?
+        {
+            let count = desc.size.div_ceil(session.part_size).max(1);
+            progress.note(&format!(
+                "resuming: {} of {count} parts uploaded",
+                done.len()
+            ));
+            let ctx = PartsCtx {
+                desc,
+                file,
+                options,
+                progress,
+                record: Some(r),
+            };
+            let parts = self.upload_parts(&ctx, &session, done).await?;
+            return self.complete(&session.id, parts, record.as_ref()).await;
+        }
         let mut start = json!({"digest": desc.digest, "size": desc.size});
         if let Some(p) = options.direct_part_size {
             start["part_size"] = json!(p);
@@ -127,9 +180,22 @@ impl Repository {
                     .await?;
                 Vec::new()
             }
-            (None, Some(part)) => {
-                self.upload_parts(desc, file, &id, part, options, progress)
-                    .await?
+            (None, Some(part_size)) => {
+                let session = DirectSession {
+                    id: id.clone(),
+                    part_size,
+                };
+                if let Some(r) = &record {
+                    r.save(DirectRecord::header(&session).as_bytes());
+                }
+                let ctx = PartsCtx {
+                    desc,
+                    file,
+                    options,
+                    progress,
+                    record: record.as_ref(),
+                };
+                self.upload_parts(&ctx, &session, BTreeMap::new()).await?
             }
             (None, None) => {
                 return Err(ClientError::Input(
@@ -137,64 +203,138 @@ impl Repository {
                 ));
             }
         };
+        self.complete(&id, parts, record.as_ref()).await
+    }
+
+    async fn complete(
+        &self,
+        id: &str,
+        parts: Vec<Part>,
+        record: Option<&SessionFile>,
+    ) -> Result<BlobOutcome, ClientError> {
         let response = self
             .post_json("complete", json!({"id": id, "parts": parts}))
             .await?;
         if response.status() != StatusCode::CREATED {
             return Err(unexpected("direct upload complete", response).await);
         }
+        if let Some(r) = record {
+            r.clear();
+        }
         Ok(BlobOutcome::Uploaded)
     }
 
-    async fn upload_parts(
+    /// The recorded session of `desc`, if the registry still has it, with the parts the
+    /// bucket holds that are this file's bytes (by the recorded checksum, else by hashing
+    /// the local range). A session the registry forgot is dropped: a fresh start.
+    async fn resumable(
         &self,
         desc: &Descriptor,
         file: &Path,
-        id: &str,
-        part: u64,
-        options: &Options,
-        progress: &Arc<BlobProgress>,
+        record: &SessionFile,
+    ) -> Result<Option<(DirectSession, BTreeMap<u32, Part>)>, ClientError> {
+        let Some(saved) = record.load().as_deref().and_then(DirectRecord::parse) else {
+            return Ok(None);
+        };
+        let url = self.path(&format!("{EXTENSION}/direct/uploads/{}", saved.session.id));
+        let response = self.registry.send_simple(Method::GET, &url).await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => {
+                record.clear();
+                return Ok(None);
+            }
+            _ => return Err(unexpected("direct upload status", response).await),
+        }
+        let status: Status = response.json().await.map_err(ClientError::Http)?;
+        let part = saved.session.part_size;
+        if status.digest != desc.digest.as_str()
+            || status.size != desc.size
+            || status.part_size != Some(part)
+            || part == 0
+        {
+            record.clear();
+            return Ok(None);
+        }
+        let count = desc.size.div_ceil(part);
+        let mut done = BTreeMap::new();
+        for p in status.parts {
+            // Parts listed without a checksum (some stores record none) are sent again.
+            let planned = p.number >= 1 && u64::from(p.number) <= count;
+            let Some(sha) = p.sha256.filter(|_| planned) else {
+                continue;
+            };
+            let (offset, len) = range(p.number, part, desc.size);
+            if p.size != len {
+                continue;
+            }
+            let recorded = saved.parts.get(&p.number).is_some_and(|(s, _)| *s == sha);
+            if recorded || hash_range(file, offset, len).await? == sha {
+                let part = Part {
+                    number: p.number,
+                    sha256: sha,
+                    etag: p.etag,
+                };
+                done.insert(p.number, part);
+            }
+        }
+        Ok(Some((saved.session, done)))
+    }
+
+    /// Uploads the parts of `session` not in `done`, in batches of presigned requests,
+    /// recording each one the bucket acknowledges; returns every part, in order.
+    async fn upload_parts(
+        &self,
+        ctx: &PartsCtx<'_>,
+        session: &DirectSession,
+        mut done: BTreeMap<u32, Part>,
     ) -> Result<Vec<Part>, ClientError> {
-        let count = desc.size.div_ceil(part).max(1);
-        let mut done = Vec::new();
-        let numbers: Vec<u32> = (1..=u32::try_from(count).unwrap_or(u32::MAX)).collect();
-        for batch in numbers.chunks(BATCH) {
-            let mut parts = Vec::with_capacity(batch.len());
+        let (desc, part) = (ctx.desc, session.part_size);
+        let count = u32::try_from(desc.size.div_ceil(part).max(1)).unwrap_or(u32::MAX);
+        let missing: Vec<u32> = (1..=count).filter(|n| !done.contains_key(n)).collect();
+        for batch in missing.chunks(BATCH) {
+            let mut parts = BTreeMap::new();
             for &n in batch {
                 let (offset, len) = range(n, part, desc.size);
-                parts.push(Part {
-                    number: n,
-                    sha256: hash_range(file, offset, len).await?,
-                    etag: String::new(),
-                });
+                let sha256 = hash_range(ctx.file, offset, len).await?;
+                parts.insert(
+                    n,
+                    Part {
+                        number: n,
+                        sha256,
+                        etag: String::new(),
+                    },
+                );
             }
+            let asked: Vec<&Part> = parts.values().collect();
             let response = self
-                .post_json("parts", json!({"id": id, "parts": parts}))
+                .post_json("parts", json!({"id": session.id, "parts": asked}))
                 .await?;
             if response.status() != StatusCode::OK {
                 return Err(unexpected("direct upload parts", response).await);
             }
             let signed: Parts = response.json().await.map_err(ClientError::Http)?;
-            let uploaded: Vec<(u32, String)> = futures::stream::iter(signed.parts)
+            let mut uploads = futures::stream::iter(signed.parts)
                 .map(|p| async move {
                     let (offset, len) = range(p.number, part, desc.size);
                     let etag = self
-                        .send_signed(&p.request, file, offset, len, options, progress)
+                        .send_signed(&p.request, ctx.file, offset, len, ctx.options, ctx.progress)
                         .await?;
                     Ok::<_, ClientError>((p.number, etag))
                 })
-                .buffer_unordered(options.jobs.max(1))
-                .try_collect()
-                .await?;
-            for (n, etag) in uploaded {
-                if let Some(p) = parts.iter_mut().find(|p| p.number == n) {
-                    p.etag = etag;
+                .buffer_unordered(ctx.options.jobs.max(1));
+            while let Some((n, etag)) = uploads.try_next().await? {
+                let Some(mut p) = parts.remove(&n) else {
+                    continue;
+                };
+                p.etag = etag;
+                if let Some(r) = ctx.record {
+                    r.append(&DirectRecord::part_line(n, &p.sha256, &p.etag));
                 }
+                done.insert(n, p);
             }
-            done.extend(parts);
         }
-        done.sort_by_key(|p| p.number);
-        Ok(done)
+        Ok(done.into_values().collect())
     }
 
     /// Sends `len` bytes of `file` from `offset` with a presigned request, retrying network
@@ -214,8 +354,14 @@ impl Repository {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let before = progress.position();
-            let body = progress.count(source.open(offset, Some(len)).await?);
+            // This attempt's bytes, taken back if it fails: other parts go on meanwhile.
+            let sent = Arc::new(AtomicU64::new(0));
+            let counter = sent.clone();
+            let body = progress
+                .count(source.open(offset, Some(len)).await?)
+                .inspect_ok(move |c| {
+                    counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+                });
             let mut request = self
                 .registry
                 .http()
@@ -239,7 +385,7 @@ impl Repository {
             };
             match result {
                 Err(e) if e.is_retryable() && attempt < options.retries => {
-                    progress.restart_at(before);
+                    progress.take_back(sent.load(Ordering::Relaxed));
                     tokio::time::sleep(options.backoff * 2u32.saturating_pow(attempt - 1)).await;
                 }
                 Err(e) => return Err(e),
@@ -271,3 +417,6 @@ async fn hash_range(file: &Path, offset: u64, len: u64) -> Result<String, Client
     }
     Ok(hex::encode(hash.finalize()))
 }
+
+#[cfg(test)]
+mod tests;
