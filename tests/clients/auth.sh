@@ -159,12 +159,13 @@ cli_cross_repository_mount() {
 # (SIGSTOP) in the middle of its large layer for longer than its token lives; its next
 # PATCH is refused (401), and the client fetches a new token and carries on.
 cli_token_expires_mid_push() {
-    make_image_layout "$WORK/long" v1 amd64 16384
+    make_image_layout "$WORK/long" v1 amd64 65536
     local pid i digest patches='method=PATCH path="/v2/private/long/blobs/uploads/[^"]*"'
-    "$BIN" push --quiet --no-direct --creds alice:pw-alice --jobs 1 --chunk-size $((128 << 10)) \
+    "$BIN" push --quiet --no-direct --creds alice:pw-alice --jobs 1 --chunk-size $((64 << 10)) \
         "$WORK/long" "$HOST/private/long:v1" &
     pid=$!
-    # The small layer takes one PATCH; the large one 128.
+    # The small layer takes one PATCH; the large one 1024, seconds' worth even on a fast
+    # machine, while the server's log (written in batches) lags up to a second.
     for i in $(seq 1 300); do
         [[ $(requests "$patches status=202") -ge 3 ]] && break
         sleep 0.05
