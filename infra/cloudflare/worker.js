@@ -209,7 +209,9 @@ export function parseRoute(pathname) {
   }
   const browse = BROWSE.exec(pathname);
   if (browse && (browse[1] === undefined || (browse[1].length <= MAX_NAME_LEN && NAME.test(browse[1])))) {
-    return { kind: "browse", key: pathname.slice(1), type: JSON_TYPE };
+    // name: the repository a document is about; none for the catalog and search.
+    const route = { kind: "browse", key: pathname.slice(1), type: JSON_TYPE };
+    return browse[1] === undefined ? route : { ...route, name: browse[1] };
   }
   if (pathname === "/v2" || pathname === "/v2/") return { kind: "base" };
   if (!pathname.startsWith("/v2/")) return null;
@@ -696,7 +698,14 @@ function base64urlText(text) {
 async function authorize(request, env, store, url, route) {
   const auth = route.kind === "config" ? null : await authSettings(env, store);
   if (auth === null) return { public: true };
-  if (route.kind === "catalog") return { answer: await proxy(request, env, url) };
+  // The UI's page and scripts hold no registry data.
+  if (route.kind === "ui") return { public: true };
+  // The catalog, and the browse documents that list every repository (private ones
+  // too): the API's, which serves them to administrators.
+  if (route.kind === "catalog" || (route.kind === "browse" && route.name === undefined)) {
+    return { answer: await proxy(request, env, url) };
+  }
+  // A repository's browse documents: as its tags (public: anyone; else pull on it).
   const repo = route.kind === "base" ? null : route.name;
   if (repo !== null && isPublic(auth, repo)) return { public: true };
   const scope = repo === null ? undefined : `repository:${repo}:pull`;

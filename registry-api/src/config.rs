@@ -174,6 +174,14 @@ pub struct ServeArgs {
     /// Upload sessions one client address has open at once [default: 100]
     #[arg(long, env = "CARGOHOLD_MAX_UPLOAD_SESSIONS_PER_CLIENT")]
     pub max_upload_sessions_per_client: Option<usize>,
+    /// A proxy (address or network) whose X-Forwarded-For / CF-Connecting-IP names the
+    /// client; repeat it, or comma-separate [default: none]
+    #[arg(
+        long = "trusted-proxy",
+        env = "CARGOHOLD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The configuration file.
@@ -207,6 +215,7 @@ struct FileLimits {
     max_connections: Option<usize>,
     max_upload_sessions: Option<usize>,
     max_upload_sessions_per_client: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -277,6 +286,9 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Caps on open upload sessions.
     pub sessions: SessionLimits,
+    /// Proxies whose forwarding headers name the client (the backoff's and the session
+    /// cap's address).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// Upstream registries mirrored, and sync jobs; `None`: not a mirror.
     pub mirror: Option<crate::mirror::settings::MirrorSettings>,
     /// Crash tests only: the step of closing an upload after which the process aborts,
@@ -431,6 +443,13 @@ impl Config {
                     DEFAULT_MAX_UPLOAD_SESSIONS_PER_CLIENT,
                 )?,
             },
+            trusted_proxies: crate::client_ip::TrustedProxies::parse(
+                if args.trusted_proxies.is_empty() {
+                    limits.trusted_proxies.as_deref().unwrap_or_default()
+                } else {
+                    &args.trusted_proxies
+                },
+            )?,
             mirror: file.mirror.validate()?,
             fault: match std::env::var("CARGOHOLD_TEST_CRASH_AFTER") {
                 Ok(point) => Some(point.parse().map_err(anyhow::Error::msg)?),

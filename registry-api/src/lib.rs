@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod client_ip;
 pub mod config;
 pub mod direct;
 pub mod error;

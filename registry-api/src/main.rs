@@ -355,9 +355,17 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, storage = %backend, "cargohold serving");
-    // The connection loop puts the peer address in each request's extensions
-    // (`ConnectInfo`), for the per-address login backoff and session caps.
-    server::serve(listener, app, config.connections, shutdown_signal()).await;
+    // The connection loop puts the client's address in each request's extensions
+    // (`ClientIp`: the peer's, or the one a trusted proxy forwarded), for the per-address
+    // login backoff and session caps.
+    server::serve(
+        listener,
+        app,
+        config.connections,
+        std::sync::Arc::new(config.trusted_proxies.clone()),
+        shutdown_signal(),
+    )
+    .await;
     gc.abort();
     if let Some(s) = sync {
         // A sync stopped mid-way is resumed by the next: nothing half-written is visible.

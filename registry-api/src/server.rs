@@ -27,6 +27,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
+use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::error::{ApiError, OciCode};
 
 /// Hyper's read buffer bound, which is also the most a request line and header may take
@@ -53,6 +54,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    proxies: Arc<TrustedProxies>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -87,8 +89,11 @@ pub async fn serve(
         };
         let app = app.clone();
         let body_timeout = limits.body_timeout;
-        let service = tower::service_fn(move |request: Request<Incoming>| {
+        let proxies = proxies.clone();
+        let service = tower::service_fn(move |mut request: Request<Incoming>| {
             let app = app.clone();
+            let client = proxies.client(peer.ip(), request.headers());
+            request.extensions_mut().insert(ClientIp(client));
             async move { Ok::<_, Infallible>(handle(app, peer, body_timeout, request).await) }
         });
         let connection =

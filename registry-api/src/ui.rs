@@ -9,8 +9,10 @@ use axum::response::{IntoResponse, Response};
 use index_format::layout::REVALIDATE;
 use index_format::{StorageKey, UiFile};
 
+use crate::auth::rules::Action;
 use crate::auth::{self, Caller, Need};
 use crate::error::{ApiError, OciCode};
+use crate::index::{DocumentAbout, Index};
 use crate::state::AppState;
 
 /// Every file of the UI with its bytes.
@@ -74,15 +76,23 @@ pub async fn document(
     request: Request,
 ) -> Result<Response, ApiError> {
     let path = request.uri().path().trim_start_matches('/');
-    // The browse documents name every repository, private ones too: under access control
-    // they are for those who may read the catalog. `config.json` stays public (it holds
-    // the token realm and the public key clients need).
-    if path != "config.json" {
-        auth::caller::check(app.auth.as_ref(), &caller, Need::Catalog, request.headers())?;
-    }
     let path = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| not_found())?;
+    // Under access control, a repository's documents are for those who may pull it, and
+    // the catalog and search documents, which name every repository, private ones too,
+    // for those who may read the catalog. `config.json` stays public (it holds the token
+    // realm and the public key clients need). Decided before the store is read, so the
+    // answer does not tell whether a private document exists.
+    let about = Index::document_about(&path).ok_or_else(not_found)?;
+    let need = match &about {
+        DocumentAbout::Registry => None,
+        DocumentAbout::EveryRepository => Some(Need::Catalog),
+        DocumentAbout::Repository(repo) => Some(Need::Repo(repo, Action::Pull)),
+    };
+    if let Some(need) = need {
+        auth::caller::check(app.auth.as_ref(), &caller, need, request.headers())?;
+    }
     let (bytes, etag) = app
         .index
         .public_document(&path)

@@ -20,6 +20,9 @@ OCI_INDEX=application/vnd.oci.image.index.v1+json
 OCI_CONFIG=application/vnd.oci.image.config.v1+json
 OCI_LAYER_GZIP=application/vnd.oci.image.layer.v1.tar+gzip
 
+# The python with the oras SDK (.ci/setup makes the venv).
+ORAS_PYTHON="${ORAS_PYTHON:-$REPO_ROOT/.ci/.venv/bin/python}"
+
 PASSED=0
 FAILED=0
 REG_PID=""
@@ -69,6 +72,14 @@ push_as_alice() {
         "${SK[@]}" copy --preserve-digests --dest-tls-verify=false --dest-creds alice:pw-alice \
             "oci:$WORK/img:v1" "docker://$1/$repo:v1"
     done
+}
+
+# oras_ready: whether ORAS_PYTHON imports the SDK; if not, a `not ok` line says so.
+oras_ready() {
+    "$ORAS_PYTHON" -c 'import oras' 2>/dev/null && return 0
+    echo "not ok - $SCENARIO: python with the oras SDK at $ORAS_PYTHON (run .ci/setup)"
+    FAILED=$((FAILED + 1))
+    return 1
 }
 
 # client_init NAME: creates the scenario's scratch dir and the EXIT trap.
@@ -224,6 +235,15 @@ finish() {
 assert_eq() { # assert_eq WHAT EXPECTED ACTUAL
     if [[ "$2" != "$3" ]]; then
         echo "$1: expected '$2', got '$3'"
+        return 1
+    fi
+}
+
+# refused CMD...: CMD must fail. (A bare `! CMD` in a check function would not stop it:
+# errexit ignores a negated command.)
+refused() {
+    if "$@"; then
+        echo "succeeded, but should have been refused: $*"
         return 1
     fi
 }

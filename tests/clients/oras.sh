@@ -6,13 +6,8 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ORAS_PYTHON="${ORAS_PYTHON:-$REPO_ROOT/.ci/.venv/bin/python}"
-
 client_init oras
-if ! "$ORAS_PYTHON" -c 'import oras' 2>/dev/null; then
-    echo "not ok - oras: python with the oras SDK at $ORAS_PYTHON (run .ci/setup)"
-    exit 1
-fi
+oras_ready || exit 1
 start_registry || exit 1
 mkdir -p "$WORK/oras"
 if "$ORAS_PYTHON" "$CLIENTS_DIR/oras_scenario.py" "$HOST" "$WORK/oras"; then

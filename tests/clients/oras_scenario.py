@@ -5,14 +5,14 @@ Prints `ok - NAME` / `not ok - NAME` per check; exits 1 if any failed.
 Run with .ci/.venv/bin/python (the oras package is installed there).
 """
 
-import hashlib
 import json
 import os
 import sys
-import traceback
 
 import oras.oci
 import oras.provider
+
+from oras_lib import check, expect, finish, sha256
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -29,39 +29,7 @@ HOST, WORK = sys.argv[1], sys.argv[2]
 REPO = "test/artifact"
 BASE = f"http://{HOST}/v2/{REPO}"
 
-passed = 0
-failed = 0
 state = {}
-
-
-def check(name):
-    """Run the decorated function now, as one reported check."""
-
-    def run(fn):
-        global passed, failed
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - every failure is a finding
-            failed += 1
-            print(f"not ok - {name}")
-            for line in traceback.format_exc().rstrip().splitlines()[-12:]:
-                print(f"#   {line}")
-        else:
-            passed += 1
-            print(f"ok - {name}")
-        sys.stdout.flush()
-        return fn
-
-    return run
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def expect(what, want, got):
-    if want != got:
-        raise AssertionError(f"{what}: expected {want!r}, got {got!r}")
 
 
 client = oras.provider.Registry(hostname=HOST, insecure=True)
@@ -295,5 +263,4 @@ def _():
     expect("remaining", [state["b1_digest"]], list(referrer_index(referrers(state["a_digest"]))))
 
 
-print(f"# oras: {passed} passed, {failed} failed", file=sys.stderr)
-sys.exit(1 if failed else 0)
+finish("oras")

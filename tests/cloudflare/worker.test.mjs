@@ -40,8 +40,8 @@ test("paths the index answers map to typed routes", () => {
     ["/ui/app.js", { kind: "ui", key: "ui/app.js", type: "text/javascript; charset=utf-8" }],
     ["/index/_browse/catalog.json", { kind: "browse", key: "index/_browse/catalog.json", type: "application/json" }],
     ["/index/_browse/search/0a1b2c3d.json", { kind: "browse", key: "index/_browse/search/0a1b2c3d.json", type: "application/json" }],
-    ["/index/a/b/_browse/tags.json", { kind: "browse", key: "index/a/b/_browse/tags.json", type: "application/json" }],
-    [`/index/a/_browse/manifests/${D}.json`, { kind: "browse", key: `index/a/_browse/manifests/${D}.json`, type: "application/json" }],
+    ["/index/a/b/_browse/tags.json", { kind: "browse", key: "index/a/b/_browse/tags.json", type: "application/json", name: "a/b" }],
+    [`/index/a/_browse/manifests/${D}.json`, { kind: "browse", key: `index/a/_browse/manifests/${D}.json`, type: "application/json", name: "a" }],
   ];
   for (const [path, want] of table) assert.deepEqual(parseRoute(path), want, path);
 });

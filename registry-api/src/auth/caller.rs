@@ -1,10 +1,9 @@
 //! Who is asking ([`Caller`], an extractor) and whether they may ([`check`]): the one
 //! place every `/v2/` route is authorised, called by `dispatch` before any handler runs.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -94,12 +93,9 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The client's address, when the server was started with connection info.
+/// The client's address (behind a trusted proxy, the one it forwarded).
 pub fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+    crate::client_ip::of(&parts.extensions)
 }
 
 /// `user:password` from a Basic header's base64.

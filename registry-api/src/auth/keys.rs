@@ -1,5 +1,6 @@
-//! The token signing key (Ed25519, JWT `EdDSA`): read from a PKCS#8 PEM file, or generated
-//! into that file on first start (mode 0600), and its public half as a JWK for
+//! The token signing key (Ed25519, JWT `EdDSA`): read from a PKCS#8 PEM file (v1 or v2),
+//! or generated into that file on first start (mode 0600, PKCS#8 v1 as `openssl genpkey`
+//! writes it, so OpenSSL 3 and node read it too), and its public half as a JWK for
 //! `config.json` and edges. An external issuer's keys come from a JWKS file instead.
 
 use std::io::Write;
@@ -61,14 +62,11 @@ impl SigningKey {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes a new key to `path` (see [`create_private`]).
-fn generate(path: &Path) -> anyhow::Result<()> {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let der = Ed25519KeyPair::generate_pkcs8(&rng)
+/// A new key as PEM: PKCS#8 v1 (RFC 5208 `PrivateKeyInfo`, no public key). The v2
+/// document `generate_pkcs8` writes is refused by OpenSSL 3 and node.
+fn new_key_pem() -> anyhow::Result<String> {
+    let der = Ed25519KeyPair::generate()
+        .and_then(|pair| pair.to_pkcs8v1())
         .map_err(|_| anyhow::anyhow!("generating an Ed25519 key"))?;
     let b64 = STANDARD.encode(der.as_ref());
     let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
@@ -77,7 +75,16 @@ fn generate(path: &Path) -> anyhow::Result<()> {
         pem.push('\n');
     }
     pem.push_str("-----END PRIVATE KEY-----\n");
-    if create_private(path, pem.as_bytes())? {
+    Ok(pem)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a new key to `path` (see [`create_private`]).
+fn generate(path: &Path) -> anyhow::Result<()> {
+    if create_private(path, new_key_pem()?.as_bytes())? {
         tracing::info!(path = %path.display(), "generated a token signing key");
     }
     Ok(())
@@ -177,6 +184,46 @@ mod tests {
             let mode = std::fs::metadata(&path)?.permissions().mode();
             assert_eq!(mode & 0o077, 0, "only the owner may read the key");
         }
+        Ok(())
+    }
+
+    fn der_of(pem: &str) -> Vec<u8> {
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        STANDARD.decode(body).expect("base64")
+    }
+
+    #[test]
+    fn a_new_key_is_pkcs8_v1_as_openssl_writes_it() -> anyhow::Result<()> {
+        let der = der_of(&new_key_pem()?);
+        // SEQUENCE(46) { INTEGER 0 (v1), SEQUENCE { OID 1.3.101.112 }, OCTET STRING { seed } }:
+        // no public key, which a v2 document would append.
+        assert_eq!(der.len(), 48);
+        assert_eq!(
+            der[..16],
+            [
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_pkcs8_v2_key_written_by_earlier_versions_still_reads() -> anyhow::Result<()> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let v2 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow::anyhow!("generate"))?;
+        assert_eq!(v2.as_ref()[4], 1, "version 1 is PKCS#8 v2");
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            STANDARD.encode(v2.as_ref())
+        );
+        let key = SigningKey::from_pem(&pem)?;
+        let public = Ed25519KeyPair::from_pkcs8(v2.as_ref())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .public_key()
+            .as_ref()
+            .to_vec();
+        assert_eq!(key.jwk["x"], URL_SAFE_NO_PAD.encode(public));
         Ok(())
     }
 }

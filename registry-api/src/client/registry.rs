@@ -187,11 +187,28 @@ impl Registry {
         if let Some(s) = &service {
             query.push(("service", s));
         }
-        let mut request = self.http.get(&realm).query(&query);
-        if let Some(c) = &self.creds {
-            request = request.header(header::AUTHORIZATION, c.basic());
-        }
-        let response = request.send().await.map_err(ClientError::http)?;
+        let mut tries = 0;
+        let response = loop {
+            tries += 1;
+            let mut request = self.http.get(&realm).query(&query);
+            if let Some(c) = &self.creds {
+                request = request.header(header::AUTHORIZATION, c.basic());
+            }
+            let response = request.send().await.map_err(ClientError::http)?;
+            // A registry braking password guesses locks the address too: behind a shared
+            // NAT someone else's typo must not fail a CI push, so a short lock is waited out.
+            let wait = (response.status() == StatusCode::TOO_MANY_REQUESTS)
+                .then(|| retry_after(&response))
+                .flatten()
+                .filter(|w| *w <= MAX_LOGIN_WAIT);
+            match wait {
+                Some(wait) if tries < self.attempts => {
+                    tracing::info!(%realm, ?wait, "the token endpoint asks to wait");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => break response,
+            }
+        };
         if !response.status().is_success() {
             return Err(ClientError::Auth(format!(
                 "the token endpoint {realm} answered {}",
@@ -216,6 +233,15 @@ impl Registry {
             }
         }
     }
+}
+
+/// The longest `Retry-After` of a token endpoint the client waits out.
+const MAX_LOGIN_WAIT: Duration = Duration::from_secs(30);
+
+/// A `Retry-After` given in seconds (the HTTP-date form is not used by registries).
+fn retry_after(response: &Response) -> Option<Duration> {
+    let v = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse().ok().map(Duration::from_secs)
 }
 
 /// The error for an answer the caller did not expect, with the registry's error message.

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use blob_gateway::{ObjectStore, PublishedUpload, StoreError, UploadError};
 use index_format::{Digest, RepoName};
 
+pub use browse::DocumentAbout;
 pub use maintenance::{Finding, Report};
 pub use manifests::{PushedManifest, StoredManifest, digest_of};
 

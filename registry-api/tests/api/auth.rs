@@ -465,6 +465,159 @@ async fn failed_passwords_slow_the_next_attempts() {
     );
 }
 
+/// The browse documents under access control: a repository's for those who may pull it
+/// (so a public one's for anyone), the catalog and search (every name, private ones too)
+/// for administrators; a private document's absence is not told apart from its presence.
+#[tokio::test]
+async fn browse_documents_of_private_repositories_need_pull_and_the_catalog_an_admin() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = auth_server(dir.path(), "", &[]).await;
+    as_user(
+        &mut s,
+        "alice",
+        &["repository:public/app:pull,push repository:private/app:pull,push"],
+    )
+    .await;
+    s.push_image("public/app", "v1", b"public layer").await;
+    let (_, private_digest) = s.push_image("private/app", "v1", b"private layer").await;
+    let private_docs = [
+        "/index/private/app/_browse/tags.json".to_owned(),
+        format!("/index/private/app/_browse/manifests/{private_digest}.json"),
+        "/index/private/never-pushed/_browse/tags.json".to_owned(),
+    ];
+    let every_repository = [
+        "/index/_browse/catalog.json",
+        "/index/_browse/catalog/00000000.json",
+        "/index/_browse/search/00000000.json",
+    ];
+
+    s.authorize(None);
+    assert_eq!(
+        s.get_status("/index/public/app/_browse/tags.json").await,
+        StatusCode::OK
+    );
+    assert_eq!(s.get_status("/config.json").await, StatusCode::OK);
+    for path in private_docs
+        .iter()
+        .map(String::as_str)
+        .chain(every_repository)
+    {
+        let r = s.get(path).await;
+        assert!(
+            header(&r, "www-authenticate").starts_with("Bearer "),
+            "{path}"
+        );
+        assert_oci_error(r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    }
+
+    as_user(&mut s, "bob", &["repository:private/app:pull"]).await;
+    assert_eq!(s.get_status(&private_docs[0]).await, StatusCode::OK);
+    assert_eq!(s.get_status(&private_docs[1]).await, StatusCode::OK);
+    for path in every_repository {
+        assert_ne!(s.get_status(path).await, StatusCode::OK, "{path}");
+    }
+    as_user(&mut s, "root", &["registry:catalog:*"]).await;
+    let catalog = s.get_json("/index/_browse/catalog/00000000.json").await;
+    assert!(catalog.to_string().contains("private/app"), "{catalog}");
+}
+
+/// cargohold's client waits out a short lock of the token endpoint (`429`, `Retry-After`)
+/// instead of failing: behind a shared address, someone else's typo must not fail a pull.
+#[tokio::test]
+async fn the_client_waits_out_a_short_login_lock() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = auth_server(dir.path(), "", &[]).await;
+    as_user(&mut s, "alice", &["repository:private/app:pull,push"]).await;
+    s.push_image("private/app", "v1", b"private layer").await;
+    let wrong = reqwest::Client::new()
+        .get(s.url("/token"))
+        .header("authorization", basic("carol", "guess"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        token_response(&s, Some("bob"), &[]).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let host = s.base.trim_start_matches("http://").to_owned();
+    let out = dir.path().join("pulled");
+    let (ok, _) = cargohold(
+        &[
+            "pull",
+            "--quiet",
+            "--creds",
+            "bob:pw-bob",
+            &format!("{host}/private/app:v1"),
+            &out.display().to_string(),
+        ],
+        "",
+    );
+    assert!(ok, "the pull waited for the lock to pass");
+    assert!(out.join("index.json").exists());
+}
+
+/// Behind a trusted proxy (`--trusted-proxy`), the backoff locks the forwarded client
+/// address, not the proxy's; an untrusted peer's `X-Forwarded-For` is not believed.
+#[tokio::test]
+async fn the_backoff_locks_the_client_a_trusted_proxy_names_not_the_proxy() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = auth_server(dir.path(), "", &["--trusted-proxy", "127.0.0.1/32"]).await;
+    // Requests from `local` (127.0.0.1 or 127.0.0.2) as the client `forwarded` says.
+    let login = |local: [u8; 4], forwarded: &'static str, user: &'static str, pw: String| {
+        let client = reqwest::Client::builder()
+            .local_address(Some(local.into()))
+            .build()
+            .expect("client");
+        let url = s.url("/token?service=cargohold");
+        async move {
+            client
+                .get(url)
+                .header("x-forwarded-for", forwarded)
+                .header("authorization", basic(user, &pw))
+                .send()
+                .await
+                .expect("GET /token")
+                .status()
+        }
+    };
+    let proxy = [127, 0, 0, 1];
+    let good = |u: &str| format!("pw-{u}");
+    assert_eq!(
+        login(proxy, "203.0.113.1", "carol", "guess".into()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The guesser is locked out, with any user name...
+    assert_eq!(
+        login(proxy, "203.0.113.1", "alice", good("alice")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...and everyone else behind the same proxy is not. A forged entry left of the one
+    // the proxy appended changes nothing.
+    assert_eq!(
+        login(proxy, "203.0.113.2", "alice", good("alice")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        login(proxy, "203.0.113.1, 203.0.113.3", "bob", good("bob")).await,
+        StatusCode::OK
+    );
+    // An untrusted peer's header is its own claim: the peer is what gets locked.
+    let untrusted = [127, 0, 0, 2];
+    assert_eq!(
+        login(untrusted, "203.0.113.4", "root", "guess".into()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(untrusted, "203.0.113.5", "bob", good("bob")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login(proxy, "203.0.113.4", "bob", good("bob")).await,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn robots_are_limited_to_their_repositories_and_revocable() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -277,6 +277,34 @@ async fn upload_session_floods_are_capped_per_client_and_in_all() {
     assert_oci_error(r, StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS").await;
 }
 
+/// Behind a trusted proxy every request comes from the proxy's address: the per-client
+/// cap counts the client it forwarded instead.
+#[tokio::test]
+async fn session_caps_count_the_clients_a_trusted_proxy_forwards() {
+    let s = TestServer::spawn_with(&[
+        "--max-upload-sessions-per-client",
+        "1",
+        "--trusted-proxy",
+        "127.0.0.1,::1",
+    ])
+    .await;
+    let post = |client: &'static str| {
+        s.req(Method::POST, "/v2/r/blobs/uploads/")
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    assert_eq!(
+        post("198.51.100.1").await.expect("POST").status(),
+        StatusCode::ACCEPTED
+    );
+    let r = post("198.51.100.1").await.expect("POST");
+    assert_oci_error(r, StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS").await;
+    assert_eq!(
+        post("198.51.100.2").await.expect("POST").status(),
+        StatusCode::ACCEPTED
+    );
+}
+
 #[tokio::test]
 async fn manifest_bodies_over_the_limits_are_refused() {
     let (s, m, config) = with_image().await;

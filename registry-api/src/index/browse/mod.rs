@@ -20,6 +20,17 @@ use index_format::{Digest, RepoName, StorageKey, Tag, UiFile};
 use bytes::Bytes;
 
 use super::manifests::PushedManifest;
+
+/// What a public document names, so access to it can be decided without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentAbout {
+    /// `config.json`: the registry itself (token realm, public key), no repository.
+    Registry,
+    /// The catalog and search documents: every repository's name.
+    EveryRepository,
+    /// One repository's tags or manifests.
+    Repository(RepoName),
+}
 use super::{Index, IndexError, found};
 
 pub use rebuild::BrowseCheck;
@@ -265,6 +276,20 @@ impl Index {
             self.browse_referrers_changed(repo, &subject.digest).await?;
         }
         Ok(())
+    }
+
+    /// What the document at `path` (as [`public_document`](Self::public_document) takes
+    /// it) tells about, for access checks; `None` for no such document.
+    pub fn document_about(path: &str) -> Option<DocumentAbout> {
+        Some(match StorageKey::parse(path)? {
+            StorageKey::Config => DocumentAbout::Registry,
+            StorageKey::BrowseDirectory(l) | StorageKey::BrowsePage(l, _) => match l {
+                BrowseList::Catalog | BrowseList::Search => DocumentAbout::EveryRepository,
+                BrowseList::Tags(repo) => DocumentAbout::Repository(repo),
+            },
+            StorageKey::BrowseManifest(repo, _) => DocumentAbout::Repository(repo),
+            _ => return None,
+        })
     }
 
     /// A document served over HTTP at `/<key>` for the UI: a browse document or the root
