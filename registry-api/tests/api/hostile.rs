@@ -197,16 +197,19 @@ async fn slow_clients_are_cut_off_without_holding_up_others() {
         slow.push(c);
     }
     assert_eq!(s.get_status("/v2/").await, StatusCode::OK);
+    // Closed by the 2 s header timeout; the bound is generous because a loaded machine
+    // (the suite runs tests in parallel) takes a while to close 300 connections, and
+    // what it guards against is connections never closed.
     let started = Instant::now();
     for c in &mut slow {
-        let answer = c.read_for(Duration::from_secs(10)).await;
+        let answer = c.read_for(Duration::from_secs(30)).await;
         assert!(
             answer.as_deref().is_none_or(|a| raw_status(a) == 408),
             "{answer:?}"
         );
     }
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(30),
         "closed by the timeout"
     );
     let grown = s.peak_rss_kib().saturating_sub(rss_before);
