@@ -30,10 +30,14 @@ use tower_http::timeout::TimeoutBody;
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::error::{ApiError, OciCode};
 
-/// Hyper's read buffer bound, which is also the most a request line and header may take
-/// (hyper answers `431` beyond it). Hyper's default, ~400 KB, lets each of a thousand slow
-/// clients hold that much; 64 KiB is twice nginx's default header allowance.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Hyper's buffer bound, for reading and for writing alike. Reading: the most a request
+/// line and header may take (hyper answers `431` beyond it); hyper's default, ~400 KB,
+/// lets each of a thousand slow clients hold that much. Writing: hyper asks the body for
+/// its next chunk only while less than this is queued, so it must exceed one blob chunk
+/// (the filesystem store reads 256 KiB at a time) for the next read to overlap the socket
+/// write; at 64 KiB every chunk waited for the previous one's flush and blob GETs lost a
+/// fifth of their throughput. 320 KiB is one chunk and a header's worth over it.
+pub const MAX_HEAD_BYTES: usize = 320 * 1024;
 
 /// Connection limits; see docs/configuration.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
