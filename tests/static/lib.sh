@@ -247,11 +247,22 @@ start_nginx() {
 }
 
 # reload_nginx: the auth include written again, and nginx's master told to reload (SIGHUP,
-# by PID); waits (10 s at most) until GET /v2/ answers STATUS.
+# by PID); waits (10 s at most) until the old workers are gone (until then one of them may
+# still answer a new connection with the old configuration) and GET /v2/ answers STATUS.
 reload_nginx() {
     write_auth_include || return 1
     nginx -t -q -e "$NGX/error.log" -c "$NGX/nginx.conf" -p "$NGX/" || return 1
+    local old i pid
+    old="$(ps -o pid= --ppid "$NGINX_PID")"
     kill -HUP "$NGINX_PID"
+    for ((i = 0; i < 100; i++)); do
+        for pid in $old; do
+            kill -0 "$pid" 2>/dev/null && break
+            pid=""
+        done
+        [[ -z ${pid:-} ]] && break
+        sleep 0.1
+    done
     wait_http "http://$NGINX/v2/" "$NGINX_PID" 10 "$1"
 }
 

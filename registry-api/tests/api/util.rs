@@ -109,6 +109,16 @@ impl TestServer {
         Self::start(Arc::new(Store::new()), args).await
     }
 
+    /// Starts a server on a fresh filesystem store whatever `CARGOHOLD_TEST_BACKEND` says:
+    /// for a stand-in of another registry, whose store is not what a test is about.
+    pub async fn spawn_on_disk() -> Self {
+        Self::start(
+            Arc::new(Store::Fs(tempfile::tempdir().expect("tempdir"))),
+            &[],
+        )
+        .await
+    }
+
     /// Starts another server on this one's store (a restart, or a second process).
     pub async fn sharing(&self, args: &[&str]) -> Self {
         Self::start(self.store.clone(), args).await
