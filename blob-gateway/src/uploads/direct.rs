@@ -91,6 +91,26 @@ impl Uploads {
         })
     }
 
+    /// A direct session of `repo`: its state and plan, the key its bytes go to, and the
+    /// presigner that reaches them.
+    async fn direct_session(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+    ) -> Result<DirectSession<'_>, UploadError> {
+        let (state, _) = self.status(repo, id).await?;
+        let plan = state
+            .direct
+            .clone()
+            .ok_or_else(|| UploadError::Unknown(id.clone()))?;
+        Ok(DirectSession {
+            state,
+            plan,
+            data: StorageKey::UploadData(id.clone()),
+            presigner: self.presigner()?,
+        })
+    }
+
     /// Opens a direct session of `repo` for `plan` (a multipart upload when it has parts).
     pub async fn start_direct(
         &self,
@@ -134,12 +154,12 @@ impl Uploads {
         repo: &RepoName,
         id: &UploadId,
     ) -> Result<(DirectUpload, Vec<UploadedPart>), UploadError> {
-        let (state, _) = self.status(repo, id).await?;
-        let plan = state
-            .direct
-            .ok_or_else(|| UploadError::Unknown(id.clone()))?;
-        let data = StorageKey::UploadData(id.clone());
-        let presigner = self.presigner()?;
+        let DirectSession {
+            state,
+            plan,
+            data,
+            presigner,
+        } = self.direct_session(repo, id).await?;
         let parts = match &state.multipart {
             Some(multipart) => match presigner.list_checksummed(&data, multipart).await {
                 Ok(parts) => parts,
@@ -171,12 +191,12 @@ impl Uploads {
         parts: &[ChecksummedPart],
         expires: Duration,
     ) -> Result<Vec<PresignedRequest>, UploadError> {
-        let (state, _) = self.status(repo, id).await?;
-        let plan = state
-            .direct
-            .ok_or_else(|| UploadError::Unknown(id.clone()))?;
-        let data = StorageKey::UploadData(id.clone());
-        let presigner = self.presigner()?;
+        let DirectSession {
+            state,
+            plan,
+            data,
+            presigner,
+        } = self.direct_session(repo, id).await?;
         let Some(multipart) = &state.multipart else {
             let put = presigner
                 .presign_put(&data, plan.size, &plan.sha256()?, expires)
@@ -215,13 +235,12 @@ impl Uploads {
         parts: &[ChecksummedPart],
         trust_store_checksum: bool,
     ) -> Result<PublishedUpload, UploadError> {
-        let (state, _) = self.status(repo, id).await?;
-        let plan = state
-            .direct
-            .clone()
-            .ok_or_else(|| UploadError::Unknown(id.clone()))?;
-        let data = StorageKey::UploadData(id.clone());
-        let presigner = self.presigner()?;
+        let DirectSession {
+            state,
+            plan,
+            data,
+            presigner,
+        } = self.direct_session(repo, id).await?;
         if let Some(multipart) = &state.multipart {
             if parts.len() != plan.parts() as usize {
                 let message = format!("{} parts given, the plan has {}", parts.len(), plan.parts());
@@ -275,6 +294,14 @@ impl Uploads {
         };
         Ok(PublishedUpload::new(self.clone(), id.clone(), state, blob))
     }
+}
+
+/// What [`Uploads::direct_session`] finds.
+struct DirectSession<'a> {
+    state: UploadState,
+    plan: DirectUpload,
+    data: StorageKey,
+    presigner: &'a dyn Presign,
 }
 
 #[cfg(test)]
