@@ -98,6 +98,16 @@ pub struct TestServer {
     pub client: reqwest::Client,
 }
 
+/// The harness's HTTP client: no redirects followed, and idle connections dropped well
+/// before the shortest header timeout a test starts a server with (1 s), which closes
+/// idle keep-alive connections too: a request sent on one as the server closes it fails
+/// with `IncompleteMessage`, and reqwest does not retry a POST.
+fn test_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_millis(500))
+}
+
 impl TestServer {
     /// Starts a server on a fresh store.
     pub async fn spawn() -> Self {
@@ -164,10 +174,7 @@ impl TestServer {
             child: Some(child),
             base: format!("http://{addr}"),
             store,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            client: test_client().build().expect("client"),
         }
     }
 
@@ -200,8 +207,7 @@ impl TestServer {
         if let Some(value) = authorization {
             headers.insert("authorization", value.parse().expect("header value"));
         }
-        self.client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        self.client = test_client()
             .default_headers(headers)
             .build()
             .expect("client");
