@@ -264,8 +264,11 @@ start_nginx() {
     -e "s|listen 8080;|listen 127.0.0.1:$port;|" \
     -e "s|root /srv/cargohold;|root $root;|" \
     -e "s|include /etc/nginx/cargohold-auth.conf;|include $ngx/cargohold-auth.conf;|" \
+    -e "s|/var/lib/nginx/cargohold-manifests|$ngx/manifest-cache|" \
+    -e "s|unix:/run/nginx-cargohold-manifests.sock|unix:$ngx/manifests.sock|" \
     "$conf_dir/cargohold.conf" >"$ngx/cargohold.conf"
-  for want in "server 127.0.0.1:$api_port;" "$conf_dir/cargohold.js;" "listen 127.0.0.1:$port;" "root $root;" "include $ngx/cargohold-auth.conf;"; do
+  for want in "server 127.0.0.1:$api_port;" "$conf_dir/cargohold.js;" "listen 127.0.0.1:$port;" "root $root;" "include $ngx/cargohold-auth.conf;" \
+    "$ngx/manifest-cache" "unix:$ngx/manifests.sock;"; do
     grep -qF "$want" "$ngx/cargohold.conf" ||
       { "$DRIVER" note "nginx rows skipped: infra/nginx/cargohold.conf changed: no '$want' after substitution"; return 1; }
   done

@@ -250,6 +250,8 @@ function answer(r, digest, mediaType, bytes, length) {
     r.headersOut['Docker-Content-Digest'] = digest;
     r.headersOut['ETag'] = etag;
     r.headersOut['Cache-Control'] = r.variables.oci_ref.indexOf(':') >= 0 ? IMMUTABLE : REVALIDATE;
+    // Which of the stored manifests is an answer depends on Accept (nginx's cache and CDNs).
+    r.headersOut['Vary'] = 'Accept';
 
     if (notModified(r, etag)) {
         r.return(304);

@@ -65,6 +65,9 @@ static_store() {
         NGINX_CONF=cargohold.conf
         NGINX_EDITS=("root /srv/cargohold;" "root $ROOT;")
         STORED_IN=root
+        # How late nginx may still answer a manifest from its cache after a write
+        # (infra/nginx/cargohold.conf: kept until the end of the next second), plus slack.
+        MANIFEST_CACHE_WINDOW=2.2
         STORE_DESC="the filesystem store $ROOT"
         STORE_NOTE=""
         if ! runuser -u nobody -- test -x "$ROOT" 2>/dev/null; then
@@ -94,6 +97,7 @@ static_store() {
             "set \$cargohold_s3 $S3_SCHEME://cargohold_bucket/$S3_BUCKET/$PREFIX;"
             'set $cargohold_s3_host 127.0.0.1:9000;' "set \$cargohold_s3_host $S3_HOSTPORT;")
         STORED_IN=prefix
+        MANIFEST_CACHE_WINDOW=0 # no manifest cache: every request reaches the bucket
         STORE_DESC="S3 ($S3_ENDPOINT, bucket $S3_BUCKET, prefix $PREFIX)"
         STORE_NOTE=", objects under $BUCKET_URL/"
 
@@ -194,6 +198,11 @@ write_nginx_conf() {
         "include /etc/nginx/cargohold-auth.conf;" "include $NGX/cargohold-auth.conf;"
         "${NGINX_EDITS[@]}"
     )
+    # The filesystem config's manifest cache and the socket nginx fills it through.
+    [[ $NGINX_CONF != cargohold.conf ]] || edits+=(
+        "/var/lib/nginx/cargohold-manifests" "$NGX/manifest-cache"
+        "unix:/run/nginx-cargohold-manifests.sock" "unix:$NGX/manifests.sock"
+    )
     local conf from to i
     conf="$(<"$CONF_DIR/$NGINX_CONF")"
     for ((i = 0; i < ${#edits[@]}; i += 2)); do
@@ -214,7 +223,7 @@ pid $NGX/nginx.pid;
 error_log $NGX/error.log info;
 events { worker_connections 256; }
 http {
-    log_format cargohold_test '\$request_method \$request_uri \$status \$body_bytes_sent \$upstream_addr \$upstream_bytes_received \$uri \$request_length';
+    log_format cargohold_test '\$request_method \$request_uri \$status \$body_bytes_sent \$upstream_addr \$upstream_bytes_received \$uri \$request_length \$remote_addr';
     access_log $NGX/access.log cargohold_test;
     log_subrequest on;
     client_body_temp_path $NGX/client_body;
