@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # Direct uploads against the standard flow, into one S3 server (LocalStack from
-# .ci/s3-servers.sh): the same image pushed four ways, each into a fresh repository:
-#   1. cargohold push, direct single object       3. cargohold push --no-direct (standard)
-#   2. cargohold push, direct parts (--part-size)  4. skopeo copy (standard)
+# .ci/s3-servers.sh). Two image shapes of the same total size, each pushed into a fresh
+# repository:
+#   one layer of LAYER_MIB:                      LAYERS layers of LAYER_MIB / LAYERS each:
+#   1. cargohold push, direct single object        5. cargohold push, direct (--jobs JOBS)
+#   2. cargohold push, direct parts (--part-size)  6. cargohold push --no-direct (--jobs JOBS)
+#   3. cargohold push --no-direct (standard)
+#   4. skopeo copy (standard)
 # For each: MB/s of the image's bytes, and the API process's CPU seconds per GB pushed
-# (utime+stime from /proc). Then the limit: the S3 server's own throughput for presigned
-# PUTs with a SHA-256 checksum, sent by curl, JOBS × PART_MIB in parallel.
-# Not a timed test: run by hand (`source .ci/.s3/env; bench/direct-upload.sh`).
-# LAYER_MIB (default 512) sets the large layer; CARGOHOLD_BIN the binary (release if built).
+# (utime+stime from /proc). Then the limit, in the same run: the S3 server's own throughput
+# for presigned PUTs with a SHA-256 checksum, sent by curl, JOBS × PART_MIB in parallel.
+# One stream cannot reach a limit measured with JOBS streams: the multi-layer shape is what
+# an image of several large layers gets from parallel layer transfers.
+# Not a timed test: run by hand (`source .ci/.s3/env; bench/direct-upload.sh`); the MB/s
+# of one run on a shared machine are noisy, so run it a few times and take medians.
+# LocalStack keeps every object in memory or temporary files until it stops, about 7 GiB
+# a run at the default size: restart it between runs (`.ci/s3-servers.sh stop`, `start`).
+# LAYER_MIB (default 512) sets the image size, LAYERS (default 4) the second shape's layer
+# count; CARGOHOLD_BIN the binary (release if built).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=../tests/clients/lib.sh
 source tests/clients/lib.sh
 : "${CARGOHOLD_TEST_S3_ENDPOINT:?source .ci/.s3/env first (.ci/s3-servers.sh start)}"
 LAYER_MIB=${LAYER_MIB:-512}
+LAYERS=${LAYERS:-4}
 JOBS=${JOBS:-4}
 PART_MIB=${PART_MIB:-64}
 BIN=${CARGOHOLD_BIN:-target/release/cargohold}
@@ -22,10 +33,39 @@ export CARGOHOLD_BIN=$BIN
 REGISTRY_CMD=tests/clients/cargohold-s3-serve.sh
 client_init bench-direct
 start_registry
-# One image per way (same shape, fresh random layer): a blob the store already holds
+# bench_image DIR LAYERS MIB: a one-image layout of LAYERS random, uncompressed tar
+# layers of MIB MiB each (gzip of random bytes only costs setup time).
+bench_image() {
+    local dir=$1 n=$2 mib=$3 i layers=() diffs=() d cfg man
+    layout_init "$dir"
+    for i in $(seq 1 "$n"); do
+        mkdir -p "$dir/src"
+        head -c $((mib << 20)) /dev/urandom >"$dir/src/random$i.bin"
+        tar --mtime=@0 --owner=0 --group=0 -C "$dir/src" -cf "$dir/layer.tar" "random$i.bin"
+        rm -rf "$dir/src"
+        d=$(layout_put_blob "$dir" "$dir/layer.tar")
+        diffs+=("$(jq -r .digest <<<"$d")")
+        layers+=("$(jq -c '{mediaType: "application/vnd.oci.image.layer.v1.tar"} + .' <<<"$d")")
+        rm -f "$dir/layer.tar"
+    done
+    jq -cn '{architecture: "amd64", os: "linux", rootfs: {type: "layers", diff_ids: $ARGS.positional}}' \
+        --args "${diffs[@]}" >"$dir/config.json"
+    cfg=$(layout_put_blob "$dir" "$dir/config.json")
+    jq -cn --arg mt "$OCI_MANIFEST" --arg cmt "$OCI_CONFIG" --argjson c "$cfg" \
+        '{schemaVersion: 2, mediaType: $mt, config: ({mediaType: $cmt} + $c),
+          layers: [$ARGS.positional[] | fromjson]}' --args "${layers[@]}" >"$dir/manifest.json"
+    man=$(layout_put_blob "$dir" "$dir/manifest.json")
+    rm -f "$dir/config.json" "$dir/manifest.json"
+    layout_add_ref "$dir" "$(jq -c --arg mt "$OCI_MANIFEST" '{mediaType: $mt} + .' <<<"$man")" v1
+}
+
+# One image per way (same shape, fresh random layers): a blob the store already holds
 # would be mounted, not pushed.
 for way in single parts std skopeo; do
-    make_image_layout "$WORK/$way" v1 amd64 $((LAYER_MIB * 1024))
+    bench_image "$WORK/$way" 1 "$LAYER_MIB"
+done
+for way in multi multi-std; do
+    bench_image "$WORK/$way" "$LAYERS" $((LAYER_MIB / LAYERS))
 done
 BYTES=$(du -sb "$WORK/single/blobs" | cut -f1)
 echo "# $BIN; images of $((BYTES >> 20)) MiB; S3 at $CARGOHOLD_TEST_S3_ENDPOINT"
@@ -34,47 +74,52 @@ cpu() { # CPU seconds (user+system) of PID so far
     awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
-measure() { # measure NAME CMD...: one push, timed, with the API's CPU
-    local name=$1 c0 c1 t0 t1
-    shift
+measure() { # measure NAME LAYOUT CMD...: one push of LAYOUT's bytes, timed, with the API's CPU
+    local name=$1 b c0 c1 t0 t1
+    b=$(du -sb "$2/blobs" | cut -f1)
+    shift 2
     c0=$(cpu "$REG_PID")
     t0=$(date +%s.%N)
     "$@" >/dev/null
     t1=$(date +%s.%N)
     c1=$(cpu "$REG_PID")
-    awk -v n="$name" -v b="$BYTES" -v t="$(echo "$t1 - $t0" | bc)" -v c="$(echo "$c1 - $c0" | bc)" \
-        'BEGIN { printf "%-34s %8.1f MB/s %8.2f API CPU s/GB (%.1fs)\n", n, b / t / 1e6, c / (b / 1e9), t }'
+    awk -v n="$name" -v b="$b" -v t="$(echo "$t1 - $t0" | bc)" -v c="$(echo "$c1 - $c0" | bc)" \
+        'BEGIN { printf "%-36s %8.1f MB/s %8.2f API CPU s/GB (%.1fs)\n", n, b / t / 1e6, c / (b / 1e9), t }'
 }
 
-measure "cargohold push, direct single" "$BIN" push -q "$WORK/single" "$HOST/b/single:v1"
-measure "cargohold push, direct parts" "$BIN" push -q --part-size $((PART_MIB << 20)) \
+measure "cargohold push, direct single" "$WORK/single" "$BIN" push -q "$WORK/single" "$HOST/b/single:v1"
+measure "cargohold push, direct parts" "$WORK/parts" "$BIN" push -q --part-size $((PART_MIB << 20)) \
     --jobs "$JOBS" "$WORK/parts" "$HOST/b/parts:v1"
-measure "cargohold push --no-direct" "$BIN" push -q --no-direct "$WORK/std" "$HOST/b/std:v1"
-measure "skopeo copy (standard)" "${SK[@]}" copy -q --dest-tls-verify=false \
+measure "cargohold push --no-direct" "$WORK/std" "$BIN" push -q --no-direct "$WORK/std" "$HOST/b/std:v1"
+measure "skopeo copy (standard)" "$WORK/skopeo" "${SK[@]}" copy -q --dest-tls-verify=false \
     "oci:$WORK/skopeo:v1" "docker://$HOST/b/skopeo:v1"
+measure "$LAYERS layers: cargohold push, direct" "$WORK/multi" "$BIN" push -q --jobs "$JOBS" \
+    "$WORK/multi" "$HOST/b/multi:v1"
+measure "$LAYERS layers: push --no-direct" "$WORK/multi-std" "$BIN" push -q --no-direct --jobs "$JOBS" \
+    "$WORK/multi-std" "$HOST/b/multi-std:v1"
 
-# The limit: JOBS presigned PUTs of PART_MIB each, with their SHA-256, by curl in parallel.
-# The presigned requests come from the extension (start only; never completed).
-limit() {
-    local i files=() pids=() t0 t1
-    for i in $(seq 1 "$JOBS"); do
-        head -c $((PART_MIB << 20)) /dev/urandom >"$WORK/part$i"
-        local d
-        d=$(sha256_of "$WORK/part$i")
+# The limits: N presigned PUTs of MIB each, with their SHA-256, by curl in parallel; the
+# presigned requests come from the extension (start only; never completed). JOBS × PART_MIB
+# is the issue's limit; one PUT of the whole image is what one stream reaches.
+limit() { # limit N MIB
+    local n=$1 mib=$2 i pids=() t0 t1
+    for i in $(seq 1 "$n"); do
+        head -c $((mib << 20)) /dev/urandom >"$WORK/limit$i"
         curl -sf -X POST "http://$HOST/v2/b/limit/_cargohold/direct/start" \
-            -d "{\"digest\":\"$d\",\"size\":$((PART_MIB << 20))}" >"$WORK/start$i.json"
-        files+=("$i")
+            -d "{\"digest\":\"$(sha256_of "$WORK/limit$i")\",\"size\":$((mib << 20))}" >"$WORK/start$i.json"
     done
     t0=$(date +%s.%N)
-    for i in "${files[@]}"; do
+    for i in $(seq 1 "$n"); do
         local h=()
         while IFS= read -r l; do h+=(-H "$l"); done < <(jq -r '.put.headers[] | "\(.[0]): \(.[1])"' "$WORK/start$i.json")
-        curl -sf -o /dev/null -X PUT "${h[@]}" --data-binary @"$WORK/part$i" "$(jq -r .put.url "$WORK/start$i.json")" &
+        curl -sf -o /dev/null -X PUT "${h[@]}" --data-binary @"$WORK/limit$i" "$(jq -r .put.url "$WORK/start$i.json")" &
         pids+=($!)
     done
     for i in "${pids[@]}"; do wait "$i"; done
     t1=$(date +%s.%N)
-    awk -v n="$JOBS" -v m="$PART_MIB" -v t="$(echo "$t1 - $t0" | bc)" \
-        'BEGIN { printf "%-34s %8.1f MB/s (%d x %d MiB in %.1fs)\n", "limit: presigned PUTs by curl", n * m * 1048576 / t / 1e6, n, m, t }'
+    rm -f "$WORK"/limit*
+    awk -v n="$n" -v m="$mib" -v t="$(echo "$t1 - $t0" | bc)" \
+        'BEGIN { printf "%-36s %8.1f MB/s (%d x %d MiB in %.1fs)\n", "limit: presigned PUTs by curl", n * m * 1048576 / t / 1e6, n, m, t }'
 }
-limit
+limit "$JOBS" "$PART_MIB"
+limit 1 "$LAYER_MIB"

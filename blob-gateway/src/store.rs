@@ -423,6 +423,10 @@ pub trait Presign: Send + Sync {
     /// none (an object written without one, or a multipart object's checksum of checksums).
     async fn stored_sha256(&self, key: &StorageKey) -> Result<Option<[u8; 32]>, StoreError>;
 
+    /// The SHA-256 of the object's bytes, by one streaming read: what proves a direct
+    /// upload the store's recorded checksum cannot (a multipart object's).
+    async fn read_sha256(&self, key: &StorageKey) -> Result<[u8; 32], StoreError>;
+
     /// Whether the store refuses a write whose `x-amz-checksum-sha256` does not match its
     /// bytes: a probe that writes (and removes) one small object outside the layout.
     async fn enforces_checksums(&self) -> Result<bool, StoreError>;

@@ -16,6 +16,7 @@
 //! | `presign_get`        | a presigned `GetObject` URL (`public_url`: `<public_base_url>/<key>`) |
 //! | `presign_put`/`_part`| presigned `PutObject`/`UploadPart`, `x-amz-checksum-sha256` signed|
 //! | `list_checksummed`   | `ListParts`, paged by `PartNumberMarker`, sorted by number       |
+//! | `read_sha256`        | `GetObject` without the SDK's response checksum validation       |
 //! | `remove_leftovers`   | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |
 //!
 //! Keys are `[<prefix>/]<StorageKey::key()>`. Notes, each measured by the store suite:
@@ -38,6 +39,7 @@ mod config;
 mod error;
 mod presign;
 mod probe;
+mod verify;
 mod wire;
 mod write;
 

@@ -215,6 +215,10 @@ impl Presign for S3Store {
             .and_then(|b| <[u8; 32]>::try_from(b).ok()))
     }
 
+    async fn read_sha256(&self, key: &StorageKey) -> Result<[u8; 32], StoreError> {
+        self.hash_object(key).await
+    }
+
     async fn enforces_checksums(&self) -> Result<bool, StoreError> {
         let key = format!("_probe/{}", uuid::Uuid::new_v4());
         let object = self.object_key(&key);

@@ -278,7 +278,7 @@ impl Uploads {
             && trust_store_checksum
             && presigner.stored_sha256(&data).await? == Some(plan.sha256()?);
         if !proven {
-            let computed = self.rehash(&data, true, DigestAlgorithm::Sha256).await?;
+            let computed = Digest::sha256(&presigner.read_sha256(&data).await?);
             if computed != plan.digest {
                 self.discard(id, &state).await?;
                 return Err(UploadError::DigestMismatch {
