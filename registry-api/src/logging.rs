@@ -202,7 +202,7 @@ fn write_request_line(
     }
     LINE.with_borrow_mut(|line| {
         line.clear();
-        let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
+        let now = Timestamp::of(std::time::SystemTime::now());
         let fields = LineFields {
             method: started.method.as_str(),
             path: started.uri.path(),
@@ -219,6 +219,63 @@ fn write_request_line(
         // The writer only copies into its batch; it never fails.
         let _ = (&out.writer).write(line.as_bytes());
     });
+}
+
+/// A line's time as `humantime::format_rfc3339_micros` writes it, with the date and
+/// time of day formatted once per second per thread: the calendar arithmetic was the
+/// costliest part of a request line.
+struct Timestamp {
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    second: std::rc::Rc<str>,
+    micros: u32,
+}
+
+impl Timestamp {
+    fn of(now: std::time::SystemTime) -> Self {
+        use std::time::{Duration, UNIX_EPOCH};
+        thread_local! {
+            static SECOND: std::cell::RefCell<(u64, std::rc::Rc<str>)> =
+                std::cell::RefCell::new((u64::MAX, std::rc::Rc::from("")));
+        }
+        // A clock before 1970 (which humantime would panic on) reads as the epoch.
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let second = SECOND.with_borrow_mut(|(at, second)| {
+            if *at != secs {
+                let text =
+                    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
+                *second = text.to_string().trim_end_matches('Z').into();
+                *at = secs;
+            }
+            second.clone()
+        });
+        Self {
+            second,
+            micros: since.subsec_micros(),
+        }
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:06}Z", self.second, self.micros)
+    }
+}
+
+/// `s` as `{s:?}` writes it, without the per-character escape checks when it needs no
+/// escaping (every request path a registry client sends).
+fn push_debug_str(line: &mut String, s: &str) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        line.push('"');
+        line.push_str(s);
+        line.push('"');
+        Ok(())
+    } else {
+        write!(line, "{s:?}")
+    }
 }
 
 /// What a request line says.
@@ -243,10 +300,9 @@ fn format_text_line(
         bytes,
         ms,
     } = f;
-    write!(
-        line,
-        "{now}  INFO {REQUEST_TARGET}: method={method} path={path:?} status={status}"
-    )?;
+    write!(line, "{now}  INFO {REQUEST_TARGET}: method={method} path=")?;
+    push_debug_str(line, path)?;
+    write!(line, " status={status}")?;
     if let Some(b) = bytes {
         write!(line, " bytes={b}")?;
     }
@@ -621,6 +677,18 @@ mod tests {
                     assert_eq!(cut_timestamp(&ours), tracing_line(json, &f), "json={json}");
                 }
             }
+        }
+    }
+
+    /// The cached second gives what humantime writes, across second boundaries.
+    #[test]
+    fn timestamps_are_humantimes() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let base = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        for offset_us in [0, 1, 999_999, 1_000_000, 1_000_001, 86_400_000_000, 3] {
+            let t = base + Duration::from_micros(offset_us);
+            let want = humantime::format_rfc3339_micros(t).to_string();
+            assert_eq!(Timestamp::of(t).to_string(), want);
         }
     }
 

@@ -367,9 +367,13 @@ pub fn hv(s: impl AsRef<str>) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(s).map_err(|_| invalid_header(s))
 }
 
-/// As [`hv`], taking ownership of a string built for the header (no copy).
+/// As [`hv`], taking ownership of a string built for the header (no copy). Checked here
+/// with `http`'s rule first, so the error can quote the value without a copy made for it.
 pub fn hv_owned(s: String) -> Result<HeaderValue, ApiError> {
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(s.clone())).map_err(|_| invalid_header(&s))
+    if s.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+        return Err(invalid_header(&s));
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(s)).map_err(|_| invalid_header("?"))
 }
 
 fn invalid_header(s: &str) -> ApiError {

@@ -80,13 +80,17 @@ impl Index {
             return Ok(None);
         };
         // A tag's digest: the hash the filesystem took while reading, else the one its
-        // writer recorded with these bytes (S3 metadata), else the bytes hashed here.
-        let recorded = info.digest.as_deref().and_then(|d| Digest::new(d).ok());
-        let digest = match (reference, info.sha256, recorded) {
-            (Reference::Digest(d), _, _) => d.clone(),
-            (Reference::Tag(_), Some(hash), _) => Digest::sha256(&hash),
-            (Reference::Tag(_), None, Some(d)) if d.algorithm() == DigestAlgorithm::Sha256 => d,
-            (Reference::Tag(_), _, _) => digest_of(&bytes, DigestAlgorithm::Sha256),
+        // writer recorded with these bytes (S3 metadata), else the bytes hashed here. Only
+        // parsed when needed: this runs on every pull.
+        let digest = match (reference, info.sha256) {
+            (Reference::Digest(d), _) => d.clone(),
+            (Reference::Tag(_), Some(hash)) => Digest::sha256(&hash),
+            (Reference::Tag(_), None) => info
+                .digest
+                .as_deref()
+                .and_then(|d| Digest::new(d).ok())
+                .filter(|d| d.algorithm() == DigestAlgorithm::Sha256)
+                .unwrap_or_else(|| digest_of(&bytes, DigestAlgorithm::Sha256)),
         };
         // The type recorded at push; for objects placed without metadata, the body's own.
         let media_type = info
