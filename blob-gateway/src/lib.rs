@@ -30,7 +30,7 @@ pub use single_writer::SingleWriter;
 pub use store::{
     ByteRange, ByteStream, ChecksummedPart, CompletedPart, ETag, ListPage, ManifestMeta,
     MultipartId, ObjectBody, ObjectInfo, ObjectStore, Presign, PresignedRequest, PutCondition,
-    StoreError, UploadedPart, one_chunk, put_bytes,
+    StoreError, StoredChecksum, UploadedPart, one_chunk, put_bytes,
 };
 pub use uploads::{
     ClosingBody, DirectUpload, FaultPoint, GcReport, PublishedUpload, StoredBlob, UploadError,

@@ -376,12 +376,15 @@ pub trait Presign: Send + Sync {
     }
     /// A `PutObject` a client sends itself: exactly `size` bytes whose SHA-256 is
     /// `sha256`, both in the signed headers, so the store refuses other bytes (where it
-    /// checks checksums: see [`enforces_checksums`](Self::enforces_checksums)).
+    /// checks checksums: see [`enforces_checksums`](Self::enforces_checksums)). `writer`
+    /// (an upload session) is stored with the object, also signed, so the session can
+    /// tell its own write from an object that was there before.
     async fn presign_put(
         &self,
         key: &StorageKey,
         size: u64,
         sha256: &[u8; 32],
+        writer: &str,
         expires: Duration,
     ) -> Result<PresignedRequest, StoreError>;
 
@@ -419,9 +422,9 @@ pub trait Presign: Send + Sync {
         upload: &MultipartId,
     ) -> Result<Vec<UploadedPart>, StoreError>;
 
-    /// The whole-object SHA-256 the store recorded for the object; `None` when it has
-    /// none (an object written without one, or a multipart object's checksum of checksums).
-    async fn stored_sha256(&self, key: &StorageKey) -> Result<Option<[u8; 32]>, StoreError>;
+    /// What one `HEAD` says of an object a presigned request wrote: size, ETag, the
+    /// SHA-256 the store recorded and the writer [`presign_put`](Self::presign_put) signed.
+    async fn stored_checksum(&self, key: &StorageKey) -> Result<StoredChecksum, StoreError>;
 
     /// The SHA-256 of the object's bytes, by one streaming read: what proves a direct
     /// upload the store's recorded checksum cannot (a multipart object's).
@@ -455,6 +458,20 @@ pub struct ChecksummedPart {
     /// The SHA-256 of the part's bytes.
     #[serde(with = "hex::serde")]
     pub sha256: [u8; 32],
+}
+
+/// An object as [`Presign::stored_checksum`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChecksum {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its ETag.
+    pub etag: String,
+    /// The whole-object SHA-256 the store recorded; `None` when it has none (an object
+    /// written without one, or a multipart object's checksum of checksums).
+    pub sha256: Option<[u8; 32]>,
+    /// The upload session that wrote it through [`Presign::presign_put`], if one did.
+    pub writer: Option<String>,
 }
 
 /// A part a multipart upload holds, as the store lists it.

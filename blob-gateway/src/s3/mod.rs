@@ -15,6 +15,8 @@
 //! |                      | `Complete…`, `AbortMultipartUpload` (an unknown upload is `Ok`)  |
 //! | `presign_get`        | a presigned `GetObject` URL (`public_url`: `<public_base_url>/<key>`) |
 //! | `presign_put`/`_part`| presigned `PutObject`/`UploadPart`, `x-amz-checksum-sha256` signed|
+//! |                      | (`PutObject` also `x-amz-meta-cargohold-upload`: the writer)     |
+//! | `stored_checksum`    | `HeadObject` in checksum mode, with the writer's metadata        |
 //! | `list_checksummed`   | `ListParts`, paged by `PartNumberMarker`, sorted by number       |
 //! | `read_sha256`        | `GetObject` without the SDK's response checksum validation       |
 //! | `remove_leftovers`   | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |

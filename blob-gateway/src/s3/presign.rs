@@ -20,8 +20,11 @@ use super::wire::{as_i64, as_u64, part_number, percent_encode, unquote};
 use super::write::{MAX_PARTS, sdk_part};
 use crate::store::{
     ChecksummedPart, MultipartId, Presign, PresignedRequest, PutCondition, PutMeta, StoreError,
-    UploadedPart,
+    StoredChecksum, UploadedPart,
 };
+
+/// The user metadata naming the upload session that wrote an object by a presigned PUT.
+const WRITER_META: &str = "cargohold-upload";
 
 fn config(key: &str, expires: Duration) -> Result<PresigningConfig, StoreError> {
     PresigningConfig::expires_in(expires.min(MAX_PRESIGN)).map_err(|e| StoreError::Io {
@@ -72,6 +75,7 @@ impl Presign for S3Store {
         key: &StorageKey,
         size: u64,
         sha256: &[u8; 32],
+        writer: &str,
         expires: Duration,
     ) -> Result<PresignedRequest, StoreError> {
         let k = key.key();
@@ -85,6 +89,7 @@ impl Presign for S3Store {
             .checksum_sha256(STANDARD.encode(sha256))
             .set_content_type(meta.content_type)
             .set_cache_control(meta.cache_control)
+            .metadata(WRITER_META, writer)
             .presigned(config(&k, expires)?)
             .await
             .map_err(|e| store_error(&k, e))?;
@@ -197,7 +202,7 @@ impl Presign for S3Store {
         Ok(found.into_values().collect())
     }
 
-    async fn stored_sha256(&self, key: &StorageKey) -> Result<Option<[u8; 32]>, StoreError> {
+    async fn stored_checksum(&self, key: &StorageKey) -> Result<StoredChecksum, StoreError> {
         let k = key.key();
         let out = self
             .client
@@ -208,11 +213,16 @@ impl Presign for S3Store {
             .send()
             .await
             .map_err(|e| store_error(&k, e))?;
-        // A multipart object's is `<base64>-<parts>`: a checksum of checksums, not ours.
-        Ok(out
-            .checksum_sha256
-            .and_then(|c| STANDARD.decode(c).ok())
-            .and_then(|b| <[u8; 32]>::try_from(b).ok()))
+        Ok(StoredChecksum {
+            size: out.content_length.map_or(0, as_u64),
+            etag: unquote(out.e_tag),
+            // A multipart object's is `<base64>-<parts>`: a checksum of checksums, not ours.
+            sha256: out
+                .checksum_sha256
+                .and_then(|c| STANDARD.decode(c).ok())
+                .and_then(|b| <[u8; 32]>::try_from(b).ok()),
+            writer: out.metadata.and_then(|mut m| m.remove(WRITER_META)),
+        })
     }
 
     async fn read_sha256(&self, key: &StorageKey) -> Result<[u8; 32], StoreError> {

@@ -1,17 +1,26 @@
 //! Direct uploads: the client writes a blob's bytes to the store itself, through presigned
 //! requests signed with the bytes' SHA-256, and the API only plans, verifies and publishes.
 //!
-//! A direct session is an ordinary session (`uploads/<id>/state.json`, data at
-//! `uploads/<id>/data`, perhaps a multipart upload), so the upload GC expires abandoned
-//! ones like any other, aborting the multipart and removing the object. What the client
-//! promised (digest, size, part size) is in [`UploadState::direct`]; the standard
-//! `PATCH`/`PUT` do not accept such a session.
+//! A direct session is an ordinary session (`uploads/<id>/state.json`), so the upload GC
+//! expires abandoned ones like any other. What the client promised (digest, size, part
+//! size) is in [`UploadState::direct`]; the standard `PATCH`/`PUT` do not accept such a
+//! session. Where the bytes go:
 //!
-//! Completing checks before publishing: the object's size; for a single object the
-//! store's recorded SHA-256 (when the store enforces checksums) or else a streaming read;
-//! for a multipart object always a streaming read, since the store's checksum of a
-//! multipart object is a checksum of the parts' checksums. A digest that does not match
-//! discards the session: nothing reaches `blobs/`.
+//! - **In place** ([`DirectUpload::in_place`]: one object, on a store that enforces
+//!   `x-amz-checksum-sha256`): straight to `blobs/<alg>/<hex>`. Only bytes that hash to
+//!   the digest can land there, so overwriting a blob that was already stored (perhaps for
+//!   a repository the caller cannot read) changes nothing, and the PUT carries no
+//!   condition (a `412` would tell the caller the blob exists). The PUT signs the session
+//!   id into the object's metadata: completing links the blob only if this session wrote
+//!   it, so a session cannot claim a blob it never had the bytes of. Completing is a
+//!   `HEAD` (size, recorded checksum, writer): no copy. An abandoned session leaves at
+//!   most a complete, verified blob nothing links.
+//! - **Staged** (parts, or a store that does not enforce checksums): to `uploads/<id>/data`
+//!   (perhaps a multipart upload; the upload GC aborts it and removes the object).
+//!   Completing checks the size, then the store's recorded SHA-256 (where the store
+//!   enforces checksums) or else a streaming read: always a read for a multipart object,
+//!   whose checksum is a checksum of the parts' checksums. Then the object is copied to
+//!   `blobs/`. A digest that does not match discards the session: nothing reaches `blobs/`.
 
 use std::time::Duration;
 
@@ -20,7 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{PublishedUpload, StoredBlob, UploadError, UploadState, Uploads, new_id};
 use crate::store::{
-    ChecksummedPart, Presign, PresignedRequest, PutCondition, StoreError, UploadedPart,
+    ChecksummedPart, Presign, PresignedRequest, PutCondition, StoreError, StoredChecksum,
+    UploadedPart,
 };
 
 /// What a direct upload's client promised.
@@ -32,6 +42,10 @@ pub struct DirectUpload {
     pub size: u64,
     /// The size of every part but the last; `None` for one `PutObject`.
     pub part_size: Option<u64>,
+    /// The one `PutObject` goes straight to the blob's key (see the module's comment);
+    /// only for a single object on a store that enforces checksums.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_place: bool,
 }
 
 impl DirectUpload {
@@ -103,12 +117,32 @@ impl Uploads {
             .direct
             .clone()
             .ok_or_else(|| UploadError::Unknown(id.clone()))?;
+        let data = match plan.in_place {
+            true => StorageKey::Blob(plan.digest.clone()),
+            false => StorageKey::UploadData(id.clone()),
+        };
         Ok(DirectSession {
             state,
             plan,
-            data: StorageKey::UploadData(id.clone()),
+            data,
             presigner: self.presigner()?,
         })
+    }
+
+    /// The single object of a direct session, once written. For an in-place session only
+    /// if this session wrote it: the blob's key may hold an object from before, which the
+    /// session must neither report nor claim.
+    async fn written_object(
+        &self,
+        id: &UploadId,
+        session: &DirectSession<'_>,
+    ) -> Result<Option<StoredChecksum>, UploadError> {
+        match session.presigner.stored_checksum(&session.data).await {
+            Ok(o) if session.plan.in_place && o.writer.as_deref() != Some(id.as_str()) => Ok(None),
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Opens a direct session of `repo` for `plan` (a multipart upload when it has parts).
@@ -118,6 +152,10 @@ impl Uploads {
         plan: DirectUpload,
     ) -> Result<UploadId, UploadError> {
         plan.sha256()?;
+        if plan.in_place && plan.part_size.is_some() {
+            let message = "only a single object is uploaded in place".into();
+            return Err(invalid(&plan.digest, message));
+        }
         let id = new_id();
         let multipart = match plan.part_size {
             Some(_) => Some(
@@ -154,32 +192,30 @@ impl Uploads {
         repo: &RepoName,
         id: &UploadId,
     ) -> Result<(DirectUpload, Vec<UploadedPart>), UploadError> {
-        let DirectSession {
-            state,
-            plan,
-            data,
-            presigner,
-        } = self.direct_session(repo, id).await?;
-        let parts = match &state.multipart {
-            Some(multipart) => match presigner.list_checksummed(&data, multipart).await {
+        let session = self.direct_session(repo, id).await?;
+        let parts = match &session.state.multipart {
+            Some(multipart) => match session
+                .presigner
+                .list_checksummed(&session.data, multipart)
+                .await
+            {
                 Ok(parts) => parts,
                 Err(StoreError::NoSuchUpload { .. }) => {
                     return Err(UploadError::Unknown(id.clone()));
                 }
                 Err(e) => return Err(e.into()),
             },
-            None => match self.store.head(&data).await {
-                Ok(info) => vec![UploadedPart {
+            None => match self.written_object(id, &session).await? {
+                Some(o) => vec![UploadedPart {
                     number: 1,
-                    etag: info.etag.0,
-                    size: info.size,
-                    sha256: presigner.stored_sha256(&data).await?,
+                    etag: o.etag,
+                    size: o.size,
+                    sha256: o.sha256,
                 }],
-                Err(e) if e.is_not_found() => Vec::new(),
-                Err(e) => return Err(e.into()),
+                None => Vec::new(),
             },
         };
-        Ok((plan, parts))
+        Ok((session.plan, parts))
     }
 
     /// Presigned requests for `parts` of a direct session (for a single object, the one
@@ -199,7 +235,7 @@ impl Uploads {
         } = self.direct_session(repo, id).await?;
         let Some(multipart) = &state.multipart else {
             let put = presigner
-                .presign_put(&data, plan.size, &plan.sha256()?, expires)
+                .presign_put(&data, plan.size, &plan.sha256()?, id.as_str(), expires)
                 .await?;
             return Ok(vec![put]);
         };
@@ -235,12 +271,16 @@ impl Uploads {
         parts: &[ChecksummedPart],
         trust_store_checksum: bool,
     ) -> Result<PublishedUpload, UploadError> {
+        let session = self.direct_session(repo, id).await?;
+        if session.plan.in_place {
+            return self.finish_in_place(id, session).await;
+        }
         let DirectSession {
             state,
             plan,
             data,
             presigner,
-        } = self.direct_session(repo, id).await?;
+        } = session;
         if let Some(multipart) = &state.multipart {
             if parts.len() != plan.parts() as usize {
                 let message = format!("{} parts given, the plan has {}", parts.len(), plan.parts());
@@ -276,7 +316,7 @@ impl Uploads {
         }
         let proven = state.multipart.is_none()
             && trust_store_checksum
-            && presigner.stored_sha256(&data).await? == Some(plan.sha256()?);
+            && presigner.stored_checksum(&data).await?.sha256 == Some(plan.sha256()?);
         if !proven {
             let computed = Digest::sha256(&presigner.read_sha256(&data).await?);
             if computed != plan.digest {
@@ -291,6 +331,57 @@ impl Uploads {
         let blob = StoredBlob {
             digest: plan.digest,
             size,
+        };
+        Ok(PublishedUpload::new(self.clone(), id.clone(), state, blob))
+    }
+}
+
+impl Uploads {
+    /// Completes an in-place session: the object at the blob's key is this session's and
+    /// the store recorded the digest's SHA-256 for exactly the planned size; nothing is
+    /// read or copied.
+    async fn finish_in_place(
+        &self,
+        id: &UploadId,
+        session: DirectSession<'_>,
+    ) -> Result<PublishedUpload, UploadError> {
+        let Some(object) = self.written_object(id, &session).await? else {
+            // Nothing uploaded yet: the session stays for the client to do so.
+            return Err(UploadError::SizeMismatch {
+                announced: session.plan.size,
+                received: 0,
+            });
+        };
+        let DirectSession {
+            state,
+            plan,
+            data,
+            presigner,
+        } = session;
+        // A store that enforces checksums records the signed one; read only if it did not.
+        let sha256 = match object.sha256 {
+            Some(s) => s,
+            None => presigner.read_sha256(&data).await?,
+        };
+        if object.size != plan.size || sha256 != plan.sha256()? {
+            // Only a store that stopped enforcing checksums lets this through: what this
+            // session wrote under the digest's name is not the digest's bytes.
+            self.store.delete(&data).await?;
+            self.discard(id, &state).await?;
+            return Err(match object.size == plan.size {
+                true => UploadError::DigestMismatch {
+                    expected: plan.digest,
+                    computed: Digest::sha256(&sha256),
+                },
+                false => UploadError::SizeMismatch {
+                    announced: plan.size,
+                    received: object.size,
+                },
+            });
+        }
+        let blob = StoredBlob {
+            digest: plan.digest,
+            size: object.size,
         };
         Ok(PublishedUpload::new(self.clone(), id.clone(), state, blob))
     }
@@ -315,6 +406,7 @@ mod tests {
             digest: d.clone(),
             size: 25,
             part_size: Some(10),
+            in_place: false,
         };
         assert_eq!(plan.parts(), 3);
         let lens: Vec<_> = (0..=4).map(|n| plan.part_len(n)).collect();
@@ -323,6 +415,7 @@ mod tests {
             digest: d,
             size: 7,
             part_size: None,
+            in_place: true,
         };
         assert_eq!((single.parts(), single.part_len(1)), (1, Some(7)));
     }

@@ -241,6 +241,8 @@ async fn start(
         digest: req.digest,
         size: req.size,
         part_size: part,
+        // Where only the digest's bytes can be written, they go straight to the blob.
+        in_place: part.is_none() && direct.store_checks,
     };
     let parts = plan.parts();
     let id = app.uploads.start_direct(&repo, plan).await?;

@@ -87,6 +87,18 @@ async fn a_disabled_extension_is_not_listed() {
     );
 }
 
+/// Whether the store holds `digest` under `blobs/`: without access control, a direct
+/// start in a fresh repository mounts any stored blob.
+async fn stored(s: &TestServer, d: &str, size: usize) -> bool {
+    let repo = format!("probe-{}", &d[7..19]);
+    let r = ext(s, &repo, "start", json!({"digest": d, "size": size})).await;
+    match r.status() {
+        StatusCode::CREATED => true,
+        StatusCode::ACCEPTED => false,
+        other => panic!("start in {repo}: {other}"),
+    }
+}
+
 #[tokio::test]
 async fn single_object_upload_is_checked_by_the_store_then_published_and_linked() {
     let Some(s) = s3_server(&[]).await else {
@@ -96,7 +108,13 @@ async fn single_object_upload_is_checked_by_the_store_then_published_and_linked(
     let d = digest(&data);
     let plan = start(&s, "r", json!({"digest": d, "size": data.len()})).await;
     let id = plan["id"].as_str().expect("id");
-    // Bytes that do not hash to the digest are refused by the store itself.
+    // The PUT goes straight to the blob's key (the store enforces checksums).
+    // The session is signed into the object's metadata: the client cannot leave it out.
+    let url = plan["put"]["url"].as_str().expect("url");
+    assert!(url.contains(&format!("/blobs/sha256/{}", &d[7..])), "{url}");
+    assert!(url.contains("x-amz-meta-cargohold-upload"), "{url}");
+    // Bytes that do not hash to the digest are refused by the store itself, and nothing
+    // lands under blobs/.
     let wrong = bytes(3 * MIB, 8);
     assert!(
         send_signed(&plan["put"], &wrong)
@@ -104,6 +122,9 @@ async fn single_object_upload_is_checked_by_the_store_then_published_and_linked(
             .status()
             .is_client_error()
     );
+    assert!(!stored(&s, &d, data.len()).await);
+    let r = ext(&s, "r", "complete", json!({"id": id, "parts": []})).await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
     assert!(send_signed(&plan["put"], &data).await.status().is_success());
     let r = ext(&s, "r", "complete", json!({"id": id, "parts": []})).await;
     assert_eq!(r.status(), StatusCode::CREATED);
@@ -359,7 +380,7 @@ async fn presigned_requests_expire() {
 }
 
 #[tokio::test]
-async fn abandoned_direct_uploads_are_collected_multipart_aborted_and_objects_removed() {
+async fn abandoned_direct_uploads_are_collected_multipart_aborted_and_staged_objects_removed() {
     let Some(s) = s3_server(&[]).await else {
         return;
     };
@@ -411,12 +432,15 @@ async fn abandoned_direct_uploads_are_collected_multipart_aborted_and_objects_re
         again.contains("removed 0 abandoned upload sessions, 0 orphaned objects, 0 leftovers"),
         "{again}"
     );
+    // The single object went straight to blobs/: it stays there, complete and verified
+    // by the store, but linked nowhere (no blob GC removes unlinked blobs), until an
+    // upload or mount of the same digest links it.
+    let one = digest(&one);
     assert_eq!(
-        s.head(&format!("/v2/g/blobs/{}", digest(&one)))
-            .await
-            .status(),
+        s.head(&format!("/v2/g/blobs/{one}")).await.status(),
         StatusCode::NOT_FOUND
     );
+    assert!(stored(&s, &one, 2000).await);
 }
 
 #[tokio::test]
@@ -450,12 +474,75 @@ async fn under_auth_direct_uploads_need_push_and_mount_only_blobs_the_caller_may
     assert_oci_error(r, StatusCode::FORBIDDEN, "DENIED").await;
 
     as_user(&mut s, "alice", &["repository:private/app:pull,push"]).await;
-    // carol's blob: alice may not read carol/x, so she uploads it like any other.
+    // carol's blob: alice may not read carol/x, so she uploads it like any other. Its
+    // PUT goes to the key carol's blob is stored under, yet the session neither lists
+    // that object nor links it: only an object this session wrote counts.
     let r = ext(&s, "private/app", "start", start_of(&hidden)).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let plan: Value = r.json().await.expect("start JSON");
+    let id = plan["id"].as_str().expect("id");
+    let held: Value = status(&s, "private/app", id)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(held["parts"], json!([]));
+    let r = ext(
+        &s,
+        "private/app",
+        "complete",
+        json!({"id": id, "parts": []}),
+    )
+    .await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    let blob = format!("/v2/private/app/blobs/{hidden}");
+    assert_eq!(s.head(&blob).await.status(), StatusCode::NOT_FOUND);
+    // With the bytes she has it: the PUT overwrites carol's blob with the same bytes,
+    // unconditionally (a 412 would tell her the blob exists).
+    let r = send_signed(&plan["put"], &bytes(3000, 20)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = ext(
+        &s,
+        "private/app",
+        "complete",
+        json!({"id": id, "parts": []}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(s.blob_bytes("private/app", &hidden).await, bytes(3000, 20));
+    as_user(&mut s, "carol", &["repository:carol/x:pull"]).await;
+    assert_eq!(s.blob_bytes("carol/x", &hidden).await, bytes(3000, 20));
+    as_user(&mut s, "alice", &["repository:private/app:pull,push"]).await;
     // A public repository's blob: mounted.
     let r = ext(&s, "private/app", "start", start_of(&shared)).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let blob = format!("/v2/private/app/blobs/{shared}");
     assert_eq!(s.head(&blob).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn two_sessions_writing_the_same_blob_in_place_each_link_it_after_their_own_put() {
+    let Some(s) = s3_server(&[]).await else {
+        return;
+    };
+    let data = bytes(5000, 30);
+    let d = digest(&data);
+    let a = start(&s, "ra", json!({"digest": d, "size": data.len()})).await;
+    let b = start(&s, "rb", json!({"digest": d, "size": data.len()})).await;
+    assert!(send_signed(&a["put"], &data).await.status().is_success());
+    assert!(send_signed(&b["put"], &data).await.status().is_success());
+    // The object at the blob's key is b's write now: a's PUT must be sent again.
+    let complete = |repo: &'static str, plan: &Value| {
+        let body = json!({"id": plan["id"], "parts": []});
+        let s = &s;
+        async move { ext(s, repo, "complete", body).await }
+    };
+    let r = complete("ra", &a).await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    assert_eq!(complete("rb", &b).await.status(), StatusCode::CREATED);
+    assert!(send_signed(&a["put"], &data).await.status().is_success());
+    assert_eq!(complete("ra", &a).await.status(), StatusCode::CREATED);
+    for repo in ["ra", "rb"] {
+        assert_eq!(s.blob_bytes(repo, &d).await, data);
+    }
 }

@@ -178,6 +178,19 @@ impl Repository {
             (Some(put), _) => {
                 self.send_signed(&put, file, 0, desc.size, options, progress)
                     .await?;
+                match self.complete(&id, Vec::new(), None).await {
+                    // Written in place, then overwritten by another session's PUT of the
+                    // same blob: the server links only its own session's write.
+                    Err(ClientError::Status {
+                        status: 400,
+                        message,
+                        ..
+                    }) if message.starts_with("SIZE_INVALID") => {
+                        self.send_signed(&put, file, 0, desc.size, options, progress)
+                            .await?;
+                    }
+                    done => return done,
+                }
                 Vec::new()
             }
             (None, Some(part_size)) => {
