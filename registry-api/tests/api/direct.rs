@@ -123,10 +123,10 @@ async fn single_object_upload_is_checked_by_the_store_then_published_and_linked(
             .is_client_error()
     );
     assert!(!stored(&s, &d, data.len()).await);
-    let r = ext(&s, "r", "complete", json!({"id": id, "parts": []})).await;
+    let r = complete_single(&s, "r", id).await;
     assert_oci_error(r, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
     assert!(send_signed(&plan["put"], &data).await.status().is_success());
-    let r = ext(&s, "r", "complete", json!({"id": id, "parts": []})).await;
+    let r = complete_single(&s, "r", id).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "docker-content-digest"), d);
     assert_eq!(s.blob_bytes("r", &d).await, data);
@@ -184,6 +184,11 @@ async fn multipart_upload_is_verified_by_a_read_before_publishing() {
 }
 
 /// `GET` on a direct session: its plan and the parts the bucket holds.
+/// `complete` of a single-object session (no parts).
+async fn complete_single(s: &TestServer, repo: &str, id: &str) -> reqwest::Response {
+    ext(s, repo, "complete", json!({"id": id, "parts": []})).await
+}
+
 async fn status(s: &TestServer, repo: &str, id: &str) -> reqwest::Response {
     s.get(&format!("/v2/{repo}/_cargohold/direct/uploads/{id}"))
         .await
@@ -422,7 +427,7 @@ async fn abandoned_direct_uploads_are_collected_multipart_aborted_and_staged_obj
     let r = send_signed(&signed["parts"][1], second).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "part 2 after the abort");
     for id in [&single, &multi] {
-        let r = ext(&s, "g", "complete", json!({"id": id, "parts": []})).await;
+        let r = complete_single(&s, "g", id).await;
         assert_oci_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
     }
     // Nothing is left under uploads/: no object (it would be an orphan by now) and no
@@ -487,13 +492,7 @@ async fn under_auth_direct_uploads_need_push_and_mount_only_blobs_the_caller_may
         .await
         .expect("JSON");
     assert_eq!(held["parts"], json!([]));
-    let r = ext(
-        &s,
-        "private/app",
-        "complete",
-        json!({"id": id, "parts": []}),
-    )
-    .await;
+    let r = complete_single(&s, "private/app", id).await;
     assert_oci_error(r, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
     let blob = format!("/v2/private/app/blobs/{hidden}");
     assert_eq!(s.head(&blob).await.status(), StatusCode::NOT_FOUND);
@@ -501,13 +500,7 @@ async fn under_auth_direct_uploads_need_push_and_mount_only_blobs_the_caller_may
     // unconditionally (a 412 would tell her the blob exists).
     let r = send_signed(&plan["put"], &bytes(3000, 20)).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = ext(
-        &s,
-        "private/app",
-        "complete",
-        json!({"id": id, "parts": []}),
-    )
-    .await;
+    let r = complete_single(&s, "private/app", id).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(s.blob_bytes("private/app", &hidden).await, bytes(3000, 20));
     as_user(&mut s, "carol", &["repository:carol/x:pull"]).await;
