@@ -298,13 +298,7 @@ impl Uploads {
         }
         let size = match self.store.head(&data).await {
             Ok(info) => info.size,
-            // Nothing uploaded yet: the session stays for the client to do so.
-            Err(e) if e.is_not_found() => {
-                return Err(UploadError::SizeMismatch {
-                    announced: plan.size,
-                    received: 0,
-                });
-            }
+            Err(e) if e.is_not_found() => return Err(nothing_uploaded(&plan)),
             Err(e) => return Err(e.into()),
         };
         if size != plan.size {
@@ -346,28 +340,19 @@ impl Uploads {
         session: DirectSession<'_>,
     ) -> Result<PublishedUpload, UploadError> {
         let Some(object) = self.written_object(id, &session).await? else {
-            // Nothing uploaded yet: the session stays for the client to do so.
-            return Err(UploadError::SizeMismatch {
-                announced: session.plan.size,
-                received: 0,
-            });
+            return Err(nothing_uploaded(&session.plan));
         };
-        let DirectSession {
-            state,
-            plan,
-            data,
-            presigner,
-        } = session;
+        let plan = session.plan;
         // A store that enforces checksums records the signed one; read only if it did not.
         let sha256 = match object.sha256 {
             Some(s) => s,
-            None => presigner.read_sha256(&data).await?,
+            None => session.presigner.read_sha256(&session.data).await?,
         };
         if object.size != plan.size || sha256 != plan.sha256()? {
             // Only a store that stopped enforcing checksums lets this through: what this
             // session wrote under the digest's name is not the digest's bytes.
-            self.store.delete(&data).await?;
-            self.discard(id, &state).await?;
+            self.store.delete(&session.data).await?;
+            self.discard(id, &session.state).await?;
             return Err(match object.size == plan.size {
                 true => UploadError::DigestMismatch {
                     expected: plan.digest,
@@ -383,7 +368,20 @@ impl Uploads {
             digest: plan.digest,
             size: object.size,
         };
-        Ok(PublishedUpload::new(self.clone(), id.clone(), state, blob))
+        Ok(PublishedUpload::new(
+            self.clone(),
+            id.clone(),
+            session.state,
+            blob,
+        ))
+    }
+}
+
+/// Completing before any byte arrived: the session stays for the client to upload.
+fn nothing_uploaded(plan: &DirectUpload) -> UploadError {
+    UploadError::SizeMismatch {
+        announced: plan.size,
+        received: 0,
     }
 }
 
