@@ -1,4 +1,5 @@
-//! Presigned part uploads against a stand-in bucket that fails on purpose.
+//! Presigned uploads against stand-ins: a bucket that fails on purpose, and a registry
+//! that reports the single-object race.
 
 use std::time::{Duration, Instant};
 
@@ -133,4 +134,87 @@ async fn a_4xx_is_not_retried_and_5xx_only_as_often_as_allowed() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!bucket.is_finished());
     bucket.abort();
+}
+
+/// What the stand-in registry saw: the bucket's PUT bodies and the `complete` calls.
+#[derive(Default)]
+struct Seen {
+    puts: Vec<Vec<u8>>,
+    completes: usize,
+}
+
+/// Another session's PUT of the same blob overwrote this one's object between its PUT
+/// and its `complete`: the registry refuses with `SIZE_INVALID` (see the server's
+/// two-session race test), and the client sends its PUT once more, then completes.
+#[tokio::test]
+async fn a_single_object_overwritten_by_a_racing_session_is_put_again() {
+    use axum::routing::{post, put};
+    use std::sync::Mutex;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let bucket = format!("http://{addr}/bucket/blob");
+    let app = axum::Router::new()
+        .route(
+            "/v2/r/_cargohold/direct/start",
+            post(move || async move {
+                axum::Json(json!({"status": "upload", "id": "s1",
+                    "put": {"method": "PUT", "url": bucket, "headers": []}}))
+            }),
+        )
+        .route(
+            "/bucket/blob",
+            put({
+                let seen = seen.clone();
+                move |body: axum::body::Bytes| async move {
+                    seen.lock().expect("seen").puts.push(body.to_vec());
+                    [(header::ETAG, "\"e\"")]
+                }
+            }),
+        )
+        .route(
+            "/v2/r/_cargohold/direct/complete",
+            post({
+                let seen = seen.clone();
+                move || async move {
+                    let mut seen = seen.lock().expect("seen");
+                    seen.completes += 1;
+                    if seen.completes == 1 {
+                        let body = json!({"errors": [{"code": "SIZE_INVALID",
+                            "message": "the object at the blob's key is another session's"}]});
+                        (StatusCode::BAD_REQUEST, axum::Json(body))
+                    } else {
+                        (StatusCode::CREATED, axum::Json(json!({})))
+                    }
+                }
+            }),
+        );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("blob");
+    std::fs::write(&file, &data).expect("write");
+    let options = Options::default();
+    let client = Client::new(options.clone()).expect("client");
+    let repo = client
+        .repository(&ImageRef::parse(&format!("{addr}/r")).expect("ref"))
+        .expect("repository");
+    let desc: Descriptor = serde_json::from_value(json!({
+        "mediaType": "application/octet-stream",
+        "digest": format!("sha256:{}", hex::encode(Sha256::digest(&data))),
+        "size": data.len(),
+    }))
+    .expect("descriptor");
+    let progress = Arc::new(client.progress().blob("blob", desc.size));
+    let outcome = repo
+        .push_direct(&desc, &file, &options, &progress)
+        .await
+        .expect("pushed after the second PUT");
+    assert!(matches!(outcome, BlobOutcome::Uploaded));
+    let seen = seen.lock().expect("seen");
+    assert_eq!(seen.completes, 2);
+    assert_eq!(seen.puts, vec![data.clone(), data]);
+    server.abort();
 }
