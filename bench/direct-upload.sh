@@ -8,8 +8,12 @@
 #   3. cargohold push --no-direct (standard)
 #   4. skopeo copy (standard)
 # For each: MB/s of the image's bytes, and the API process's CPU seconds per GB pushed
-# (utime+stime from /proc). Then the limit, in the same run: the S3 server's own throughput
-# for presigned PUTs with a SHA-256 checksum, sent by curl, JOBS × PART_MIB in parallel.
+# (utime+stime from /proc). Then the limits, in the same run: the S3 server's own throughput
+# for presigned PUTs with a SHA-256 checksum, sent by curl, JOBS × PART_MIB in parallel;
+# and one SHA-256 pass over LAYER_MIB with the sha2 crate the API verifies with
+# (blob-gateway's sha256_pass example), in CPU s/GB: what the direct parts' API CPU is held
+# to. Last, the ratios: direct parts' API CPU ÷ that pass, direct parts' MB/s ÷ the
+# standard flow's.
 # One stream cannot reach a limit measured with JOBS streams: the multi-layer shape is what
 # an image of several large layers gets from parallel layer transfers.
 # Not a timed test: run by hand (`source .ci/.s3/env; bench/direct-upload.sh`); the MB/s
@@ -29,6 +33,8 @@ JOBS=${JOBS:-4}
 PART_MIB=${PART_MIB:-64}
 BIN=${CARGOHOLD_BIN:-target/release/cargohold}
 [[ -x $BIN ]] || BIN=target/debug/cargohold
+SHA_PASS=${SHA_PASS_BIN:-target/release/examples/sha256_pass}
+[[ -x $SHA_PASS ]] || nice cargo build -q --release -p blob-gateway --example sha256_pass
 export CARGOHOLD_BIN=$BIN
 REGISTRY_CMD=tests/clients/cargohold-s3-serve.sh
 client_init bench-direct
@@ -74,8 +80,9 @@ cpu() { # CPU seconds (user+system) of PID so far
     awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
+declare -A RATE CPUGB # by row name: MB/s and API CPU s/GB, for the ratios at the end
 measure() { # measure NAME LAYOUT CMD...: one push of LAYOUT's bytes, timed, with the API's CPU
-    local name=$1 b c0 c1 t0 t1
+    local name=$1 b c0 c1 t0 t1 row
     b=$(du -sb "$2/blobs" | cut -f1)
     shift 2
     c0=$(cpu "$REG_PID")
@@ -83,8 +90,11 @@ measure() { # measure NAME LAYOUT CMD...: one push of LAYOUT's bytes, timed, wit
     "$@" >/dev/null
     t1=$(date +%s.%N)
     c1=$(cpu "$REG_PID")
-    awk -v n="$name" -v b="$b" -v t="$(echo "$t1 - $t0" | bc)" -v c="$(echo "$c1 - $c0" | bc)" \
-        'BEGIN { printf "%-36s %8.1f MB/s %8.2f API CPU s/GB (%.1fs)\n", n, b / t / 1e6, c / (b / 1e9), t }'
+    row=$(awk -v n="$name" -v b="$b" -v t="$(echo "$t1 - $t0" | bc)" -v c="$(echo "$c1 - $c0" | bc)" \
+        'BEGIN { printf "%-36s %8.1f MB/s %8.2f API CPU s/GB (%.1fs)\n", n, b / t / 1e6, c / (b / 1e9), t }')
+    echo "$row"
+    RATE[$name]=$(awk '{print $(NF-6)}' <<<"$row")
+    CPUGB[$name]=$(awk '{print $(NF-4)}' <<<"$row")
 }
 
 measure "cargohold push, direct single" "$WORK/single" "$BIN" push -q "$WORK/single" "$HOST/b/single:v1"
@@ -123,3 +133,11 @@ limit() { # limit N MIB
 }
 limit "$JOBS" "$PART_MIB"
 limit 1 "$LAYER_MIB"
+
+# One SHA-256 pass over the layer's size, in the CPU s/GB the API rows use.
+TIMEFORMAT='%3U %3S'
+sha_cpu=$({ time "$SHA_PASS" "$LAYER_MIB" >/dev/null; } 2>&1 | awk -v m="$LAYER_MIB" '{print ($1 + $2) / (m * 1048576 / 1e9)}')
+printf '%-36s %8s      %8.2f CPU s/GB\n' "limit: one SHA-256 pass (sha2)" "" "$sha_cpu"
+parts="cargohold push, direct parts"
+awk -v c="${CPUGB[$parts]}" -v p="$sha_cpu" -v r="${RATE[$parts]}" -v s="${RATE["cargohold push --no-direct"]}" \
+    'BEGIN { printf "direct parts: API CPU %.2fx one SHA-256 pass; MB/s %.2fx the standard flow\n", c / p, r / s }'

@@ -430,6 +430,16 @@ pub trait Presign: Send + Sync {
     /// upload the store's recorded checksum cannot (a multipart object's).
     async fn read_sha256(&self, key: &StorageKey) -> Result<[u8; 32], StoreError>;
 
+    /// [`read_sha256`](Self::read_sha256) of the object at `key`, while copying it to
+    /// `blob`; the copy becomes visible there only if the hash is `sha256` (so the
+    /// publishing copy overlaps the read instead of following it). Returns the hash.
+    async fn read_sha256_publishing(
+        &self,
+        key: &StorageKey,
+        blob: &StorageKey,
+        sha256: &[u8; 32],
+    ) -> Result<[u8; 32], StoreError>;
+
     /// Whether the store refuses a write whose `x-amz-checksum-sha256` does not match its
     /// bytes: a probe that writes (and removes) one small object outside the layout.
     async fn enforces_checksums(&self) -> Result<bool, StoreError>;

@@ -226,7 +226,16 @@ impl Presign for S3Store {
     }
 
     async fn read_sha256(&self, key: &StorageKey) -> Result<[u8; 32], StoreError> {
-        self.hash_object(key).await
+        self.hash_object(key, None).await
+    }
+
+    async fn read_sha256_publishing(
+        &self,
+        key: &StorageKey,
+        blob: &StorageKey,
+        sha256: &[u8; 32],
+    ) -> Result<[u8; 32], StoreError> {
+        self.hash_and_copy(key, blob, sha256).await
     }
 
     async fn enforces_checksums(&self) -> Result<bool, StoreError> {

@@ -9,19 +9,26 @@ use sha2::{Digest as _, Sha256};
 use super::S3Store;
 use super::body::from_sdk;
 use super::error::{body_error, store_error};
-use crate::store::StoreError;
+use super::wire::quote;
+use crate::store::{ObjectStore as _, PutCondition, PutMeta, StoreError};
 
 impl S3Store {
-    /// The SHA-256 of the object's bytes, read in one `GetObject`. The SDK's own response
-    /// validation is off for this request: it could only repeat work (a single object's
-    /// SHA-256 is this very hash) or, on a multipart object, skip with a warning.
-    pub(super) async fn hash_object(&self, key: &StorageKey) -> Result<[u8; 32], StoreError> {
+    /// The SHA-256 of the object's bytes, read in one `GetObject` (pinned to `etag` when
+    /// given). The SDK's own response validation is off for this request: it could only
+    /// repeat work (a single object's SHA-256 is this very hash) or, on a multipart
+    /// object, skip with a warning.
+    pub(super) async fn hash_object(
+        &self,
+        key: &StorageKey,
+        etag: Option<&str>,
+    ) -> Result<[u8; 32], StoreError> {
         let k = key.key();
         let out = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(self.object_key(&k))
+            .set_if_match(etag.map(quote))
             .customize()
             .config_override(
                 aws_sdk_s3::config::Builder::default()
@@ -38,5 +45,52 @@ impl S3Store {
             hash.update(chunk.map_err(|e| body_error(&k, e))?);
         }
         Ok(hash.finalize().into())
+    }
+
+    /// Hashes `from` while copying it to `to` (a multipart copy), and completes the copy
+    /// only if the hash is `sha256`: the two no longer run one after the other, and
+    /// until the hash is proven the copy is parts of an incomplete upload, invisible
+    /// under `to`. Both read the ETag one `HEAD` saw, so they read the same bytes. Where
+    /// `to` already exists or `from` is empty it only hashes (publishing is then a
+    /// no-op or one empty `PUT`). Returns the hash.
+    pub(super) async fn hash_and_copy(
+        &self,
+        from: &StorageKey,
+        to: &StorageKey,
+        sha256: &[u8; 32],
+    ) -> Result<[u8; 32], StoreError> {
+        let src = self.head(from).await?;
+        let exists = match self.head(to).await {
+            Ok(_) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e),
+        };
+        if exists || src.size == 0 {
+            return self.hash_object(from, Some(&src.etag.0)).await;
+        }
+        let (src_key, dst_key) = (from.key(), to.key());
+        let (source, object) = (self.object_key(&src_key), self.object_key(&dst_key));
+        let gate = self.hash_object(from, Some(&src.etag.0));
+        let condition = PutCondition::IfNoneMatch;
+        let meta = PutMeta::new(to, None);
+        match self
+            .copy_multipart_if(
+                &dst_key,
+                &object,
+                &source,
+                &src,
+                meta,
+                &condition,
+                gate,
+                |h| h == sha256,
+            )
+            .await
+        {
+            Ok((_, hash)) => Ok(hash),
+            // Only completing has a condition, and only an accepted hash completes: someone
+            // published the same bytes first.
+            Err(e) if e.is_precondition_failed() => Ok(*sha256),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -322,6 +322,28 @@ impl S3Store {
         meta: PutMeta,
         condition: &PutCondition,
     ) -> Result<ObjectInfo, StoreError> {
+        let gate = async { Ok::<_, StoreError>(()) };
+        let (copied, ()) = self
+            .copy_multipart_if(key, object, source, src, meta, condition, gate, |_| true)
+            .await?;
+        copied.ok_or_else(|| invalid(key, "the copy was withheld".into()))
+    }
+
+    /// [`copy_multipart`](Self::copy_multipart) while `gate` runs, completed only if
+    /// `accept` takes what `gate` gave: until then the copy is parts of an incomplete
+    /// upload, invisible under `object`, and a refused one is aborted (`None`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn copy_multipart_if<T>(
+        &self,
+        key: &str,
+        object: &str,
+        source: &str,
+        src: &ObjectInfo,
+        meta: PutMeta,
+        condition: &PutCondition,
+        gate: impl Future<Output = Result<T, StoreError>>,
+        accept: impl FnOnce(&T) -> bool,
+    ) -> Result<(Option<ObjectInfo>, T), StoreError> {
         let upload = self.create(key, object, &meta, None).await?;
         let part = self.part_size.max(src.size.div_ceil(MAX_PARTS));
         let ranges = (0..src.size.div_ceil(part)).map(|i| {
@@ -332,7 +354,7 @@ impl S3Store {
         let src_etag = quote(&src.etag.0);
         let upload_ref = &upload;
         let result = async {
-            let parts: Vec<CompletedPart> = futures::stream::iter(ranges)
+            let copy = futures::stream::iter(ranges)
                 .map(|(number, start, end)| {
                     let request = self
                         .client
@@ -363,15 +385,18 @@ impl S3Store {
                     }
                 })
                 .buffered(COPY_CONCURRENCY)
-                .try_collect()
-                .await?;
+                .try_collect::<Vec<CompletedPart>>();
+            let (parts, gated) = futures::try_join!(copy, gate)?;
+            if !accept(&gated) {
+                return Ok((None, gated));
+            }
             let etag = self
                 .complete(key, object, &upload, &parts, condition)
                 .await?;
-            Ok(written(src.size, Some(etag), meta))
+            Ok((Some(written(src.size, Some(etag), meta)), gated))
         }
         .await;
-        if result.is_err() {
+        if !matches!(result, Ok((Some(_), _))) {
             self.abort_quietly(key, object, &upload).await;
         }
         result

@@ -312,7 +312,11 @@ impl Uploads {
             && trust_store_checksum
             && presigner.stored_checksum(&data).await?.sha256 == Some(plan.sha256()?);
         if !proven {
-            let computed = Digest::sha256(&presigner.read_sha256(&data).await?);
+            let blob = StorageKey::Blob(plan.digest.clone());
+            let sha256 = presigner
+                .read_sha256_publishing(&data, &blob, &plan.sha256()?)
+                .await?;
+            let computed = Digest::sha256(&sha256);
             if computed != plan.digest {
                 self.discard(id, &state).await?;
                 return Err(UploadError::DigestMismatch {

@@ -331,6 +331,35 @@ async fn a_lying_digest_is_digest_invalid_and_stores_nothing() {
     );
 }
 
+/// The publishing copy runs while the object is read back, in parts of the server's part
+/// size: a lie leaves neither a blob nor an unfinished copy (the GC would abort it as a
+/// leftover); the truth, of a size no part size divides, arrives whole.
+#[tokio::test]
+async fn a_multipart_copy_overlapping_the_read_is_completed_only_for_the_true_digest() {
+    let Some(s) = s3_server(&["--part-size", &(5 * MIB).to_string()]).await else {
+        return;
+    };
+    let data = bytes(13 * MIB + 7, 5);
+    let d = digest(&data);
+    let lie = digest(b"not these bytes");
+    let (id, parts) = upload_parts(&s, &data, &lie).await;
+    let r = ext(&s, "m", "complete", json!({"id": id, "parts": parts})).await;
+    assert_oci_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let report = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
+    assert!(report.contains("0 leftovers"), "{report}");
+    for blob in [&lie, &d] {
+        let r = s.head(&format!("/v2/m/blobs/{blob}")).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{blob}");
+    }
+    // Not under blobs/ either, linked or not: a stored blob would be mounted here.
+    start(&s, "o", json!({"digest": lie, "size": data.len()})).await;
+    let (id, parts) = upload_parts(&s, &data, &d).await;
+    let r = ext(&s, "m", "complete", json!({"id": id, "parts": parts})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(s.blob_bytes("m", &d).await, data);
+}
+
 #[tokio::test]
 async fn a_part_with_the_wrong_checksum_is_refused_by_the_store() {
     let Some(s) = s3_server(&[]).await else {
