@@ -29,6 +29,7 @@ BENCH_RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results/latest.txt}
 BENCH_JSON=${BENCH_JSON:-${BENCH_RESULTS%.txt}.json}
 BENCH_PHASE_TIMEOUT=${BENCH_PHASE_TIMEOUT:-3600} # hard cap (s) on one driver call
 BENCH_S3_CLEANUP=${BENCH_S3_CLEANUP:-1}       # 1: delete the run's key prefix from the bucket
+BENCH_PIN=${BENCH_PIN:-}                      # SERVER_CPUS/LOAD_CPUS (e.g. 0/1): taskset; empty: none
 NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
 NJS_MODULE=${NJS_MODULE:-/usr/lib/nginx/modules/ngx_http_js_module.so}
 CARGOHOLD_BIN=${CARGOHOLD_BIN:-$REPO_DIR/target/release/cargohold}
@@ -36,6 +37,14 @@ DISTRIBUTION_BIN=${DISTRIBUTION_BIN:-/usr/bin/docker-registry}
 FERRO_VERSION=1.0.0
 FERRO_BIN=${FERRO_BIN:-$BENCH_DIR/.tools/bin/ferro-oci-server}
 DRIVER=$BENCH_DIR/pusher/target/release/pusher
+
+# BENCH_PIN: every server and nginx on one CPU set, the driver and its wrk on the other,
+# so that where the scheduler happens to put the load generator does not decide a round.
+PIN_SERVER=() PIN_LOAD=()
+if [[ -n "$BENCH_PIN" ]]; then
+  [[ "$BENCH_PIN" == ?*/?* ]] || { echo "BENCH_PIN: SERVER_CPUS/LOAD_CPUS, e.g. 0/1" >&2; exit 2; }
+  PIN_SERVER=(taskset -c "${BENCH_PIN%%/*}") PIN_LOAD=(taskset -c "${BENCH_PIN#*/}")
+fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -144,7 +153,7 @@ clean_env() {
   local -a unset=(-u RUST_LOG)
   local v
   for v in $(compgen -e | grep '^CARGOHOLD_' || true); do unset+=(-u "$v"); done
-  exec env "${unset[@]}" "$@"
+  exec env "${unset[@]}" "${PIN_SERVER[@]}" "$@"
 }
 
 start_cargohold() { # start_cargohold PORT DIR [serve options...]
@@ -197,7 +206,7 @@ health:
     interval: 10s
     threshold: 3
 EOF
-  "$DISTRIBUTION_BIN" serve "$dir/config.yml" >>"$dir/server.log" 2>&1 &
+  "${PIN_SERVER[@]}" "$DISTRIBUTION_BIN" serve "$dir/config.yml" >>"$dir/server.log" 2>&1 &
   PID=$!
 }
 
@@ -302,7 +311,7 @@ NGX
     "$DRIVER" note "nginx rows skipped: nginx -t failed: $(tail -n 3 "$ngx/test.log" | tr '\n' ' ')"
     return 1
   fi
-  "$NGINX_BIN" -e "$ngx/error.log" -c "$ngx/nginx.conf" -p "$ngx/" -g 'daemon off;' >>"$ngx/stdout.log" 2>&1 &
+  "${PIN_SERVER[@]}" "$NGINX_BIN" -e "$ngx/error.log" -c "$ngx/nginx.conf" -p "$ngx/" -g 'daemon off;' >>"$ngx/stdout.log" 2>&1 &
   NGINX_PID=$!
   NGX="http://127.0.0.1:$port" NGX_PLAIN="http://127.0.0.1:$plain_port"
   for ((i = 0; i < 100; i++)); do
@@ -316,7 +325,7 @@ NGX
 }
 
 # ---------------------------------------------------------------- Phases
-drive() { timeout -k 10 "$BENCH_PHASE_TIMEOUT" "$DRIVER" "$@"; }
+drive() { timeout -k 10 "$BENCH_PHASE_TIMEOUT" "${PIN_LOAD[@]}" "$DRIVER" "$@"; }
 
 # The previous phase's gigabytes are still being written back and would slow whoever is
 # measured first: flush them before each phase.
@@ -403,6 +412,7 @@ main() {
     --info "distribution=$("$DISTRIBUTION_BIN" --version 2>/dev/null || echo n/a)" \
     --info "ferro=ferro-oci-server $FERRO_VERSION ($FERRO_BIN)" \
     --info "nginx=$("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //' || echo n/a)" \
+    --info "pin=${BENCH_PIN:-none}" \
     --info "s3=$(have_s3_env && echo "$CARGOHOLD_TEST_S3_ENDPOINT/$CARGOHOLD_TEST_S3_BUCKET" || echo off)"
   [[ -n "${BENCH_SERVERS// /}" ]] && phase_servers && phase_requests
   [[ "$BENCH_DELIVERY" == 1 ]] && phase_delivery

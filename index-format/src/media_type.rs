@@ -30,7 +30,7 @@ impl ManifestMediaType {
     ];
 
     /// The media type string, as sent in `Content-Type` and `mediaType`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::OciManifest => "application/vnd.oci.image.manifest.v1+json",
             Self::OciIndex => "application/vnd.oci.image.index.v1+json",

@@ -13,7 +13,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use ipnet::IpNet;
 
@@ -21,13 +20,10 @@ use ipnet::IpNet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-/// The client address of a request: [`ClientIp`], else the peer's (`ConnectInfo`).
+/// The client address of a request, which `server.rs` records as [`ClientIp`] (a router
+/// called in-process has none).
 pub fn of(extensions: &Extensions) -> Option<IpAddr> {
-    extensions.get::<ClientIp>().map(|c| c.0).or_else(|| {
-        extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-    })
+    extensions.get::<ClientIp>().map(|c| c.0)
 }
 
 /// The proxies whose forwarding headers are believed; empty: none.

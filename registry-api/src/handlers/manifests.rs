@@ -61,6 +61,33 @@ fn accepts(headers: &HeaderMap, media_type: ManifestMediaType) -> bool {
     !names_manifests
 }
 
+/// The header values of every stored media type and reference kind, checked at compile
+/// time: `from_static` outside a const context checks its bytes on every request.
+fn content_type(t: ManifestMediaType) -> HeaderValue {
+    const fn hv(t: ManifestMediaType) -> HeaderValue {
+        HeaderValue::from_static(t.as_str())
+    }
+    const OCI_MANIFEST: HeaderValue = hv(ManifestMediaType::OciManifest);
+    const OCI_INDEX: HeaderValue = hv(ManifestMediaType::OciIndex);
+    const DOCKER_MANIFEST: HeaderValue = hv(ManifestMediaType::DockerManifest);
+    const DOCKER_LIST: HeaderValue = hv(ManifestMediaType::DockerManifestList);
+    match t {
+        ManifestMediaType::OciManifest => OCI_MANIFEST,
+        ManifestMediaType::OciIndex => OCI_INDEX,
+        ManifestMediaType::DockerManifest => DOCKER_MANIFEST,
+        ManifestMediaType::DockerManifestList => DOCKER_LIST,
+    }
+}
+
+fn cache_control(reference: &Reference) -> HeaderValue {
+    const BY_DIGEST: HeaderValue = HeaderValue::from_static(layout::IMMUTABLE);
+    const BY_TAG: HeaderValue = HeaderValue::from_static(layout::REVALIDATE);
+    match reference {
+        Reference::Digest(_) => BY_DIGEST,
+        Reference::Tag(_) => BY_TAG,
+    }
+}
+
 pub async fn get(
     app: AppState,
     repo: RepoName,
@@ -85,7 +112,12 @@ pub async fn get(
             )
         })));
     }
-    let etag = format!("\"{}\"", manifest.digest);
+    // Built by hand: `format!` costs a formatting pass on every pull.
+    let digest = manifest.digest.as_str();
+    let mut etag = String::with_capacity(digest.len() + 2);
+    for piece in ["\"", digest, "\""] {
+        etag.push_str(piece);
+    }
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -95,25 +127,15 @@ pub async fn get(
     } else {
         StatusCode::OK
     };
-    let cache_control = layout::manifest_cache_control(&reference);
     let head = [
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(manifest.media_type.as_str()),
-        ),
+        (header::CONTENT_TYPE, content_type(manifest.media_type)),
         (
             header::CONTENT_LENGTH,
             HeaderValue::from(manifest.bytes.len()),
         ),
-        (
-            DOCKER_CONTENT_DIGEST,
-            hv_owned(manifest.digest.as_str().to_owned())?,
-        ),
+        (DOCKER_CONTENT_DIGEST, hv_owned(digest.to_owned())?),
         (header::ETAG, hv_owned(etag)?),
-        (
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
-        ),
+        (header::CACHE_CONTROL, cache_control(&reference)),
     ];
     if with_body && !not_modified {
         Ok((status, head, Body::from(manifest.bytes)).into_response())

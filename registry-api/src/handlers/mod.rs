@@ -370,7 +370,11 @@ pub fn hv(s: impl AsRef<str>) -> Result<HeaderValue, ApiError> {
 /// As [`hv`], taking ownership of a string built for the header (no copy). Checked here
 /// with `http`'s rule first, so the error can quote the value without a copy made for it.
 pub fn hv_owned(s: String) -> Result<HeaderValue, ApiError> {
-    if s.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+    // A fold rather than `any`: no early exit, so it vectorizes (this runs on every pull).
+    let invalid = s.bytes().fold(false, |bad, b| {
+        bad | ((b < b' ' && b != b'\t') | (b == 0x7f))
+    });
+    if invalid {
         return Err(invalid_header(&s));
     }
     HeaderValue::from_maybe_shared(bytes::Bytes::from(s)).map_err(|_| invalid_header("?"))
