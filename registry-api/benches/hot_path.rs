@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use blob_gateway::FsStore;
-use registry_api::{AppState, router};
-use tower::ServiceExt;
+use registry_api::{App, AppState};
 
 const WARMUP: usize = 20_000;
 const ROUNDS: usize = 5;
@@ -27,7 +26,7 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(FsStore::open(dir.path())?);
-    let app = router(AppState::new(store));
+    let app = App::new(AppState::new(store));
     let digest = push(&app).await?;
     let cases = [
         ("GET /v2/".to_owned(), "/v2/".to_owned()),
@@ -54,7 +53,7 @@ async fn run() -> anyhow::Result<()> {
 }
 
 /// The best round's mean nanoseconds per request (the least disturbed by other work).
-async fn measure(app: &axum::Router, path: &str) -> anyhow::Result<f64> {
+async fn measure(app: &App, path: &str) -> anyhow::Result<f64> {
     let started = Instant::now();
     for _ in 0..WARMUP {
         get(app, path).await?;
@@ -73,11 +72,11 @@ async fn measure(app: &axum::Router, path: &str) -> anyhow::Result<f64> {
     Ok(best)
 }
 
-async fn get(app: &axum::Router, path: &str) -> anyhow::Result<()> {
+async fn get(app: &App, path: &str) -> anyhow::Result<()> {
     let req = Request::get(path)
         .header("accept", "application/vnd.oci.image.manifest.v1+json")
         .body(Body::empty())?;
-    let res = app.clone().oneshot(req).await?;
+    let res = app.call(req).await;
     anyhow::ensure!(res.status() == StatusCode::OK, "{path}: {}", res.status());
     let body = axum::body::to_bytes(res.into_body(), 1 << 20).await?;
     std::hint::black_box(body);
@@ -85,7 +84,7 @@ async fn get(app: &axum::Router, path: &str) -> anyhow::Result<()> {
 }
 
 /// Pushes a one-layer image tagged `latest`; returns the manifest digest.
-async fn push(app: &axum::Router) -> anyhow::Result<String> {
+async fn push(app: &App) -> anyhow::Result<String> {
     let layer = vec![7u8; 1024];
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
@@ -98,7 +97,7 @@ async fn push(app: &axum::Router) -> anyhow::Result<String> {
         let req = Request::post(format!("/v2/bench/small/blobs/uploads/?digest={digest}"))
             .header("content-type", "application/octet-stream")
             .body(Body::from(bytes.to_vec()))?;
-        let res = app.clone().oneshot(req).await?;
+        let res = app.call(req).await;
         anyhow::ensure!(
             res.status() == StatusCode::CREATED,
             "blob push: {}",
@@ -117,7 +116,7 @@ async fn push(app: &axum::Router) -> anyhow::Result<String> {
     let req = Request::put("/v2/bench/small/manifests/latest")
         .header("content-type", "application/vnd.oci.image.manifest.v1+json")
         .body(Body::from(manifest.clone()))?;
-    let res = app.clone().oneshot(req).await?;
+    let res = app.call(req).await;
     anyhow::ensure!(
         res.status() == StatusCode::CREATED,
         "manifest push: {}",

@@ -15,7 +15,7 @@ use registry_api::config::{AccessLog, Config, LogFormat, ServeArgs};
 use registry_api::index::Index;
 use registry_api::logging::{LogOutput, REQUEST_TARGET, Reopen};
 use registry_api::upload_url::UploadUrl;
-use registry_api::{AppState, router, server, storage};
+use registry_api::{App, AppState, server, storage};
 
 /// An OCI registry that writes a static, CDN-cacheable index.
 #[derive(Parser)]
@@ -350,7 +350,7 @@ async fn serve(config: Config, reopen: Option<Reopen>) -> anyhow::Result<()> {
         .write_ui(&registry_api::ui::FILES)
         .await
         .context("publishing the browse UI")?;
-    let app = router(state);
+    let app = App::new(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

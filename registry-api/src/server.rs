@@ -12,7 +12,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
@@ -22,9 +21,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
+use crate::App;
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::error::{ApiError, OciCode};
 
@@ -54,7 +53,7 @@ pub struct ConnectionLimits {
 /// for the requests in flight (idle connections close at once).
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     limits: ConnectionLimits,
     proxies: Arc<TrustedProxies>,
     shutdown: impl Future<Output = ()>,
@@ -116,7 +115,7 @@ pub async fn serve(
 /// One request: refused without `Host` (RFC 9112 §3.2), else handed to the router with
 /// its body under the idle timeout. The client's address travels as [`ClientIp`] alone:
 /// an extension costs an allocation on every request.
-async fn handle(app: Router, body_timeout: Duration, request: Request<Incoming>) -> Response {
+async fn handle(app: App, body_timeout: Duration, request: Request<Incoming>) -> Response {
     if request.version() == Version::HTTP_11 && !request.headers().contains_key(header::HOST) {
         return ApiError::with_status(
             OciCode::Unsupported,
@@ -126,8 +125,5 @@ async fn handle(app: Router, body_timeout: Duration, request: Request<Incoming>)
         .into_response();
     }
     let request = request.map(|b| Body::new(TimeoutBody::new(body_timeout, b)));
-    match app.oneshot(request).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    }
+    app.call(request).await
 }
