@@ -38,6 +38,7 @@
 
 mod body;
 mod config;
+mod copysum;
 mod error;
 mod presign;
 mod probe;
