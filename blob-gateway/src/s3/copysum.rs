@@ -33,6 +33,11 @@ pub(super) fn full_sha256(returned: Option<&str>) -> Option<[u8; 32]> {
     <[u8; 32]>::try_from(bytes).ok()
 }
 
+/// The probe's decision: the copy returned exactly the known bytes' whole SHA-256.
+fn proves(returned: Option<&str>, expected: &[u8; 32]) -> bool {
+    full_sha256(returned).as_ref() == Some(expected)
+}
+
 impl S3Store {
     /// The SHA-256 the store computes copying `from` (as `src` describes it; the copy is
     /// pinned to its ETag) to `scratch`, which is deleted afterwards. `None` when the copy
@@ -48,6 +53,7 @@ impl S3Store {
         let copied = self
             .copy_checksummed(&to, &source, Some(&src.etag.0))
             .await
+            .map(|returned| full_sha256(returned.as_deref()))
             .map_err(|e| store_error(&k, e));
         let removed = self.delete_object(&k, &to).await;
         let sha256 = copied.map_err(|e| match e {
@@ -67,7 +73,7 @@ impl S3Store {
         to: &str,
         source: &str,
         etag: Option<&str>,
-    ) -> Result<Option<[u8; 32]>, SdkError<CopyObjectError, HttpResponse>> {
+    ) -> Result<Option<String>, SdkError<CopyObjectError, HttpResponse>> {
         let out = self
             .client
             .copy_object()
@@ -78,10 +84,7 @@ impl S3Store {
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .send()
             .await?;
-        let result = out.copy_object_result;
-        Ok(full_sha256(
-            result.as_ref().and_then(|r| r.checksum_sha256()),
-        ))
+        Ok(out.copy_object_result.and_then(|r| r.checksum_sha256))
     }
 
     /// Whether a checksummed copy of a two-part multipart object (5 MiB and 5 bytes of
@@ -103,7 +106,7 @@ impl S3Store {
             self.put_checksummed_parts(&key, &object, parts).await?;
             let source = copy_source(&self.bucket, &object);
             match self.copy_checksummed(&copied, &source, None).await {
-                Ok(sha256) => Ok(sha256 == Some(expected)),
+                Ok(returned) => Ok(proves(returned.as_deref(), &expected)),
                 Err(e) if refused(&e) => {
                     tracing::debug!(error = %e, "a checksummed copy was refused");
                     Ok(false)
@@ -186,5 +189,16 @@ mod tests {
         assert_eq!(full_sha256(Some(&format!("{b64}-2"))), None);
         assert_eq!(full_sha256(Some(&STANDARD.encode([1u8; 20]))), None);
         assert_eq!(full_sha256(Some("not base64!")), None);
+    }
+
+    #[test]
+    fn the_probe_proves_nothing_by_a_wrong_absent_or_composite_checksum() {
+        let known: [u8; 32] = Sha256::digest(b"known").into();
+        let b64 = STANDARD.encode(known);
+        assert!(proves(Some(&b64), &known));
+        let other = STANDARD.encode(Sha256::digest(b"other"));
+        for returned in [None, Some(other.as_str()), Some(&format!("{b64}-2"))] {
+            assert!(!proves(returned, &known), "{returned:?}");
+        }
     }
 }
