@@ -33,6 +33,6 @@ pub use store::{
     StoreError, StoredChecksum, UploadedPart, one_chunk, put_bytes,
 };
 pub use uploads::{
-    ClosingBody, DirectUpload, FaultPoint, GcReport, PublishedUpload, StoredBlob, UploadError,
-    UploadState, Uploads,
+    ClosingBody, CopyChecksums, DirectUpload, FaultPoint, GcReport, PublishedUpload, StoredBlob,
+    UploadError, UploadState, Uploads,
 };

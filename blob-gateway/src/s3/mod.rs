@@ -19,6 +19,8 @@
 //! | `stored_checksum`    | `HeadObject` in checksum mode, with the writer's metadata        |
 //! | `list_checksummed`   | `ListParts`, paged by `PartNumberMarker`, sorted by number       |
 //! | `read_sha256`        | `GetObject` without the SDK's response checksum validation       |
+//! | `…_publishing`, hash | `CopyObject` with `ChecksumAlgorithm=SHA256` to a scratch key,   |
+//! | by the store         | `CopySourceIfMatch`; the result's whole-object checksum; `Delete`|
 //! | `remove_leftovers`   | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |
 //!
 //! Keys are `[<prefix>/]<StorageKey::key()>`. Notes, each measured by the store suite:
@@ -38,6 +40,7 @@
 
 mod body;
 mod config;
+mod copysum;
 mod error;
 mod presign;
 mod probe;

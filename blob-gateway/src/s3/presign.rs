@@ -234,8 +234,13 @@ impl Presign for S3Store {
         key: &StorageKey,
         blob: &StorageKey,
         sha256: &[u8; 32],
+        scratch: Option<&StorageKey>,
     ) -> Result<[u8; 32], StoreError> {
-        self.hash_and_copy(key, blob, sha256).await
+        self.hash_and_copy(key, blob, sha256, scratch).await
+    }
+
+    async fn copies_checksums(&self) -> Result<bool, StoreError> {
+        self.probe_copy_checksums().await
     }
 
     async fn enforces_checksums(&self) -> Result<bool, StoreError> {

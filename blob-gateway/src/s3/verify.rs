@@ -1,5 +1,6 @@
-//! Hashing an object by reading it inside the bucket's network: what proves a direct
-//! multipart upload, whose stored checksum is a checksum of its parts' checksums.
+//! Hashing an object to prove a direct multipart upload, whose stored checksum is a
+//! checksum of its parts' checksums: by the store itself (a checksummed copy, see
+//! `copysum`), or by reading it inside the bucket's network.
 
 use aws_sdk_s3::config::ResponseChecksumValidation;
 use futures::StreamExt;
@@ -8,9 +9,10 @@ use sha2::{Digest as _, Sha256};
 
 use super::S3Store;
 use super::body::from_sdk;
-use super::error::{body_error, store_error};
+use super::copysum::MAX_COPY;
+use super::error::{body_error, invalid, store_error};
 use super::wire::quote;
-use crate::store::{ObjectStore as _, PutCondition, PutMeta, StoreError};
+use crate::store::{ObjectInfo, ObjectStore as _, PutCondition, PutMeta, StoreError};
 
 impl S3Store {
     /// The SHA-256 of the object's bytes, read in one `GetObject` (pinned to `etag` when
@@ -47,17 +49,47 @@ impl S3Store {
         Ok(hash.finalize().into())
     }
 
+    /// The SHA-256 of `from` (as `src` describes it): computed by the store copying it
+    /// to `scratch` when one is given and the object is small enough to copy, else read.
+    async fn sha256_of(
+        &self,
+        from: &StorageKey,
+        src: &ObjectInfo,
+        scratch: Option<&StorageKey>,
+    ) -> Result<[u8; 32], StoreError> {
+        if let Some(scratch) = scratch.filter(|_| src.size <= MAX_COPY) {
+            if let Some(sha256) = self.copy_sha256(from, src, scratch).await? {
+                return Ok(sha256);
+            }
+            tracing::warn!(
+                key = %from.key(),
+                "a checksummed copy returned no SHA-256 of the whole object: reading it back"
+            );
+        }
+        self.hash_object(from, Some(&src.etag.0))
+            .await
+            .map_err(|e| match e {
+                // The object changed since the HEAD: not a condition on any destination.
+                StoreError::PreconditionFailed { key } => {
+                    invalid(&key, "the object changed while it was hashed".into())
+                }
+                e => e,
+            })
+    }
+
     /// Hashes `from` while copying it to `to` (a multipart copy), and completes the copy
     /// only if the hash is `sha256`: the two no longer run one after the other, and
     /// until the hash is proven the copy is parts of an incomplete upload, invisible
-    /// under `to`. Both read the ETag one `HEAD` saw, so they read the same bytes. Where
-    /// `to` already exists or `from` is empty it only hashes (publishing is then a
-    /// no-op or one empty `PUT`). Returns the hash.
+    /// under `to`. The hash is the store's (a checksummed copy to `scratch`) when
+    /// `scratch` is given, else a read. Both pin the ETag one `HEAD` saw, so they see
+    /// the same bytes. Where `to` already exists or `from` is empty it only hashes
+    /// (publishing is then a no-op or one empty `PUT`). Returns the hash.
     pub(super) async fn hash_and_copy(
         &self,
         from: &StorageKey,
         to: &StorageKey,
         sha256: &[u8; 32],
+        scratch: Option<&StorageKey>,
     ) -> Result<[u8; 32], StoreError> {
         let src = self.head(from).await?;
         let exists = match self.head(to).await {
@@ -66,11 +98,11 @@ impl S3Store {
             Err(e) => return Err(e),
         };
         if exists || src.size == 0 {
-            return self.hash_object(from, Some(&src.etag.0)).await;
+            return self.sha256_of(from, &src, scratch).await;
         }
         let (src_key, dst_key) = (from.key(), to.key());
         let (source, object) = (self.object_key(&src_key), self.object_key(&dst_key));
-        let gate = self.hash_object(from, Some(&src.etag.0));
+        let gate = self.sha256_of(from, &src, scratch);
         let condition = PutCondition::IfNoneMatch;
         let meta = PutMeta::new(to, None);
         match self

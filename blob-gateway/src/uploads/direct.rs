@@ -17,16 +17,20 @@
 //!   most a complete, verified blob nothing links.
 //! - **Staged** (parts, or a store that does not enforce checksums): to `uploads/<id>/data`
 //!   (perhaps a multipart upload; the upload GC aborts it and removes the object).
-//!   Completing checks the size, then the store's recorded SHA-256 (where the store
-//!   enforces checksums) or else a streaming read: always a read for a multipart object,
-//!   whose checksum is a checksum of the parts' checksums. Then the object is copied to
-//!   `blobs/`. A digest that does not match discards the session: nothing reaches `blobs/`.
+//!   Completing checks the size, then the store's recorded SHA-256 (a single object, where
+//!   the store enforces checksums). A multipart object's checksum is a checksum of its
+//!   parts' checksums: its SHA-256 is computed by the store, copying it (up to 5 GiB) with
+//!   a checksum to a scratch key of the session (where a probe proved the store returns
+//!   the whole object's; see [`CopyChecksums`]), or else by a streaming read; meanwhile
+//!   the publishing copy to `blobs/` runs, completed only for the digest. A digest that
+//!   does not match discards the session: nothing reaches `blobs/`.
 
 use std::time::Duration;
 
 use index_format::{Digest, DigestAlgorithm, RepoName, StorageKey, UploadId};
 use serde::{Deserialize, Serialize};
 
+use super::copysum::{CopyChecksums, scratch};
 use super::{PublishedUpload, StoredBlob, UploadError, UploadState, Uploads, new_id};
 use crate::store::{
     ChecksummedPart, Presign, PresignedRequest, PutCondition, StoreError, StoredChecksum,
@@ -264,12 +268,14 @@ impl Uploads {
     /// checksums; none for a single object), verifies size and digest, and publishes the
     /// blob. `trust_store_checksum`: the store enforces `x-amz-checksum-sha256`, so a
     /// single object's recorded checksum proves its bytes without reading them.
+    /// `copy_checksums`: whether the store may hash a multipart object by copying it.
     pub async fn finish_direct(
         &self,
         repo: &RepoName,
         id: &UploadId,
         parts: &[ChecksummedPart],
         trust_store_checksum: bool,
+        copy_checksums: &CopyChecksums,
     ) -> Result<PublishedUpload, UploadError> {
         let session = self.direct_session(repo, id).await?;
         if session.plan.in_place {
@@ -313,8 +319,10 @@ impl Uploads {
             && presigner.stored_checksum(&data).await?.sha256 == Some(plan.sha256()?);
         if !proven {
             let blob = StorageKey::Blob(plan.digest.clone());
+            let scratch = scratch(id);
+            let by_store = copy_checksums.proven(presigner).await.then_some(&scratch);
             let sha256 = presigner
-                .read_sha256_publishing(&data, &blob, &plan.sha256()?)
+                .read_sha256_publishing(&data, &blob, &plan.sha256()?, by_store)
                 .await?;
             let computed = Digest::sha256(&sha256);
             if computed != plan.digest {

@@ -22,12 +22,14 @@ use crate::store::{
     ByteStream, CompletedPart, ETag, MultipartId, ObjectStore, PutCondition, StoreError, put_bytes,
 };
 
+mod copysum;
 mod direct;
 mod fault;
 mod finish;
 mod gc;
 mod parts;
 
+pub use copysum::CopyChecksums;
 pub use direct::DirectUpload;
 pub use fault::FaultPoint;
 pub use finish::PublishedUpload;
@@ -283,6 +285,10 @@ impl Uploads {
             self.store
                 .delete(&StorageKey::UploadTail(id.clone(), t.id.clone()))
                 .await?;
+        }
+        if state.direct.is_some() && state.multipart.is_some() {
+            // A store-hashing copy a crash left behind.
+            self.store.delete(&copysum::scratch(id)).await?;
         }
         self.store.delete(&data).await?;
         self.store

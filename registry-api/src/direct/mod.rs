@@ -18,7 +18,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use blob_gateway::{ChecksummedPart, DirectUpload, ObjectStore, PresignedRequest};
+use blob_gateway::{ChecksummedPart, CopyChecksums, DirectUpload, ObjectStore, PresignedRequest};
 use index_format::{Digest, DigestAlgorithm, RepoName};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -51,10 +51,14 @@ pub struct DirectArgs {
     /// How long presigned upload requests stay valid [default: 15m]
     #[arg(long, env = "CARGOHOLD_DIRECT_EXPIRY", value_parser = humantime::parse_duration)]
     pub direct_expiry: Option<Duration>,
+    /// Let the store compute a multipart blob's SHA-256 by a checksummed copy, where a
+    /// probe proves it can; `false` reads every multipart blob back [default: true]
+    #[arg(long, env = "CARGOHOLD_DIRECT_STORE_HASH", num_args = 0..=1, default_missing_value = "true")]
+    pub direct_store_hash: Option<bool>,
 }
 
 /// The extension's settings on a running server.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Direct {
     /// Largest single-object upload.
     pub single_max: u64,
@@ -63,6 +67,8 @@ pub struct Direct {
     /// The store refuses bytes whose SHA-256 differs from the signed checksum, so a single
     /// object's stored checksum proves its digest without a read.
     pub store_checks: bool,
+    /// Whether the store may hash a multipart blob (probed at the first completion).
+    pub copy_checksums: CopyChecksums,
 }
 
 impl Direct {
@@ -88,6 +94,7 @@ impl Direct {
             single_max: args.direct_single_max.unwrap_or(1 << 30).min(MAX_PART),
             expiry: args.direct_expiry.unwrap_or(Duration::from_secs(15 * 60)),
             store_checks,
+            copy_checksums: CopyChecksums::new(args.direct_store_hash != Some(false)),
         })))
     }
 }
@@ -357,7 +364,13 @@ async fn complete(
     let id = session(&req.id)?;
     let published = app
         .uploads
-        .finish_direct(&repo, &id, &req.parts, direct.store_checks)
+        .finish_direct(
+            &repo,
+            &id,
+            &req.parts,
+            direct.store_checks,
+            &direct.copy_checksums,
+        )
         .await?;
     let blob = app.index.link_upload(published).await?;
     let location = format!("/v2/{repo}/blobs/{}", blob.digest);
