@@ -7,7 +7,6 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::copy_object::CopyObjectError;
-use aws_sdk_s3::primitives::ByteStream as SdkStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -16,8 +15,8 @@ use index_format::StorageKey;
 use sha2::{Digest as _, Sha256};
 
 use super::S3Store;
-use super::error::{Failure, classify, invalid, store_error, upload_error};
-use super::wire::{as_i64, copy_source, part_number, quote, unquote};
+use super::error::{Failure, classify, invalid, store_error};
+use super::wire::{copy_source, quote};
 use super::write::sdk_part;
 use crate::store::{ObjectInfo, PutCondition, PutMeta, StoreError};
 
@@ -141,20 +140,9 @@ impl S3Store {
             for (i, bytes) in parts.into_iter().enumerate() {
                 let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
                 let sha256 = STANDARD.encode(Sha256::digest(&bytes));
-                let out = self
-                    .client
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(object)
-                    .upload_id(&upload.0)
-                    .part_number(part_number(number))
-                    .content_length(as_i64(bytes.len() as u64))
-                    .checksum_sha256(&sha256)
-                    .body(SdkStream::from(bytes))
-                    .send()
-                    .await
-                    .map_err(|e| upload_error(key, &upload, e))?;
-                let etag = unquote(out.e_tag);
+                let etag = self
+                    .upload_bytes(key, object, &upload, number, bytes, Some(sha256.clone()))
+                    .await?;
                 completed.push(sdk_part(number, &etag).checksum_sha256(sha256).build());
             }
             self.send_complete(key, object, &upload, completed, &PutCondition::None)

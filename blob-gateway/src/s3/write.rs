@@ -89,7 +89,7 @@ impl S3Store {
                 let len = bytes.len() as u64;
                 size += len;
                 let etag = self
-                    .upload_bytes(key, object, &upload, number, bytes)
+                    .upload_bytes(key, object, &upload, number, bytes, None)
                     .await?;
                 parts.push(CompletedPart {
                     number,
@@ -136,13 +136,15 @@ impl S3Store {
         Ok(MultipartId(id))
     }
 
-    async fn upload_bytes(
+    /// Uploads part `number`, with its SHA-256 (base64) for the store to check if given.
+    pub(super) async fn upload_bytes(
         &self,
         key: &str,
         object: &str,
         upload: &MultipartId,
         number: u32,
         bytes: Bytes,
+        sha256: Option<String>,
     ) -> Result<String, StoreError> {
         let out = self
             .client
@@ -152,6 +154,7 @@ impl S3Store {
             .upload_id(&upload.0)
             .part_number(part_number(number))
             .content_length(as_i64(bytes.len() as u64))
+            .set_checksum_sha256(sha256)
             .body(SdkStream::from(bytes))
             .send()
             .await
