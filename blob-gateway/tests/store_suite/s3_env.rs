@@ -5,7 +5,10 @@
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
-use blob_gateway::{ObjectStore, PutCondition, S3Config, S3Store, StoreError};
+use blob_gateway::{
+    ChecksummedPart, MultipartId, ObjectStore, Presign, PutCondition, S3Config, S3Store, StoreError,
+};
+use index_format::StorageKey;
 
 use crate::Fixture;
 use crate::util::*;
@@ -216,9 +219,6 @@ pub async fn presigned_get_urls_serve_the_object(store: S3Store) {
 /// What a resuming direct upload is told: the parts the server holds, whatever order and
 /// paging the server lists them in, each with its size, ETag and SHA-256.
 pub async fn checksummed_parts_are_listed_by_number_with_their_checksums(store: S3Store) {
-    use blob_gateway::ChecksummedPart;
-    use sha2::{Digest as _, Sha256};
-
     let key = upload_key();
     let presigner = store.presigner().expect("S3 offers a presigner");
     let upload = presigner
@@ -229,19 +229,7 @@ pub async fn checksummed_parts_are_listed_by_number_with_their_checksums(store: 
     // Out of order, and part 2 never sent.
     for number in [3u32, 1] {
         let bytes = pattern(u64::from(number), 1000 + number as usize);
-        let part = ChecksummedPart {
-            number,
-            etag: String::new(),
-            sha256: Sha256::digest(&bytes).into(),
-        };
-        let expires = std::time::Duration::from_secs(300);
-        let request = presigner
-            .presign_part(&key, &upload, &part, bytes.len() as u64, expires)
-            .await
-            .expect("presign");
-        let headers: Vec<_> = request.headers.iter().map(|(k, v)| (&**k, &**v)).collect();
-        let (status, _) = http("PUT", &request.url, &headers, &bytes).await;
-        assert_eq!(status, 200, "part {number}");
+        let part = put_presigned_part(presigner, &key, &upload, number, &bytes).await;
         sent.push((number, bytes.len() as u64, part.sha256));
     }
     sent.sort();
@@ -338,6 +326,31 @@ async fn http_get(url: &str, range: Option<&str>) -> (u16, Vec<u8>) {
 
 /// One request over a fresh connection; `headers` as given (a `Content-Length` is added
 /// for a body unless among them).
+/// Part `number` of `upload`, sent with its SHA-256 through a presigned URL, as a client would.
+async fn put_presigned_part(
+    presigner: &dyn Presign,
+    key: &StorageKey,
+    upload: &MultipartId,
+    number: u32,
+    bytes: &[u8],
+) -> ChecksummedPart {
+    use sha2::{Digest as _, Sha256};
+    let part = ChecksummedPart {
+        number,
+        etag: String::new(),
+        sha256: Sha256::digest(bytes).into(),
+    };
+    let expires = std::time::Duration::from_secs(300);
+    let request = presigner
+        .presign_part(key, upload, &part, bytes.len() as u64, expires)
+        .await
+        .expect("presign");
+    let headers: Vec<_> = request.headers.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let (status, _) = http("PUT", &request.url, &headers, bytes).await;
+    assert_eq!(status, 200, "part {number}");
+    part
+}
+
 async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url
@@ -405,8 +418,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// else read: the publishing copy completes for the true digest only, and the scratch
 /// copy is gone either way.
 pub async fn store_hashed_copies_publish_only_the_true_digest(store: S3Store, server: &str) {
-    use blob_gateway::ChecksummedPart;
-    use index_format::{StorageKey, UploadId};
+    use index_format::UploadId;
     use sha2::{Digest as _, Sha256};
 
     let presigner = store.presigner().expect("S3 offers a presigner");
@@ -420,19 +432,7 @@ pub async fn store_hashed_copies_publish_only_the_true_digest(store: S3Store, se
     let data = pattern(7, S3Config::MIN_PART_SIZE as usize + 7);
     let mut parts = Vec::new();
     for (i, bytes) in data.chunks(S3Config::MIN_PART_SIZE as usize).enumerate() {
-        let part = ChecksummedPart {
-            number: i as u32 + 1,
-            etag: String::new(),
-            sha256: Sha256::digest(bytes).into(),
-        };
-        let expires = std::time::Duration::from_secs(300);
-        let request = presigner
-            .presign_part(&key, &upload, &part, bytes.len() as u64, expires)
-            .await
-            .expect("presign");
-        let headers: Vec<_> = request.headers.iter().map(|(k, v)| (&**k, &**v)).collect();
-        let (status, _) = http("PUT", &request.url, &headers, bytes).await;
-        assert_eq!(status, 200, "part {}", part.number);
+        let part = put_presigned_part(presigner, &key, &upload, i as u32 + 1, bytes).await;
         parts.push(part);
     }
     let listed = presigner
