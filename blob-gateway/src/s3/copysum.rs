@@ -15,7 +15,7 @@ use index_format::StorageKey;
 use sha2::{Digest as _, Sha256};
 
 use super::S3Store;
-use super::error::{Failure, classify, invalid, store_error};
+use super::error::{Failure, classify, store_error};
 use super::wire::{copy_source, quote};
 use super::write::sdk_part;
 use crate::store::{ObjectInfo, PutCondition, PutMeta, StoreError};
@@ -55,13 +55,7 @@ impl S3Store {
             .map(|returned| full_sha256(returned.as_deref()))
             .map_err(|e| store_error(&k, e));
         let removed = self.delete_object(&k, &to).await;
-        let sha256 = copied.map_err(|e| match e {
-            // The staged object changed: nothing to do with a destination condition.
-            StoreError::PreconditionFailed { .. } => {
-                invalid(&k, "the object changed while it was hashed".into())
-            }
-            e => e,
-        })?;
+        let sha256 = copied?;
         removed?;
         Ok(sha256)
     }

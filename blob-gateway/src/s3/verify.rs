@@ -57,24 +57,26 @@ impl S3Store {
         src: &ObjectInfo,
         scratch: Option<&StorageKey>,
     ) -> Result<[u8; 32], StoreError> {
-        if let Some(scratch) = scratch.filter(|_| src.size <= MAX_COPY) {
-            if let Some(sha256) = self.copy_sha256(from, src, scratch).await? {
-                return Ok(sha256);
-            }
-            tracing::warn!(
-                key = %from.key(),
-                "a checksummed copy returned no SHA-256 of the whole object: reading it back"
-            );
-        }
-        self.hash_object(from, Some(&src.etag.0))
-            .await
-            .map_err(|e| match e {
-                // The object changed since the HEAD: not a condition on any destination.
-                StoreError::PreconditionFailed { key } => {
-                    invalid(&key, "the object changed while it was hashed".into())
+        let hashed = async {
+            if let Some(scratch) = scratch.filter(|_| src.size <= MAX_COPY) {
+                if let Some(sha256) = self.copy_sha256(from, src, scratch).await? {
+                    return Ok(sha256);
                 }
-                e => e,
-            })
+                tracing::warn!(
+                    key = %from.key(),
+                    "a checksummed copy returned no SHA-256 of the whole object: reading it back"
+                );
+            }
+            self.hash_object(from, Some(&src.etag.0)).await
+        };
+        hashed.await.map_err(|e| match e {
+            // The object changed since the HEAD (both pin its ETag): not a condition on
+            // any destination.
+            StoreError::PreconditionFailed { key } => {
+                invalid(&key, "the object changed while it was hashed".into())
+            }
+            e => e,
+        })
     }
 
     /// Hashes `from` while copying it to `to` (a multipart copy), and completes the copy
