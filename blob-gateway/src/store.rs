@@ -430,19 +430,20 @@ pub trait Presign: Send + Sync {
     /// upload the store's recorded checksum cannot (a multipart object's).
     async fn read_sha256(&self, key: &StorageKey) -> Result<[u8; 32], StoreError>;
 
-    /// The SHA-256 of the object at `key`, while copying it to `blob`; the copy becomes
+    /// The SHA-256 of the object at `key` (as `object`, a `HEAD` of it, describes it: the
+    /// hash is of that version), while copying it to `blob`; the copy becomes
     /// visible there only if the hash is `sha256` (so the publishing copy overlaps the
-    /// hashing instead of following it). With `scratch` (only where
+    /// hashing instead of following it). With `by_store` (only where
     /// [`copies_checksums`](Self::copies_checksums) proved it), the store computes the
-    /// hash by a checksummed copy to `scratch`, removed afterwards (up to 5 GiB, the
-    /// copy's limit); otherwise, or for a larger object, it is
-    /// [`read_sha256`](Self::read_sha256). Returns the hash.
+    /// hash in the publishing copy itself (up to 5 GiB, one copy's limit); otherwise, or
+    /// for a larger object, it is [`read_sha256`](Self::read_sha256). Returns the hash.
     async fn read_sha256_publishing(
         &self,
         key: &StorageKey,
+        object: &ObjectInfo,
         blob: &StorageKey,
         sha256: &[u8; 32],
-        scratch: Option<&StorageKey>,
+        by_store: bool,
     ) -> Result<[u8; 32], StoreError>;
 
     /// Whether the store refuses a write whose `x-amz-checksum-sha256` does not match its
@@ -451,7 +452,7 @@ pub trait Presign: Send + Sync {
 
     /// Whether a copy that asks for a SHA-256 returns the SHA-256 of the whole object,
     /// also from a multipart object: a probe that writes (and removes) a two-part object
-    /// of known bytes and its copy, outside the layout.
+    /// of known bytes, outside the layout, and copies it without completing the copy.
     async fn copies_checksums(&self) -> Result<bool, StoreError>;
 }
 

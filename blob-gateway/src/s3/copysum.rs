@@ -1,12 +1,15 @@
-//! Hashing an object inside the store: a `CopyObject` with `ChecksumAlgorithm=SHA256`
-//! writes a single-part copy whose checksum is the SHA-256 of the whole object, even from
-//! a multipart object (whose own checksum is a checksum of its parts' checksums). The
-//! store reads the bytes; the API reads none. Trusted only where
+//! Hashing an object inside the store while publishing it: an `UploadPartCopy` of the
+//! whole object into a multipart upload created with `ChecksumAlgorithm=SHA256` returns
+//! that part's SHA-256, which is the SHA-256 of the whole object, even from a multipart
+//! object (whose own checksum is a checksum of its parts' checksums). The upload is
+//! completed, under `If-None-Match`, only if that hash is the digest, and aborted
+//! otherwise: one copy both hashes and publishes, and nothing unproven is ever visible.
+//! The store reads the bytes; the API reads none. Trusted only where
 //! [`S3Store::probe_copy_checksums`] proved it.
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
-use aws_sdk_s3::operation::copy_object::CopyObjectError;
+use aws_sdk_s3::operation::upload_part_copy::UploadPartCopyError;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,13 +18,13 @@ use index_format::StorageKey;
 use sha2::{Digest as _, Sha256};
 
 use super::S3Store;
-use super::error::{Failure, classify, store_error};
-use super::wire::{copy_source, quote};
+use super::error::{Failure, classify, invalid, upload_error};
+use super::wire::{copy_source, part_number, quote, unquote};
 use super::write::sdk_part;
-use crate::store::{ObjectInfo, PutCondition, PutMeta, StoreError};
+use crate::store::{MultipartId, ObjectInfo, PutCondition, PutMeta, StoreError};
 
-/// `CopyObject` copies at most 5 GiB; larger objects are hashed by a read.
-pub(super) const MAX_COPY: u64 = 5 << 30;
+/// `UploadPartCopy` copies at most 5 GiB; larger objects are hashed by a read.
+const MAX_COPY: u64 = 5 << 30;
 /// The smallest part S3 accepts but the last: the probe's first part.
 const PROBE_PART: usize = 5 << 20;
 
@@ -32,6 +35,12 @@ pub(super) fn full_sha256(returned: Option<&str>) -> Option<[u8; 32]> {
     <[u8; 32]>::try_from(bytes).ok()
 }
 
+/// Whether the store may hash an object of `size` bytes in one part copy (where the probe
+/// proved it can): an empty object has no byte to copy, and one part holds at most 5 GiB.
+pub(super) fn copy_can_hash(size: u64) -> bool {
+    (1..=MAX_COPY).contains(&size)
+}
+
 /// The probe's decision: the copy returned exactly the known bytes' whole SHA-256.
 fn proves(returned: Option<&str>, expected: &[u8; 32]) -> bool {
     full_sha256(returned).as_ref() == Some(expected)
@@ -39,51 +48,96 @@ fn proves(returned: Option<&str>, expected: &[u8; 32]) -> bool {
 
 impl S3Store {
     /// The SHA-256 the store computes copying `from` (as `src` describes it; the copy is
-    /// pinned to its ETag) to `scratch`, which is deleted afterwards. `None` when the copy
-    /// returned no whole-object SHA-256.
-    pub(super) async fn copy_sha256(
+    /// pinned to its ETag) as the single part of a checksummed multipart upload at `to`,
+    /// completed only if the hash is `sha256` (a `to` that already exists stays as it
+    /// is: the same bytes were published first). `None` when the copy returned no
+    /// whole-object SHA-256; the upload is then aborted and nothing is published.
+    pub(super) async fn copy_hashed(
         &self,
         from: &StorageKey,
         src: &ObjectInfo,
-        scratch: &StorageKey,
+        to: &StorageKey,
+        sha256: &[u8; 32],
     ) -> Result<Option<[u8; 32]>, StoreError> {
-        let (k, to) = (scratch.key(), self.object_key(&scratch.key()));
+        let (key, object) = (to.key(), self.object_key(&to.key()));
+        let meta = PutMeta::new(to, None);
+        let upload = self
+            .create(&key, &object, &meta, Some(ChecksumAlgorithm::Sha256))
+            .await?;
         let source = copy_source(&self.bucket, &self.object_key(&from.key()));
-        let copied = self
-            .copy_checksummed(&to, &source, Some(&src.etag.0))
-            .await
-            .map(|returned| full_sha256(returned.as_deref()))
-            .map_err(|e| store_error(&k, e));
-        let removed = self.delete_object(&k, &to).await;
-        let sha256 = copied?;
-        removed?;
-        Ok(sha256)
+        let result = async {
+            let (etag, returned) = self
+                .copy_whole_part(&object, &upload, &source, Some(&src.etag.0))
+                .await
+                .map_err(|e| match upload_error(&key, &upload, e) {
+                    // The source changed since the HEAD: not a condition on `to`.
+                    StoreError::PreconditionFailed { .. } => {
+                        invalid(&from.key(), "the object changed while it was hashed".into())
+                    }
+                    e => e,
+                })?;
+            let Some(hash) = full_sha256(returned.as_deref()) else {
+                return Ok((None, false));
+            };
+            if hash != *sha256 {
+                return Ok((Some(hash), false));
+            }
+            let part = sdk_part(1, &etag).set_checksum_sha256(returned).build();
+            let condition = PutCondition::IfNoneMatch;
+            match self
+                .send_complete(&key, &object, &upload, vec![part], &condition)
+                .await
+            {
+                Ok(_) => Ok((Some(hash), true)),
+                // Someone published the same bytes first.
+                Err(e) if e.is_precondition_failed() => Ok((Some(hash), false)),
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        match result {
+            Ok((hash, true)) => Ok(hash),
+            Ok((hash, false)) => {
+                self.abort(&key, &object, &upload).await?;
+                Ok(hash)
+            }
+            Err(e) => {
+                self.abort_quietly(&key, &object, &upload).await;
+                Err(e)
+            }
+        }
     }
 
-    /// `CopyObject` of `source` to `to` asking for a SHA-256; the checksum it returned.
-    async fn copy_checksummed(
+    /// `UploadPartCopy` of all of `source` as part 1 of `upload`: the part's ETag and the
+    /// checksum the store returned for it.
+    async fn copy_whole_part(
         &self,
-        to: &str,
+        object: &str,
+        upload: &MultipartId,
         source: &str,
         etag: Option<&str>,
-    ) -> Result<Option<String>, SdkError<CopyObjectError, HttpResponse>> {
+    ) -> Result<(String, Option<String>), SdkError<UploadPartCopyError, HttpResponse>> {
         let out = self
             .client
-            .copy_object()
+            .upload_part_copy()
             .bucket(&self.bucket)
-            .key(to)
+            .key(object)
+            .upload_id(&upload.0)
+            .part_number(part_number(1))
             .copy_source(source)
             .set_copy_source_if_match(etag.map(quote))
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .send()
             .await?;
-        Ok(out.copy_object_result.and_then(|r| r.checksum_sha256))
+        let result = out.copy_part_result;
+        let checksum = result.as_ref().and_then(|r| r.checksum_sha256.clone());
+        Ok((unquote(result.and_then(|r| r.e_tag)), checksum))
     }
 
-    /// Whether a checksummed copy of a two-part multipart object (5 MiB and 5 bytes of
-    /// known content) returns the SHA-256 of the whole object. Written under
-    /// `<prefix>/_probe/<uuid>` (outside the layout) and removed. A copy the server refuses
-    /// is `false`; other errors are returned.
+    /// Whether a part copy into a multipart upload created with a SHA-256 checksum
+    /// returns the SHA-256 of the whole source, also from a multipart object: a probe
+    /// that writes (and removes) a two-part object of known bytes under
+    /// `<prefix>/_probe/<uuid>` (outside the layout), copies it as one part and aborts the
+    /// copy. A copy the server refuses is `false`; other errors are returned.
     pub async fn probe_copy_checksums(&self) -> Result<bool, StoreError> {
         let key = format!("_probe/{}", uuid::Uuid::new_v4());
         let copy = format!("{key}-copy");
@@ -95,26 +149,28 @@ impl S3Store {
         let mut whole = Sha256::new();
         parts.iter().for_each(|p| whole.update(p));
         let expected: [u8; 32] = whole.finalize().into();
+        self.put_checksummed_parts(&key, &object, parts).await?;
         let result = async {
-            self.put_checksummed_parts(&key, &object, parts).await?;
+            let meta = PutMeta::default();
+            let upload = self
+                .create(&copy, &copied, &meta, Some(ChecksumAlgorithm::Sha256))
+                .await?;
             let source = copy_source(&self.bucket, &object);
-            match self.copy_checksummed(&copied, &source, None).await {
-                Ok(returned) => Ok(proves(returned.as_deref(), &expected)),
+            let found = match self.copy_whole_part(&copied, &upload, &source, None).await {
+                Ok((_, returned)) => Ok(proves(returned.as_deref(), &expected)),
                 Err(e) if refused(&e) => {
-                    tracing::debug!(error = %e, "a checksummed copy was refused");
+                    tracing::debug!(error = %e, "a checksummed part copy was refused");
                     Ok(false)
                 }
-                Err(e) => Err(store_error(&copy, e)),
-            }
+                Err(e) => Err(upload_error(&copy, &upload, e)),
+            };
+            self.abort(&copy, &copied, &upload).await?;
+            found
         }
         .await;
-        let cleanup = (
-            self.delete_object(&copy, &copied).await,
-            self.delete_object(&key, &object).await,
-        );
+        let removed = self.delete_object(&key, &object).await;
         let found = result?;
-        cleanup.0?;
-        cleanup.1?;
+        removed?;
         Ok(found)
     }
 
@@ -151,7 +207,7 @@ impl S3Store {
 }
 
 /// A request the server refused (rather than could not answer): for a probe, a "no".
-fn refused(e: &SdkError<CopyObjectError, HttpResponse>) -> bool {
+fn refused(e: &SdkError<UploadPartCopyError, HttpResponse>) -> bool {
     matches!(
         classify(e),
         Failure::Other(_) | Failure::InvalidPart(_) | Failure::NotImplemented
@@ -171,6 +227,14 @@ mod tests {
         assert_eq!(full_sha256(Some(&format!("{b64}-2"))), None);
         assert_eq!(full_sha256(Some(&STANDARD.encode([1u8; 20]))), None);
         assert_eq!(full_sha256(Some("not base64!")), None);
+    }
+
+    #[test]
+    fn only_objects_of_one_to_five_gib_are_hashed_by_a_part_copy() {
+        assert!(!copy_can_hash(0));
+        assert!(copy_can_hash(1));
+        assert!(copy_can_hash(5 << 30));
+        assert!(!copy_can_hash((5 << 30) + 1));
     }
 
     #[test]

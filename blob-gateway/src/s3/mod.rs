@@ -19,8 +19,10 @@
 //! | `stored_checksum`    | `HeadObject` in checksum mode, with the writer's metadata        |
 //! | `list_checksummed`   | `ListParts`, paged by `PartNumberMarker`, sorted by number       |
 //! | `read_sha256`        | `GetObject` without the SDK's response checksum validation       |
-//! | `…_publishing`, hash | `CopyObject` with `ChecksumAlgorithm=SHA256` to a scratch key,   |
-//! | by the store         | `CopySourceIfMatch`; the result's whole-object checksum; `Delete`|
+//! | `…_publishing`, hash | one `UploadPartCopy` of the whole object (`CopySourceIfMatch`)   |
+//! | by the store         | into a `ChecksumAlgorithm=SHA256` upload at the blob's key: the  |
+//! |                      | part's checksum is the object's; `Complete…` (`If-None-Match`) |
+//! |                      | only for the digest, else `Abort…`                               |
 //! | `remove_leftovers`   | `ListMultipartUploads` under the prefix, paged; `Abort…` each    |
 //!
 //! Keys are `[<prefix>/]<StorageKey::key()>`. Notes, each measured by the store suite:

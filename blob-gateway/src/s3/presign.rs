@@ -19,8 +19,8 @@ use super::error::{Failure, classify, store_error, upload_error};
 use super::wire::{as_i64, as_u64, part_number, percent_encode, unquote};
 use super::write::{MAX_PARTS, sdk_part};
 use crate::store::{
-    ChecksummedPart, MultipartId, Presign, PresignedRequest, PutCondition, PutMeta, StoreError,
-    StoredChecksum, UploadedPart,
+    ChecksummedPart, MultipartId, ObjectInfo, Presign, PresignedRequest, PutCondition, PutMeta,
+    StoreError, StoredChecksum, UploadedPart,
 };
 
 /// The user metadata naming the upload session that wrote an object by a presigned PUT.
@@ -232,11 +232,13 @@ impl Presign for S3Store {
     async fn read_sha256_publishing(
         &self,
         key: &StorageKey,
+        object: &ObjectInfo,
         blob: &StorageKey,
         sha256: &[u8; 32],
-        scratch: Option<&StorageKey>,
+        by_store: bool,
     ) -> Result<[u8; 32], StoreError> {
-        self.hash_and_copy(key, blob, sha256, scratch).await
+        self.hash_and_copy(key, object, blob, sha256, by_store)
+            .await
     }
 
     async fn copies_checksums(&self) -> Result<bool, StoreError> {

@@ -1,6 +1,6 @@
 //! Hashing an object to prove a direct multipart upload, whose stored checksum is a
-//! checksum of its parts' checksums: by the store itself (a checksummed copy, see
-//! `copysum`), or by reading it inside the bucket's network.
+//! checksum of its parts' checksums, while publishing it: by the store itself (a
+//! checksummed part copy, see `copysum`), or by reading it inside the bucket's network.
 
 use aws_sdk_s3::config::ResponseChecksumValidation;
 use futures::StreamExt;
@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::S3Store;
 use super::body::from_sdk;
-use super::copysum::MAX_COPY;
+use super::copysum::copy_can_hash;
 use super::error::{body_error, invalid, store_error};
 use super::wire::quote;
 use crate::store::{ObjectInfo, ObjectStore as _, PutCondition, PutMeta, StoreError};
@@ -49,62 +49,61 @@ impl S3Store {
         Ok(hash.finalize().into())
     }
 
-    /// The SHA-256 of `from` (as `src` describes it): computed by the store copying it
-    /// to `scratch` when one is given and the object is small enough to copy, else read.
-    async fn sha256_of(
+    /// The SHA-256 of `from` (as `src` describes it), read; the read pins the ETag the
+    /// `HEAD` saw.
+    async fn read_pinned(
         &self,
         from: &StorageKey,
         src: &ObjectInfo,
-        scratch: Option<&StorageKey>,
     ) -> Result<[u8; 32], StoreError> {
-        let hashed = async {
-            if let Some(scratch) = scratch.filter(|_| src.size <= MAX_COPY) {
-                if let Some(sha256) = self.copy_sha256(from, src, scratch).await? {
-                    return Ok(sha256);
+        self.hash_object(from, Some(&src.etag.0))
+            .await
+            .map_err(|e| match e {
+                // The object changed since the HEAD: not a condition on any destination.
+                StoreError::PreconditionFailed { key } => {
+                    invalid(&key, "the object changed while it was hashed".into())
                 }
-                tracing::warn!(
-                    key = %from.key(),
-                    "a checksummed copy returned no SHA-256 of the whole object: reading it back"
-                );
-            }
-            self.hash_object(from, Some(&src.etag.0)).await
-        };
-        hashed.await.map_err(|e| match e {
-            // The object changed since the HEAD (both pin its ETag): not a condition on
-            // any destination.
-            StoreError::PreconditionFailed { key } => {
-                invalid(&key, "the object changed while it was hashed".into())
-            }
-            e => e,
-        })
+                e => e,
+            })
     }
 
-    /// Hashes `from` while copying it to `to` (a multipart copy), and completes the copy
-    /// only if the hash is `sha256`: the two no longer run one after the other, and
-    /// until the hash is proven the copy is parts of an incomplete upload, invisible
-    /// under `to`. The hash is the store's (a checksummed copy to `scratch`) when
-    /// `scratch` is given, else a read. Both pin the ETag one `HEAD` saw, so they see
-    /// the same bytes. Where `to` already exists or `from` is empty it only hashes
-    /// (publishing is then a no-op or one empty `PUT`). Returns the hash.
+    /// Hashes `from` and publishes it at `to` only if the hash is `sha256`; returns the
+    /// hash. With `by_store` (only where the probe proved it) and an object the store can
+    /// copy in one part, one checksummed part copy does both (see `copysum`). Otherwise
+    /// the object is read while a multipart copy to `to` runs, completed only for the
+    /// digest: the two overlap instead of following each other, and until the hash is
+    /// proven the copy is parts of an incomplete upload, invisible under `to`. Both pin
+    /// `src`'s ETag (what the caller's `HEAD` of `from` saw), so they see the same bytes. Where `to` already exists or
+    /// `from` is empty the read only hashes (publishing is then a no-op or one empty
+    /// `PUT`).
     pub(super) async fn hash_and_copy(
         &self,
         from: &StorageKey,
+        src: &ObjectInfo,
         to: &StorageKey,
         sha256: &[u8; 32],
-        scratch: Option<&StorageKey>,
+        by_store: bool,
     ) -> Result<[u8; 32], StoreError> {
-        let src = self.head(from).await?;
+        if by_store && copy_can_hash(src.size) {
+            if let Some(hash) = self.copy_hashed(from, src, to, sha256).await? {
+                return Ok(hash);
+            }
+            tracing::warn!(
+                key = %from.key(),
+                "a checksummed part copy returned no SHA-256 of the whole object: reading it back"
+            );
+        }
         let exists = match self.head(to).await {
             Ok(_) => true,
             Err(e) if e.is_not_found() => false,
             Err(e) => return Err(e),
         };
         if exists || src.size == 0 {
-            return self.sha256_of(from, &src, scratch).await;
+            return self.read_pinned(from, src).await;
         }
         let (src_key, dst_key) = (from.key(), to.key());
         let (source, object) = (self.object_key(&src_key), self.object_key(&dst_key));
-        let gate = self.sha256_of(from, &src, scratch);
+        let gate = self.read_pinned(from, src);
         let condition = PutCondition::IfNoneMatch;
         let meta = PutMeta::new(to, None);
         match self
@@ -112,7 +111,7 @@ impl S3Store {
                 &dst_key,
                 &object,
                 &source,
-                &src,
+                src,
                 meta,
                 &condition,
                 gate,

@@ -215,7 +215,7 @@ impl S3Store {
     }
 
     /// Aborts after a failure; a failed abort leaves parts for the bucket's lifecycle rule.
-    async fn abort_quietly(&self, key: &str, object: &str, upload: &MultipartId) {
+    pub(super) async fn abort_quietly(&self, key: &str, object: &str, upload: &MultipartId) {
         if let Err(e) = self.abort(key, object, upload).await {
             tracing::warn!(key, upload = %upload.0, error = %e, "aborting a failed multipart upload");
         }

@@ -1,9 +1,8 @@
-//! Whether a direct multipart upload's digest is computed by the store (a checksummed
-//! copy: see [`Presign::copies_checksums`]) or read back through the API. Decided by a
-//! probe at the first multipart completion, once per process; a store the probe did not
-//! prove, or a probe that failed, means a read.
+//! Whether a direct multipart upload's digest is computed by the store (in a checksummed
+//! publishing copy: see [`Presign::copies_checksums`]) or read back through the API.
+//! Decided by a probe at the first multipart completion, once per process; a store the
+//! probe did not prove, or a probe that failed, means a read.
 
-use index_format::{StorageKey, UploadId};
 use tokio::sync::OnceCell;
 
 use crate::store::Presign;
@@ -50,11 +49,4 @@ impl CopyChecksums {
             }
         }
     }
-}
-
-/// Where a direct session's object is copied for the store to hash it: under the
-/// session's prefix (a tail key no standard upload of the session uses), so discarding the
-/// session, or the upload GC after a crash, removes it.
-pub(super) fn scratch(id: &UploadId) -> StorageKey {
-    StorageKey::UploadTail(id.clone(), id.clone())
 }

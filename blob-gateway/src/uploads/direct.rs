@@ -19,18 +19,18 @@
 //!   (perhaps a multipart upload; the upload GC aborts it and removes the object).
 //!   Completing checks the size, then the store's recorded SHA-256 (a single object, where
 //!   the store enforces checksums). A multipart object's checksum is a checksum of its
-//!   parts' checksums: its SHA-256 is computed by the store, copying it (up to 5 GiB) with
-//!   a checksum to a scratch key of the session (where a probe proved the store returns
-//!   the whole object's; see [`CopyChecksums`]), or else by a streaming read; meanwhile
-//!   the publishing copy to `blobs/` runs, completed only for the digest. A digest that
-//!   does not match discards the session: nothing reaches `blobs/`.
+//!   parts' checksums: its SHA-256 is computed by the store in the publishing copy to
+//!   `blobs/` (one checksummed part, up to 5 GiB, where a probe proved the store returns
+//!   the whole object's; see [`CopyChecksums`]), or else by a streaming read while the
+//!   publishing copy runs. Either copy is completed only for the digest: a digest that
+//!   does not match discards the session, and nothing reaches `blobs/`.
 
 use std::time::Duration;
 
 use index_format::{Digest, DigestAlgorithm, RepoName, StorageKey, UploadId};
 use serde::{Deserialize, Serialize};
 
-use super::copysum::{CopyChecksums, scratch};
+use super::copysum::CopyChecksums;
 use super::{PublishedUpload, StoredBlob, UploadError, UploadState, Uploads, new_id};
 use crate::store::{
     ChecksummedPart, Presign, PresignedRequest, PutCondition, StoreError, StoredChecksum,
@@ -302,16 +302,16 @@ impl Uploads {
                 Err(e) => return Err(e.into()),
             }
         }
-        let size = match self.store.head(&data).await {
-            Ok(info) => info.size,
+        let staged = match self.store.head(&data).await {
+            Ok(info) => info,
             Err(e) if e.is_not_found() => return Err(nothing_uploaded(&plan)),
             Err(e) => return Err(e.into()),
         };
-        if size != plan.size {
+        if staged.size != plan.size {
             self.discard(id, &state).await?;
             return Err(UploadError::SizeMismatch {
                 announced: plan.size,
-                received: size,
+                received: staged.size,
             });
         }
         let proven = state.multipart.is_none()
@@ -319,10 +319,9 @@ impl Uploads {
             && presigner.stored_checksum(&data).await?.sha256 == Some(plan.sha256()?);
         if !proven {
             let blob = StorageKey::Blob(plan.digest.clone());
-            let scratch = scratch(id);
-            let by_store = copy_checksums.proven(presigner).await.then_some(&scratch);
+            let by_store = copy_checksums.proven(presigner).await;
             let sha256 = presigner
-                .read_sha256_publishing(&data, &blob, &plan.sha256()?, by_store)
+                .read_sha256_publishing(&data, &staged, &blob, &plan.sha256()?, by_store)
                 .await?;
             let computed = Digest::sha256(&sha256);
             if computed != plan.digest {
@@ -336,7 +335,7 @@ impl Uploads {
         self.publish(id, &data, &state, true, &plan.digest).await?;
         let blob = StoredBlob {
             digest: plan.digest,
-            size,
+            size: staged.size,
         };
         Ok(PublishedUpload::new(self.clone(), id.clone(), state, blob))
     }

@@ -286,10 +286,6 @@ impl Uploads {
                 .delete(&StorageKey::UploadTail(id.clone(), t.id.clone()))
                 .await?;
         }
-        if state.direct.is_some() && state.multipart.is_some() {
-            // A store-hashing copy a crash left behind.
-            self.store.delete(&copysum::scratch(id)).await?;
-        }
         self.store.delete(&data).await?;
         self.store
             .delete(&StorageKey::UploadState(id.clone()))

@@ -186,7 +186,7 @@ async fn multipart_upload_is_verified_by_the_store_or_a_read_before_publishing()
         let r = ext(&s, "m", "complete", json!({"id": id, "parts": parts})).await;
         assert_eq!(r.status(), StatusCode::CREATED, "{args:?}");
         assert_eq!(s.blob_bytes("m", &d).await, data, "{args:?}");
-        // The store's scratch copy is gone with the session.
+        // Nothing is left: no session, no object, no unfinished copy.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let report = s.command(&["gc", "uploads", "--upload-max-age", "1s"]);
         assert!(
@@ -345,9 +345,9 @@ async fn a_lying_digest_is_digest_invalid_and_stores_nothing() {
 }
 
 /// The publishing copy runs while the object is hashed (by the store or by a read), in
-/// parts of the server's part size: a lie leaves neither a blob nor an unfinished copy
-/// (the GC would abort it as a leftover) nor the store's scratch copy (an orphan); the
-/// truth, of a size no part size divides, arrives whole.
+/// parts of the server's part size, or the store hashes it in its own one-part copy: a
+/// lie leaves neither a blob nor an unfinished copy (the GC would abort it as a
+/// leftover); the truth, of a size no part size divides, arrives whole.
 #[tokio::test]
 async fn a_multipart_copy_overlapping_the_hashing_is_completed_only_for_the_true_digest() {
     let part_size = (5 * MIB).to_string();
