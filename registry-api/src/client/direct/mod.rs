@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use std::io::{Read as _, Seek as _};
 
 use super::endpoint::BlobSource;
 use super::progress::BlobProgress;
@@ -294,8 +294,10 @@ impl Repository {
         Ok(Some((saved.session, done)))
     }
 
-    /// Uploads the parts of `session` not in `done`, in batches of presigned requests,
-    /// recording each one the bucket acknowledges; returns every part, in order.
+    /// Uploads the parts of `session` not in `done`, recording each one the bucket
+    /// acknowledges; returns every part, in order. Parts are hashed `jobs` at a time just
+    /// ahead of their uploads, and whatever is hashed is signed in one call (up to
+    /// `BATCH`): the first part leaves as soon as it is hashed, not after the last.
     async fn upload_parts(
         &self,
         ctx: &PartsCtx<'_>,
@@ -303,51 +305,66 @@ impl Repository {
         mut done: BTreeMap<u32, Part>,
     ) -> Result<Vec<Part>, ClientError> {
         let (desc, part) = (ctx.desc, session.part_size);
+        let jobs = ctx.options.jobs.max(1);
         let count = u32::try_from(desc.size.div_ceil(part).max(1)).unwrap_or(u32::MAX);
         let missing: Vec<u32> = (1..=count).filter(|n| !done.contains_key(n)).collect();
-        for batch in missing.chunks(BATCH) {
-            let mut parts = BTreeMap::new();
-            for &n in batch {
+        let uploads = futures::stream::iter(missing)
+            .map(|n| async move {
                 let (offset, len) = range(n, part, desc.size);
                 let sha256 = hash_range(ctx.file, offset, len).await?;
-                parts.insert(
-                    n,
-                    Part {
-                        number: n,
-                        sha256,
-                        etag: String::new(),
-                    },
-                );
-            }
-            let asked: Vec<&Part> = parts.values().collect();
-            let response = self
-                .post_json("parts", json!({"id": session.id, "parts": asked}))
-                .await?;
-            if response.status() != StatusCode::OK {
-                return Err(unexpected("direct upload parts", response).await);
-            }
-            let signed: Parts = response.json().await.map_err(ClientError::Http)?;
-            let mut uploads = futures::stream::iter(signed.parts)
-                .map(|p| async move {
-                    let (offset, len) = range(p.number, part, desc.size);
-                    let etag = self
-                        .send_signed(&p.request, ctx.file, offset, len, ctx.options, ctx.progress)
-                        .await?;
-                    Ok::<_, ClientError>((p.number, etag))
+                Ok::<_, ClientError>(Part {
+                    number: n,
+                    sha256,
+                    etag: String::new(),
                 })
-                .buffer_unordered(ctx.options.jobs.max(1));
-            while let Some((n, etag)) = uploads.try_next().await? {
-                let Some(mut p) = parts.remove(&n) else {
-                    continue;
-                };
-                p.etag = etag;
-                if let Some(r) = ctx.record {
-                    r.append(&DirectRecord::part_line(n, &p.sha256, &p.etag));
-                }
-                done.insert(n, p);
+            })
+            .buffered(jobs)
+            .ready_chunks(BATCH)
+            .then(|hashed| async move {
+                let hashed = hashed.into_iter().collect::<Result<Vec<Part>, _>>()?;
+                let signed = self.sign_parts(session, &hashed).await?;
+                let mut asked: BTreeMap<u32, Part> =
+                    hashed.into_iter().map(|p| (p.number, p)).collect();
+                // A part the server signed that was not asked for is ignored.
+                let pairs: Vec<_> = signed
+                    .into_iter()
+                    .filter_map(|s| Some((asked.remove(&s.number)?, s.request)))
+                    .collect();
+                Ok::<_, ClientError>(futures::stream::iter(pairs).map(Ok))
+            })
+            .try_flatten()
+            .map_ok(|(p, signed)| async move {
+                let (offset, len) = range(p.number, part, desc.size);
+                let etag = self
+                    .send_signed(&signed, ctx.file, offset, len, ctx.options, ctx.progress)
+                    .await?;
+                Ok::<_, ClientError>(Part { etag, ..p })
+            })
+            .try_buffer_unordered(jobs);
+        let mut uploads = std::pin::pin!(uploads);
+        while let Some(p) = uploads.try_next().await? {
+            if let Some(r) = ctx.record {
+                r.append(&DirectRecord::part_line(p.number, &p.sha256, &p.etag));
             }
+            done.insert(p.number, p);
         }
         Ok(done.into_values().collect())
+    }
+
+    /// Presigned requests for `parts` (their numbers and SHA-256s).
+    async fn sign_parts(
+        &self,
+        session: &DirectSession,
+        parts: &[Part],
+    ) -> Result<Vec<SignedPart>, ClientError> {
+        let response = self
+            .post_json("parts", json!({"id": session.id, "parts": parts}))
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(unexpected("direct upload parts", response).await);
+        }
+        let signed: Parts = response.json().await.map_err(ClientError::Http)?;
+        Ok(signed.parts)
     }
 
     /// Sends `len` bytes of `file` from `offset` with a presigned request, retrying network
@@ -414,21 +431,27 @@ fn range(n: u32, part: u64, size: u64) -> (u64, u64) {
     (offset, part.min(size - offset))
 }
 
+/// The SHA-256 (hex) of `len` bytes of `file` from `offset`, read and hashed on a
+/// blocking thread: parts hash in parallel, off the runtime's workers.
 async fn hash_range(file: &Path, offset: u64, len: u64) -> Result<String, ClientError> {
-    let io = |e| ClientError::io(file.display(), e);
-    let mut f = tokio::fs::File::open(file).await.map_err(io)?;
-    f.seek(std::io::SeekFrom::Start(offset)).await.map_err(io)?;
-    let mut reader = f.take(len);
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = reader.read(&mut buf).await.map_err(io)?;
-        if n == 0 {
-            break;
+    let path = file.to_owned();
+    let hashed = tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path)?;
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        let mut reader = f.take(len);
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return Ok(hex::encode(hash.finalize()));
+            }
+            hash.update(&buf[..n]);
         }
-        hash.update(&buf[..n]);
-    }
-    Ok(hex::encode(hash.finalize()))
+    })
+    .await
+    .map_err(|e| ClientError::io(file.display(), std::io::Error::other(e)))?;
+    hashed.map_err(|e| ClientError::io(file.display(), e))
 }
 
 #[cfg(test)]
