@@ -7,8 +7,9 @@
 #   2. cargohold push, direct parts (--part-size)  6. cargohold push --no-direct (--jobs JOBS)
 #   3. cargohold push --no-direct (standard)
 #   4. skopeo copy (standard)
-# For each: MB/s of the image's bytes, and the API process's CPU seconds per GB pushed
-# (utime+stime from /proc). Then the limits, in the same run: the S3 server's own throughput
+# For each: MB/s of the image's bytes, the API process's CPU seconds per GB pushed
+# (utime+stime from /proc), and the S3 server's, where .ci/s3-servers.sh started it here
+# (its pid file): on 2 cores the two share the CPU. Then the limits, in the same run: the S3 server's own throughput
 # for presigned PUTs with a SHA-256 checksum, sent by curl, JOBS × PART_MIB in parallel;
 # and one SHA-256 pass over LAYER_MIB with the sha2 crate the API verifies with
 # (blob-gateway's sha256_pass example), in CPU s/GB: what the direct parts' API CPU is held
@@ -73,28 +74,36 @@ done
 for way in multi multi-std; do
     bench_image "$WORK/$way" "$LAYERS" $((LAYER_MIB / LAYERS))
 done
+# The images' gigabytes are otherwise still being written back during the first pushes.
+sync
 BYTES=$(du -sb "$WORK/single/blobs" | cut -f1)
 echo "# $BIN; images of $((BYTES >> 20)) MiB; S3 at $CARGOHOLD_TEST_S3_ENDPOINT"
 
-cpu() { # CPU seconds (user+system) of PID so far
+cpu() { # CPU seconds (user+system) of PID so far; 0 without a PID
+    [[ -n $1 ]] || { echo 0; return; }
     awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
 }
+S3_PID=$(cat .ci/.s3/localstack.pid 2>/dev/null || true)
+[[ -n $S3_PID && -e /proc/$S3_PID ]] || S3_PID=''
+
 
 declare -A RATE CPUGB # by row name: MB/s and API CPU s/GB, for the ratios at the end
 measure() { # measure NAME LAYOUT CMD...: one push of LAYOUT's bytes, timed, with the API's CPU
-    local name=$1 b c0 c1 t0 t1 row
+    local name=$1 b c0 c1 s0 s1 t0 t1 row
     b=$(du -sb "$2/blobs" | cut -f1)
     shift 2
-    c0=$(cpu "$REG_PID")
+    c0=$(cpu "$REG_PID") s0=$(cpu "$S3_PID")
     t0=$(date +%s.%N)
     "$@" >/dev/null
     t1=$(date +%s.%N)
-    c1=$(cpu "$REG_PID")
+    c1=$(cpu "$REG_PID") s1=$(cpu "$S3_PID")
     row=$(awk -v n="$name" -v b="$b" -v t="$(echo "$t1 - $t0" | bc)" -v c="$(echo "$c1 - $c0" | bc)" \
-        'BEGIN { printf "%-36s %8.1f MB/s %8.2f API CPU s/GB (%.1fs)\n", n, b / t / 1e6, c / (b / 1e9), t }')
+        -v s="$(echo "$s1 - $s0" | bc)" -v has_s3="${S3_PID:+1}" \
+        'BEGIN { printf "%-36s %8.1f MB/s %8.2f API CPU s/GB (%.1fs)", n, b / t / 1e6, c / (b / 1e9), t
+                 if (has_s3) printf " %6.2f S3 CPU s/GB", s / (b / 1e9); printf "\n" }')
     echo "$row"
-    RATE[$name]=$(awk '{print $(NF-6)}' <<<"$row")
-    CPUGB[$name]=$(awk '{print $(NF-4)}' <<<"$row")
+    RATE[$name]=$(awk '{print $1}' <<<"${row:36}")
+    CPUGB[$name]=$(awk '{print $3}' <<<"${row:36}")
 }
 
 measure "cargohold push, direct single" "$WORK/single" "$BIN" push -q "$WORK/single" "$HOST/b/single:v1"
