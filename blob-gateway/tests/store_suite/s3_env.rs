@@ -465,4 +465,9 @@ pub async fn store_hashed_copies_publish_only_the_true_digest(store: S3Store, se
     let blob = StorageKey::Blob(index_format::Digest::sha256(&truth));
     let (stored, _) = store.read(&blob, 1 << 30).await.expect("read");
     assert_eq!(stored.as_ref(), &data[..]);
+    // Neither the refused copy nor the one that found the blob published is left
+    // unfinished (S3 records start times to the second).
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    let unfinished = store.remove_leftovers(soon).await.expect("leftovers");
+    assert_eq!(unfinished, 0, "unfinished copies");
 }
