@@ -41,6 +41,13 @@ pub(super) fn copy_can_hash(size: u64) -> bool {
     (1..=MAX_COPY).contains(&size)
 }
 
+/// Where a hashing copy ended: completed at the blob's key, or left to be aborted (with
+/// the hash, where the store returned one).
+enum HashedCopy {
+    Published([u8; 32]),
+    Withheld(Option<[u8; 32]>),
+}
+
 /// The probe's decision: the copy returned exactly the known bytes' whole SHA-256.
 fn proves(returned: Option<&str>, expected: &[u8; 32]) -> bool {
     full_sha256(returned).as_ref() == Some(expected)
@@ -77,10 +84,10 @@ impl S3Store {
                     e => e,
                 })?;
             let Some(hash) = full_sha256(returned.as_deref()) else {
-                return Ok((None, false));
+                return Ok(HashedCopy::Withheld(None));
             };
             if hash != *sha256 {
-                return Ok((Some(hash), false));
+                return Ok(HashedCopy::Withheld(Some(hash)));
             }
             let part = sdk_part(1, &etag).set_checksum_sha256(returned).build();
             let condition = PutCondition::IfNoneMatch;
@@ -88,16 +95,16 @@ impl S3Store {
                 .send_complete(&key, &object, &upload, vec![part], &condition)
                 .await
             {
-                Ok(_) => Ok((Some(hash), true)),
+                Ok(_) => Ok(HashedCopy::Published(hash)),
                 // Someone published the same bytes first.
-                Err(e) if e.is_precondition_failed() => Ok((Some(hash), false)),
+                Err(e) if e.is_precondition_failed() => Ok(HashedCopy::Withheld(Some(hash))),
                 Err(e) => Err(e),
             }
         }
         .await;
         match result {
-            Ok((hash, true)) => Ok(hash),
-            Ok((hash, false)) => {
+            Ok(HashedCopy::Published(hash)) => Ok(Some(hash)),
+            Ok(HashedCopy::Withheld(hash)) => {
                 self.abort(&key, &object, &upload).await?;
                 Ok(hash)
             }
