@@ -18,10 +18,10 @@ use index_format::StorageKey;
 use sha2::{Digest as _, Sha256};
 
 use super::S3Store;
-use super::error::{Failure, classify, invalid, upload_error};
-use super::wire::{copy_source, part_number, quote, unquote};
+use super::error::{Failure, classify, source_changed, upload_error};
+use super::wire::copy_source;
 use super::write::sdk_part;
-use crate::store::{MultipartId, ObjectInfo, PutCondition, PutMeta, StoreError};
+use crate::store::{ObjectInfo, PutCondition, PutMeta, StoreError};
 
 /// `UploadPartCopy` copies at most 5 GiB; larger objects are hashed by a read.
 const MAX_COPY: u64 = 5 << 30;
@@ -74,15 +74,9 @@ impl S3Store {
         let source = copy_source(&self.bucket, &self.object_key(&from.key()));
         let result = async {
             let (etag, returned) = self
-                .copy_whole_part(&object, &upload, &source, Some(&src.etag.0))
+                .copy_part(&object, &upload, 1, &source, None, Some(&src.etag.0))
                 .await
-                .map_err(|e| match upload_error(&key, &upload, e) {
-                    // The source changed since the HEAD: not a condition on `to`.
-                    StoreError::PreconditionFailed { .. } => {
-                        invalid(&from.key(), "the object changed while it was hashed".into())
-                    }
-                    e => e,
-                })?;
+                .map_err(|e| source_changed(upload_error(&key, &upload, e), &from.key()))?;
             let Some(hash) = full_sha256(returned.as_deref()) else {
                 return Ok(HashedCopy::Withheld(None));
             };
@@ -115,31 +109,6 @@ impl S3Store {
         }
     }
 
-    /// `UploadPartCopy` of all of `source` as part 1 of `upload`: the part's ETag and the
-    /// checksum the store returned for it.
-    async fn copy_whole_part(
-        &self,
-        object: &str,
-        upload: &MultipartId,
-        source: &str,
-        etag: Option<&str>,
-    ) -> Result<(String, Option<String>), SdkError<UploadPartCopyError, HttpResponse>> {
-        let out = self
-            .client
-            .upload_part_copy()
-            .bucket(&self.bucket)
-            .key(object)
-            .upload_id(&upload.0)
-            .part_number(part_number(1))
-            .copy_source(source)
-            .set_copy_source_if_match(etag.map(quote))
-            .send()
-            .await?;
-        let result = out.copy_part_result;
-        let checksum = result.as_ref().and_then(|r| r.checksum_sha256.clone());
-        Ok((unquote(result.and_then(|r| r.e_tag)), checksum))
-    }
-
     /// Whether a part copy into a multipart upload created with a SHA-256 checksum
     /// returns the SHA-256 of the whole source, also from a multipart object: a probe
     /// that writes (and removes) a two-part object of known bytes under
@@ -163,7 +132,10 @@ impl S3Store {
                 .create(&copy, &copied, &meta, Some(ChecksumAlgorithm::Sha256))
                 .await?;
             let source = copy_source(&self.bucket, &object);
-            let found = match self.copy_whole_part(&copied, &upload, &source, None).await {
+            let found = match self
+                .copy_part(&copied, &upload, 1, &source, None, None)
+                .await
+            {
                 Ok((_, returned)) => Ok(proves(returned.as_deref(), &expected)),
                 Err(e) if refused(&e) => {
                     tracing::debug!(error = %e, "a checksummed part copy was refused");

@@ -105,6 +105,18 @@ where
     }
 }
 
+/// `e`, unless it is the failed `If-Match` of a copy or read pinned to the source's ETag:
+/// then the source (`key`) changed meanwhile, which is no condition on any destination.
+pub(super) fn source_changed(e: StoreError, key: &str) -> StoreError {
+    match e {
+        StoreError::PreconditionFailed { .. } => invalid(
+            key,
+            "the source changed while it was copied or hashed".into(),
+        ),
+        e => e,
+    }
+}
+
 /// A failure of our own input (a missing size, a body that ended early).
 pub(super) fn invalid(key: &str, message: String) -> StoreError {
     StoreError::InvalidPart {

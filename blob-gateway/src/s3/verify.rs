@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use super::S3Store;
 use super::body::from_sdk;
 use super::copysum::copy_can_hash;
-use super::error::{body_error, invalid, store_error};
+use super::error::{body_error, source_changed, store_error};
 use super::wire::quote;
 use crate::store::{ObjectInfo, ObjectStore as _, PutCondition, PutMeta, StoreError};
 
@@ -58,13 +58,7 @@ impl S3Store {
     ) -> Result<[u8; 32], StoreError> {
         self.hash_object(from, Some(&src.etag.0))
             .await
-            .map_err(|e| match e {
-                // The object changed since the HEAD: not a condition on any destination.
-                StoreError::PreconditionFailed { key } => {
-                    invalid(&key, "the object changed while it was hashed".into())
-                }
-                e => e,
-            })
+            .map_err(|e| source_changed(e, &from.key()))
     }
 
     /// Hashes `from` and publishes it at `to` only if the hash is `sha256`; returns the

@@ -3,6 +3,9 @@
 
 use std::time::SystemTime;
 
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::upload_part_copy::UploadPartCopyError;
 use aws_sdk_s3::primitives::ByteStream as SdkStream;
 use aws_sdk_s3::types::builders::CompletedPartBuilder;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart as SdkPart};
@@ -11,7 +14,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::S3Store;
 use super::body::PartReader;
-use super::error::{Failure, body_error, classify, invalid, store_error, upload_error};
+use super::error::{
+    Failure, body_error, classify, invalid, source_changed, store_error, upload_error,
+};
 use super::wire::{
     as_i64, condition_headers, copy_source, part_number, quote, system_time, unquote,
     user_metadata, write_error, written,
@@ -314,6 +319,36 @@ impl S3Store {
         }
     }
 
+    /// `UploadPartCopy` of `source` (the bytes `range` spans, both ends included; all of
+    /// it without one) as part `number` of `upload`, pinned to the source's `etag` when
+    /// given: the part's ETag and the SHA-256 the store returned for it (an upload created
+    /// with that checksum algorithm gets one).
+    pub(super) async fn copy_part(
+        &self,
+        object: &str,
+        upload: &MultipartId,
+        number: u32,
+        source: &str,
+        range: Option<(u64, u64)>,
+        etag: Option<&str>,
+    ) -> Result<(String, Option<String>), SdkError<UploadPartCopyError, HttpResponse>> {
+        let out = self
+            .client
+            .upload_part_copy()
+            .bucket(&self.bucket)
+            .key(object)
+            .upload_id(&upload.0)
+            .part_number(part_number(number))
+            .copy_source(source)
+            .set_copy_source_range(range.map(|(start, end)| format!("bytes={start}-{end}")))
+            .set_copy_source_if_match(etag.map(quote))
+            .send()
+            .await?;
+        let result = out.copy_part_result;
+        let checksum = result.as_ref().and_then(|r| r.checksum_sha256.clone());
+        Ok((unquote(result.and_then(|r| r.e_tag)), checksum))
+    }
+
     /// Copies `source` (described by `src`) by `UploadPartCopy` ranges, each pinned to the
     /// source's ETag, and completes under `condition`.
     pub(super) async fn copy_multipart(
@@ -354,38 +389,27 @@ impl S3Store {
             (number, i * part, ((i + 1) * part).min(src.size) - 1)
         });
         let copy_source = copy_source(&self.bucket, source);
-        let src_etag = quote(&src.etag.0);
-        let upload_ref = &upload;
+        let (upload_ref, copy_source) = (&upload, &copy_source);
         let result = async {
             let copy = futures::stream::iter(ranges)
-                .map(|(number, start, end)| {
-                    let request = self
-                        .client
-                        .upload_part_copy()
-                        .bucket(&self.bucket)
-                        .key(object)
-                        .upload_id(&upload_ref.0)
-                        .part_number(part_number(number))
-                        .copy_source(&copy_source)
-                        .copy_source_range(format!("bytes={start}-{end}"))
-                        .copy_source_if_match(&src_etag);
-                    async move {
-                        let out = request.send().await.map_err(|e| {
-                            match upload_error(key, upload_ref, e) {
-                                // The source changed: not the destination's condition.
-                                StoreError::PreconditionFailed { .. } => {
-                                    invalid(key, "the copy source changed during the copy".into())
-                                }
-                                e => e,
-                            }
-                        })?;
-                        let etag = unquote(out.copy_part_result.and_then(|r| r.e_tag));
-                        Ok::<_, StoreError>(CompletedPart {
+                .map(|(number, start, end)| async move {
+                    let range = Some((start, end));
+                    let (etag, _) = self
+                        .copy_part(
+                            object,
+                            upload_ref,
                             number,
-                            etag,
-                            size: end - start + 1,
-                        })
-                    }
+                            copy_source,
+                            range,
+                            Some(&src.etag.0),
+                        )
+                        .await
+                        .map_err(|e| source_changed(upload_error(key, upload_ref, e), key))?;
+                    Ok::<_, StoreError>(CompletedPart {
+                        number,
+                        etag,
+                        size: end - start + 1,
+                    })
                 })
                 .buffered(COPY_CONCURRENCY)
                 .try_collect::<Vec<CompletedPart>>();
